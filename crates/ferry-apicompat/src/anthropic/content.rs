@@ -1,0 +1,278 @@
+//! Content blocks, shared by requests (message history) and responses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A content block of a message.
+///
+/// The last variant, [`ContentBlock::Unknown`], keeps any block whose `type` this crate
+/// does not model, unchanged. Because serde also falls back to it when a *known* type has a
+/// malformed field, [`ContentBlock::unknown_known_type`] tells such blocks apart so callers
+/// can reject them instead of dropping them silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContentBlock {
+    /// Plain text.
+    Text(TextBlock),
+    /// An image (base64 or URL source).
+    Image(ImageBlock),
+    /// A document (PDF, plain text, URL, or nested content).
+    Document(DocumentBlock),
+    /// A tool call made by the assistant.
+    ToolUse(ToolUseBlock),
+    /// The result of a tool call, sent by the user.
+    ToolResult(ToolResultBlock),
+    /// Extended thinking, with the signature that lets it be replayed.
+    Thinking(ThinkingBlock),
+    /// Thinking the client may not read, as opaque data.
+    RedactedThinking(RedactedThinkingBlock),
+    /// A call of a server-side tool (for example web search).
+    ServerToolUse(ServerToolUseBlock),
+    /// The result of a server-side web search.
+    WebSearchToolResult(WebSearchToolResultBlock),
+    /// A block of a type this crate does not model, kept as received.
+    #[serde(untagged)]
+    Unknown(Value),
+}
+
+/// The `type` tags that [`ContentBlock`] models.
+pub(crate) const KNOWN_BLOCK_TYPES: &[&str] = &[
+    "text",
+    "image",
+    "document",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+    "server_tool_use",
+    "web_search_tool_result",
+];
+
+impl ContentBlock {
+    /// The block's `type` tag as it appears on the wire.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Self::Text(_) => "text",
+            Self::Image(_) => "image",
+            Self::Document(_) => "document",
+            Self::ToolUse(_) => "tool_use",
+            Self::ToolResult(_) => "tool_result",
+            Self::Thinking(_) => "thinking",
+            Self::RedactedThinking(_) => "redacted_thinking",
+            Self::ServerToolUse(_) => "server_tool_use",
+            Self::WebSearchToolResult(_) => "web_search_tool_result",
+            Self::Unknown(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
+    /// For an [`ContentBlock::Unknown`] block whose `type` is one this crate models (so the
+    /// block is malformed rather than new), returns that type.
+    pub fn unknown_known_type(&self) -> Option<&str> {
+        match self {
+            Self::Unknown(v) => {
+                let t = v.get("type").and_then(Value::as_str)?;
+                KNOWN_BLOCK_TYPES.contains(&t).then_some(t)
+            }
+            _ => None,
+        }
+    }
+
+    /// A text block without cache control.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(TextBlock { text: text.into(), cache_control: None, citations: None })
+    }
+}
+
+/// Prompt-caching hint on a block, system part or tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheControl {
+    /// Always `ephemeral` today.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Optional time to live (`5m`, `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// A text block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextBlock {
+    /// The text.
+    pub text: String,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+    /// Citations, carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Value>,
+}
+
+/// An image block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageBlock {
+    /// Where the image comes from.
+    pub source: ImageSource,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// The source of an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ImageSource {
+    /// Inline base64 data.
+    Base64 {
+        /// MIME type, e.g. `image/png`.
+        #[serde(default)]
+        media_type: String,
+        /// Base64 data (not decoded by this crate).
+        data: String,
+    },
+    /// An image on the web.
+    Url {
+        /// Absolute http(s) URL.
+        url: String,
+    },
+    /// A source type this crate does not model.
+    #[serde(untagged)]
+    Unknown(Value),
+}
+
+/// A document block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentBlock {
+    /// Where the document comes from.
+    pub source: DocumentSource,
+    /// Optional title (used as the file name upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Optional context about the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Citations settings, carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Value>,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// The source of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DocumentSource {
+    /// Inline base64 data (PDF and other binary types).
+    Base64 {
+        /// MIME type, e.g. `application/pdf`.
+        #[serde(default)]
+        media_type: String,
+        /// Base64 data.
+        data: String,
+    },
+    /// Plain text.
+    Text {
+        /// MIME type, normally `text/plain`.
+        #[serde(default)]
+        media_type: String,
+        /// The text.
+        data: String,
+    },
+    /// A document on the web.
+    Url {
+        /// Absolute http(s) URL.
+        url: String,
+    },
+    /// Nested content blocks (text and images).
+    Content {
+        /// The content: a string or blocks.
+        content: Value,
+    },
+    /// A source type this crate does not model.
+    #[serde(untagged)]
+    Unknown(Value),
+}
+
+/// A tool call made by the assistant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolUseBlock {
+    /// Call id, echoed by the matching `tool_result`.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Tool input, a JSON object.
+    #[serde(default)]
+    pub input: Value,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// The result of a tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResultBlock {
+    /// The id of the `tool_use` this answers.
+    pub tool_use_id: String,
+    /// The result: a string or blocks (text, image, …). Absent means empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ToolResultContent>,
+    /// Whether the tool failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_error: Option<bool>,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// The content of a tool result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToolResultContent {
+    /// A plain string.
+    Text(String),
+    /// Content blocks (text and image; others are dropped on conversion).
+    Blocks(Vec<ContentBlock>),
+}
+
+/// Extended thinking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThinkingBlock {
+    /// The thinking text (a summary for OpenAI models).
+    #[serde(default)]
+    pub thinking: String,
+    /// Opaque signature; for OpenAI models the reasoning item's `encrypted_content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Thinking the client may not read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedactedThinkingBlock {
+    /// Opaque data; for OpenAI models the reasoning item's `encrypted_content`.
+    pub data: String,
+}
+
+/// A call of a server-side tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerToolUseBlock {
+    /// Call id (`srvtoolu_…`).
+    pub id: String,
+    /// Server tool name, e.g. `web_search`.
+    pub name: String,
+    /// Tool input.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// The result of a server-side web search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebSearchToolResultBlock {
+    /// The id of the `server_tool_use` this answers.
+    pub tool_use_id: String,
+    /// Results, carried opaquely (a list of results or an error object).
+    #[serde(default)]
+    pub content: Value,
+}

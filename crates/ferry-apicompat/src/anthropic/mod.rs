@@ -1,0 +1,13 @@
+//! Wire types of the Anthropic Messages API (`POST /v1/messages`).
+//!
+//! Lenient on what is received: unknown fields are ignored, unknown block types are kept
+//! as [`ContentBlock::Unknown`], growing string enums have an `Other(String)` variant.
+//! Exact on what is emitted: optional fields are skipped when absent.
+
+mod content;
+
+pub use self::content::{
+    CacheControl, ContentBlock, DocumentBlock, DocumentSource, ImageBlock, ImageSource,
+    RedactedThinkingBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolResultBlock,
+    ToolResultContent, ToolUseBlock, WebSearchToolResultBlock,
+};

@@ -1,0 +1,5 @@
+//! Wire types of the OpenAI Responses API (`POST /v1/responses`).
+//!
+//! Lenient on what is received (unknown fields ignored, unknown item and event types kept
+//! or skipped), exact on what is emitted (absent optional fields are not serialised, so the
+//! upstream never sees a `null` it might reject).
