@@ -5,9 +5,15 @@
 //! Exact on what is emitted: optional fields are skipped when absent.
 
 mod content;
+mod request;
+mod response;
+mod stream;
 
 pub use self::content::{
     CacheControl, ContentBlock, DocumentBlock, DocumentSource, ImageBlock, ImageSource,
     RedactedThinkingBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolResultBlock,
     ToolResultContent, ToolUseBlock, WebSearchToolResultBlock,
 };
+pub use self::request::*;
+pub use self::response::*;
+pub use self::stream::*;

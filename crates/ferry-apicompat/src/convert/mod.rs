@@ -1,2 +1,11 @@
 //! Conversions between the two APIs: [`request`] (Anthropic → Responses), [`response`]
 //! (Responses JSON → Anthropic message) and [`stream`] (Responses events → Anthropic events).
+
+mod failure;
+pub mod request;
+pub mod response;
+pub mod stream;
+mod tool_names;
+
+pub use self::failure::UpstreamFailure;
+pub use self::tool_names::ToolNames;

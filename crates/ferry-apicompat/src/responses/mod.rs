@@ -3,3 +3,11 @@
 //! Lenient on what is received (unknown fields ignored, unknown item and event types kept
 //! or skipped), exact on what is emitted (absent optional fields are not serialised, so the
 //! upstream never sees a `null` it might reject).
+
+mod request;
+mod response;
+mod stream;
+
+pub use self::request::*;
+pub use self::response::*;
+pub use self::stream::*;

@@ -1,0 +1,3 @@
+mod request;
+mod response;
+mod stream;
