@@ -1,1 +1,145 @@
-fn main() {}
+//! ferry's task runner (the rust-analyzer `xtask` pattern): the one entry point that needs
+//! nothing but cargo. `cargo xtask test` is the README's test command and what `.ci/run`
+//! calls; it installs what is missing first, then runs every suite and never skips one
+//! silently: a tool it cannot install fails the run.
+//!
+//! | command | does |
+//! |---|---|
+//! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, unit/integration tests, doctests, and the Python SDK end-to-end suites |
+//! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
+//! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
+//! | `cargo xtask bench` | `cargo bench -p ferry-sse` |
+#![forbid(unsafe_code)]
+
+#[macro_use]
+mod run;
+mod e2e;
+mod install;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+
+use crate::run::{Suites, cargo};
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    if !rest.is_empty() {
+        bail!("`cargo xtask {task}` takes no arguments, got {rest:?}");
+    }
+    let root = project_root()?;
+    std::env::set_current_dir(&root)
+        .with_context(|| format!("cannot enter the workspace root {}", root.display()))?;
+    match task.as_str() {
+        "test" => test(&root),
+        "lint" => lint(),
+        "e2e" => e2e_only(&root),
+        "bench" => run::status(cargo().args(["bench", "-p", "ferry-sse"])),
+        "" | "help" | "-h" | "--help" => {
+            say!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task>
+  test   install what is missing, then fmt, clippy, tests, doctests and the e2e suites
+  lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
+  e2e    the Python SDK end-to-end suites against `ferry serve`
+  bench  cargo bench -p ferry-sse";
+
+/// The workspace root: two levels above this crate's manifest (`bins/xtask`).
+fn project_root() -> anyhow::Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .context("bins/xtask has no workspace root above it")
+}
+
+/// `cargo xtask test`: every suite, in order; a failing suite does not stop the others,
+/// but the run fails at the end if any did.
+fn test(root: &Path) -> anyhow::Result<()> {
+    install::redis_server()?;
+    let python = install::e2e_venv(root)?;
+
+    let mut suites = Suites::default();
+    suites.run("fmt", || {
+        run::status(cargo().args(["fmt", "--all", "--", "--check"]))
+    });
+    suites.run("clippy", clippy);
+    if run::has_nextest() {
+        suites.run("tests (nextest)", || {
+            run::status(
+                cargo()
+                    .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                    .env("INSTA_UPDATE", "no"),
+            )
+        });
+        suites.run("doctests", || {
+            run::status(
+                cargo()
+                    .args(["test", "--workspace", "--doc"])
+                    .env("INSTA_UPDATE", "no"),
+            )
+        });
+    } else {
+        suites.run("tests", || {
+            run::status(
+                cargo()
+                    .args(["test", "--workspace", "--no-fail-fast"])
+                    .env("INSTA_UPDATE", "no"),
+            )
+        });
+    }
+    e2e::suites(root, &python, &mut suites);
+    suites.finish()
+}
+
+fn lint() -> anyhow::Result<()> {
+    let mut suites = Suites::default();
+    suites.run("fmt", || {
+        run::status(cargo().args(["fmt", "--all", "--", "--check"]))
+    });
+    suites.run("clippy", clippy);
+    suites.run("doc", || {
+        run::status(
+            cargo()
+                .args(["doc", "--workspace", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
+    });
+    suites.finish()
+}
+
+fn e2e_only(root: &Path) -> anyhow::Result<()> {
+    let python = install::e2e_venv(root)?;
+    let mut suites = Suites::default();
+    e2e::suites(root, &python, &mut suites);
+    suites.finish()
+}
+
+fn clippy() -> anyhow::Result<()> {
+    run::status(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}

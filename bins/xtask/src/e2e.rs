@@ -1,0 +1,308 @@
+//! The end-to-end suites: the official Anthropic Python SDK against a real `ferry serve`.
+//!
+//! Two scenarios, each its own suite:
+//! - `simulated`: `ferry serve` with one account of kind `simulated` (the in-process upstream);
+//! - `sim-upstream`: `ferry sim-upstream` runs as a separate process and `ferry serve` reaches it
+//!   through an `api_key` account, so the reqwest upstream path is exercised too.
+//!
+//! Each scenario writes a config under `target/e2e/`, starts the processes on port 0 (the
+//! address is read from the `... listening on http://ADDR` line), runs every `e2e/test_*.py`
+//! with the venv python, stops ferry with SIGTERM (it must exit 0), and checks that no secret
+//! of the scenario appears in ferry's log (`target/e2e/<scenario>-*.log`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+
+use crate::run::{self, Suites, cargo};
+
+/// The key the e2e clients present; it must never show up in ferry's logs.
+const CLIENT_KEY: &str = "sk-ferry-e2e-client-3b1f7c";
+/// The API key of the `sim-upstream` account; it must never show up in ferry's logs either.
+const UPSTREAM_KEY: &str = "sk-ferry-e2e-upstream-9d2a41";
+/// How long a process gets to print its ready line, and to stop after SIGTERM.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Builds `ferry` and runs both scenarios, each as one suite.
+pub(crate) fn suites(root: &Path, python: &Path, suites: &mut Suites) {
+    let mut built = false;
+    suites.run("build ferry", || {
+        run::status(cargo().args(["build", "-p", "ferry"]))?;
+        built = true;
+        Ok(())
+    });
+    for scenario in [Scenario::Simulated, Scenario::SimUpstream] {
+        suites.run(&format!("e2e: {}", scenario.name()), || {
+            if !built {
+                bail!("ferry did not build");
+            }
+            scenario.run(root, python)
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    Simulated,
+    SimUpstream,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Simulated => "simulated",
+            Scenario::SimUpstream => "sim-upstream",
+        }
+    }
+
+    fn run(self, root: &Path, python: &Path) -> anyhow::Result<()> {
+        let ferry = ferry_binary(root);
+        let dir = target_dir(root).join("e2e");
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = self.name();
+
+        let mut upstream = None;
+        let account = match self {
+            Scenario::Simulated => "kind = \"simulated\"".to_owned(),
+            Scenario::SimUpstream => {
+                let mut cmd = Command::new(&ferry);
+                cmd.args(["sim-upstream", "--listen", "127.0.0.1:0"]);
+                let sim = Process::start(
+                    cmd,
+                    "ferry sim-upstream listening on http://",
+                    &dir.join(format!("{name}-upstream.log")),
+                )?;
+                let account = format!(
+                    "kind = \"api_key\"\nbase_url = \"http://{}/v1\"\napi_key = \"${{FERRY_E2E_UPSTREAM_KEY}}\"",
+                    sim.addr
+                );
+                upstream = Some(sim);
+                account
+            }
+        };
+        let config = dir.join(format!("{name}.toml"));
+        fs::write(&config, config_text(&account))
+            .with_context(|| format!("cannot write {}", config.display()))?;
+
+        let log = dir.join(format!("{name}-ferry.log"));
+        let mut cmd = Command::new(&ferry);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("OPENAI_API_KEY")
+            .env("FERRY_E2E_CLIENT_KEY", CLIENT_KEY)
+            .env("FERRY_E2E_UPSTREAM_KEY", UPSTREAM_KEY)
+            .env("FERRY_LOG_FORMAT", "json")
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,reqwest=info,h2=info,rustls=info",
+            );
+        let server = Process::start(cmd, "ferry listening on http://", &log)?;
+        say!(
+            "ferry serve is up on http://{} (log: {})",
+            server.addr,
+            log.display()
+        );
+
+        let scripts = e2e_scripts(root)?;
+        let mut failures = Vec::new();
+        for script in &scripts {
+            let result = run::status(
+                Command::new(python)
+                    .arg(script)
+                    .env_remove("ANTHROPIC_API_KEY")
+                    .env_remove("ANTHROPIC_AUTH_TOKEN")
+                    .env_remove("ANTHROPIC_BASE_URL")
+                    .env("FERRY_E2E_BASE_URL", format!("http://{}", server.addr))
+                    .env("FERRY_E2E_KEY", CLIENT_KEY)
+                    .env("FERRY_E2E_SCENARIO", name)
+                    .env("PYTHONUNBUFFERED", "1"),
+            );
+            if let Err(e) = result {
+                failures.push(format!("{e:#}"));
+            }
+        }
+
+        // ferry must stop cleanly on SIGTERM, and never log a secret.
+        if let Err(e) = server.stop() {
+            failures.push(format!("{e:#}"));
+        }
+        if let Some(Err(e)) = upstream.map(Process::stop) {
+            failures.push(format!("{e:#}"));
+        }
+        let text =
+            fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+        for secret in [CLIENT_KEY, UPSTREAM_KEY] {
+            if text.contains(secret) {
+                failures.push(format!("a secret appears in {}", log.display()));
+            }
+        }
+        if !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(())
+    }
+}
+
+fn config_text(account: &str) -> String {
+    format!(
+        r#"# written by `cargo xtask e2e`
+[server]
+listen = "127.0.0.1:0"
+
+[[client_keys]]
+name = "e2e"
+key = "${{FERRY_E2E_CLIENT_KEY}}"
+
+[[accounts]]
+name = "e2e-upstream"
+{account}
+default_model = "gpt-5.1"
+[accounts.model_mapping]
+"claude-sonnet-4-5" = "gpt-5.1"
+"claude-haiku-*" = "gpt-5.1-codex-mini"
+"#
+    )
+}
+
+/// Every `e2e/test_*.py`, sorted; none is an error (a suite never passes by running nothing).
+fn e2e_scripts(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join("e2e");
+    let mut scripts: Vec<PathBuf> = fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
+        })
+        .collect();
+    scripts.sort();
+    if scripts.is_empty() {
+        bail!("no e2e/test_*.py scripts found");
+    }
+    Ok(scripts)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn ferry_binary(root: &Path) -> PathBuf {
+    target_dir(root)
+        .join("debug")
+        .join(format!("ferry{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A child process that announced its address; killed on drop if still running.
+struct Process {
+    child: Child,
+    addr: String,
+    what: String,
+}
+
+impl Process {
+    /// Starts `cmd` with stdout and stderr appended to `log`, and waits for the stderr line
+    /// that starts with `ready` (the rest of that line is the address).
+    fn start(mut cmd: Command, ready: &'static str, log: &Path) -> anyhow::Result<Self> {
+        let what = format!(
+            "{} {}",
+            cmd.get_program().to_string_lossy(),
+            cmd.get_args()
+                .next()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let stdout = file.try_clone().context("cannot share the log file")?;
+        say!("$ {what} ... (log: {})", log.display());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        let Some(stderr) = child.stderr.take() else {
+            bail!("{what}: no stderr pipe");
+        };
+        let (tx, rx) = mpsc::channel();
+        let log_path = log.to_path_buf();
+        // The reader copies every stderr line to the log for as long as the process runs.
+        std::thread::spawn(move || {
+            let mut out = OpenOptions::new().append(true).open(&log_path).ok();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix(ready) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                if let Some(out) = out.as_mut() {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        });
+        let mut process = Process {
+            child,
+            addr: String::new(),
+            what,
+        };
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(addr) => {
+                process.addr = addr;
+                Ok(process)
+            }
+            Err(_) => {
+                let status = process.child.try_wait().ok().flatten();
+                let tail = tail(log);
+                bail!(
+                    "{} did not print `{ready}ADDR` within {}s (exit: {status:?}); log tail:\n{tail}",
+                    process.what,
+                    READY_TIMEOUT.as_secs()
+                )
+            }
+        }
+    }
+
+    /// SIGTERM, then waits: the process must exit 0 within [`STOP_TIMEOUT`].
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        run::status(Command::new("kill").args(["-TERM", &pid]))?;
+        let started = SystemTime::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("{} exited with {status} after SIGTERM", self.what);
+                }
+                return Ok(());
+            }
+            if started.elapsed().unwrap_or_default() > STOP_TIMEOUT {
+                bail!(
+                    "{} did not stop within {}s of SIGTERM",
+                    self.what,
+                    STOP_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}

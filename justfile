@@ -1,0 +1,29 @@
+# Short aliases for those who have `just`; `cargo xtask` is the entry point that needs only cargo.
+
+# list the recipes
+default:
+    @just --list
+
+# run the gateway on the embedded defaults (simulated upstream unless OPENAI_API_KEY is set)
+run *ARGS:
+    cargo run --release -p ferry -- serve {{ARGS}}
+
+# everything CI runs: installs what is missing, then fmt, clippy, tests, doctests, e2e
+test:
+    cargo xtask test
+
+# fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
+lint:
+    cargo xtask lint
+
+# review pending insta snapshots
+snap:
+    cargo insta review
+
+# the SSE parser benchmarks
+bench:
+    cargo xtask bench
+
+# the Anthropic Python SDK end-to-end suites against `ferry serve`
+e2e:
+    cargo xtask e2e
