@@ -16,7 +16,10 @@ pub struct Converted<T> {
 impl<T> Converted<T> {
     /// A conversion that lost nothing.
     pub fn lossless(value: T) -> Self {
-        Self { value, dropped: Vec::new() }
+        Self {
+            value,
+            dropped: Vec::new(),
+        }
     }
 
     /// A conversion with its losses.
@@ -40,6 +43,10 @@ pub struct Dropped {
 impl Dropped {
     /// Creates a record of something dropped at `path`.
     pub fn new(path: impl Into<String>, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind, detail: detail.into() }
+        Self {
+            path: path.into(),
+            kind,
+            detail: detail.into(),
+        }
     }
 }

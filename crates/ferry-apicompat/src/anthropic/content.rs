@@ -1,5 +1,8 @@
 //! Content blocks, shared by requests (message history) and responses.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,7 +83,11 @@ impl ContentBlock {
 
     /// A text block without cache control.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::Text(TextBlock { text: text.into(), cache_control: None, citations: None })
+        Self::Text(TextBlock {
+            text: text.into(),
+            cache_control: None,
+            citations: None,
+        })
     }
 }
 
@@ -228,13 +235,63 @@ pub struct ToolResultBlock {
 }
 
 /// The content of a tool result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ToolResultContent {
     /// A plain string.
     Text(String),
     /// Content blocks (text and image; others are dropped on conversion).
     Blocks(Vec<ContentBlock>),
+}
+
+impl<'de> Deserialize<'de> for ToolResultContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match deserialize_text_or_blocks(d)? {
+            TextOrBlocks::Text(t) => Self::Text(t),
+            TextOrBlocks::Blocks(b) => Self::Blocks(b),
+        })
+    }
+}
+
+/// A string or a list of blocks: the shape of message content, system prompts and tool
+/// results.
+pub(crate) enum TextOrBlocks {
+    Text(String),
+    Blocks(Vec<ContentBlock>),
+}
+
+/// Deserializes a string or an array of blocks, element by element, so that a path-tracking
+/// deserializer sees the index of each block and the error says what was expected.
+pub(crate) fn deserialize_text_or_blocks<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<TextOrBlocks, D::Error> {
+    struct TextOrBlocksVisitor;
+
+    impl<'de> Visitor<'de> for TextOrBlocksVisitor {
+        type Value = TextOrBlocks;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an array of content blocks")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(TextOrBlocks::Text(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(TextOrBlocks::Text(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(block) = seq.next_element()? {
+                blocks.push(block);
+            }
+            Ok(TextOrBlocks::Blocks(blocks))
+        }
+    }
+
+    d.deserialize_any(TextOrBlocksVisitor)
 }
 
 /// Extended thinking.

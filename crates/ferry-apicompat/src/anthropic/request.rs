@@ -1,1 +1,618 @@
-//! (being written)
+//! The Messages request (`POST /v1/messages`) and its parser.
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::content::{
+    self, CacheControl, ContentBlock, DocumentBlock, DocumentSource, ImageBlock, ImageSource,
+    RedactedThinkingBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolResultBlock,
+    ToolResultContent, ToolUseBlock, WebSearchToolResultBlock,
+};
+use crate::ConvertError;
+
+/// A Messages API request, as a client sends it.
+///
+/// Parse inbound bodies with [`parse_request`], which names the JSON path of any problem
+/// and rejects malformed blocks of known types. Fields this crate does not model are kept
+/// in [`MessagesRequest::extra`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MessagesRequest {
+    /// The model the client asked for (for example `claude-opus-4-8`).
+    pub model: String,
+    /// The conversation, oldest first.
+    pub messages: Vec<InputMessage>,
+    /// The system prompt. `null` is treated as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<System>,
+    /// Upper bound on generated tokens (thinking included). Required by the Messages
+    /// endpoint, absent on `count_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Whether the client wants server-sent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Tools the model may call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// How the model must use the tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Extended-thinking settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
+    /// Output settings (`effort`, structured-output `format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig>,
+    /// Request metadata (Claude Code puts a JSON document in `user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u64>,
+    /// Custom stop sequences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sequences: Option<Vec<String>>,
+    /// Anthropic service tier (`auto`, `standard_only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// Context editing settings, carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_management: Option<Value>,
+    /// Every other top-level field (`container`, `mcp_servers`, …), kept as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl MessagesRequest {
+    /// A request for `model` with the given messages and nothing else set.
+    pub fn new(model: impl Into<String>, messages: Vec<InputMessage>) -> Self {
+        Self {
+            model: model.into(),
+            messages,
+            system: None,
+            max_tokens: None,
+            stream: None,
+            tools: None,
+            tool_choice: None,
+            thinking: None,
+            output_config: None,
+            metadata: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            stop_sequences: None,
+            service_tier: None,
+            context_management: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InputMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: MessageContent,
+}
+
+impl InputMessage {
+    /// A message with the given role and content.
+    pub fn new(role: Role, content: MessageContent) -> Self {
+        Self { role, content }
+    }
+}
+
+/// The author of a message.
+///
+/// Claude Code sends `system` messages inside `messages` (the mid-conversation system
+/// beta); any other role is kept in [`Role::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Role {
+    /// The user (also carries tool results).
+    User,
+    /// The model (also carries tool calls).
+    Assistant,
+    /// A system instruction at a point in the conversation.
+    System,
+    /// A role this crate does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Role {
+    /// The role as it appears on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::System => "system",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// The content of a message: a plain string or content blocks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    /// A plain string (one text block).
+    Text(String),
+    /// Content blocks.
+    Blocks(Vec<ContentBlock>),
+}
+
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match content::deserialize_text_or_blocks(d)? {
+            content::TextOrBlocks::Text(t) => Self::Text(t),
+            content::TextOrBlocks::Blocks(b) => Self::Blocks(b),
+        })
+    }
+}
+
+/// The system prompt: a plain string or text blocks (possibly with cache control).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum System {
+    /// A plain string.
+    Text(String),
+    /// Blocks; only `text` blocks carry meaning.
+    Blocks(Vec<ContentBlock>),
+}
+
+impl<'de> Deserialize<'de> for System {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match content::deserialize_text_or_blocks(d)? {
+            content::TextOrBlocks::Text(t) => Self::Text(t),
+            content::TextOrBlocks::Blocks(b) => Self::Blocks(b),
+        })
+    }
+}
+
+/// A tool definition: a custom tool (no `type`, or `custom`) or a versioned Anthropic tool
+/// such as `web_search_20250305` or `bash_20250124`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Tool {
+    /// Versioned tool type for Anthropic-defined tools; absent or `custom` for custom tools.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Tool name, as the model calls it.
+    pub name: String,
+    /// What the tool does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the tool input (custom tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    /// Prompt-caching hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+    /// Every other field (`max_uses`, `allowed_domains`, `user_location`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Tool {
+    /// A custom tool with a name, a description and an input schema.
+    pub fn custom(
+        name: impl Into<String>,
+        description: Option<String>,
+        input_schema: Value,
+    ) -> Self {
+        Self {
+            kind: None,
+            name: name.into(),
+            description,
+            input_schema: Some(input_schema),
+            cache_control: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Whether this is a custom (client-implemented) tool rather than an Anthropic-defined one.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.kind.as_deref(), None | Some("custom") | Some(""))
+    }
+}
+
+/// How the model must use the tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto {
+        /// Allow at most one tool call per turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    /// The model must call some tool.
+    Any {
+        /// Allow at most one tool call per turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    /// The model must call the named tool.
+    Tool {
+        /// The tool to call.
+        name: String,
+        /// Allow at most one tool call per turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    /// The model must not call tools.
+    None {},
+    /// A choice this crate does not model, kept as received.
+    #[serde(untagged)]
+    Unknown(Value),
+}
+
+impl ToolChoice {
+    /// The `disable_parallel_tool_use` flag, when the variant has one.
+    pub fn disable_parallel_tool_use(&self) -> Option<bool> {
+        match self {
+            Self::Auto {
+                disable_parallel_tool_use,
+            }
+            | Self::Any {
+                disable_parallel_tool_use,
+            }
+            | Self::Tool {
+                disable_parallel_tool_use,
+                ..
+            } => *disable_parallel_tool_use,
+            Self::None {} | Self::Unknown(_) => None,
+        }
+    }
+}
+
+/// Extended-thinking settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Thinking {
+    /// Thinking with a token budget.
+    Enabled {
+        /// Tokens the model may spend thinking.
+        budget_tokens: u64,
+    },
+    /// The model decides how much to think.
+    Adaptive {},
+    /// No thinking.
+    Disabled {},
+    /// A mode this crate does not model, kept as received.
+    #[serde(untagged)]
+    Unknown(Value),
+}
+
+/// Output settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutputConfig {
+    /// How much effort (thinking and output) the model should spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    /// Structured-output format (`{"type":"json_schema","schema":…}`), carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Value>,
+    /// Every other field.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Effort level of `output_config.effort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Effort {
+    /// Least effort.
+    Low,
+    /// Balanced.
+    Medium,
+    /// High effort.
+    High,
+    /// Maximum effort.
+    Max,
+    /// A level this crate does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+/// Request metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Metadata {
+    /// Opaque end-user id. Claude Code sends a JSON document here with `device_id`,
+    /// `account_uuid` and `session_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Every other field.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Metadata {
+    /// The client session id carried in `user_id`, if there is one: the `session_id` key of
+    /// Claude Code's JSON `user_id`, or the part after `_session_` in the older
+    /// `user_<hash>_account_<uuid>_session_<uuid>` form.
+    pub fn session_id(&self) -> Option<String> {
+        let user_id = self.user_id.as_deref()?.trim();
+        let sid = if user_id.starts_with('{') {
+            let doc: Map<String, Value> = serde_json::from_str(user_id).ok()?;
+            doc.get("session_id")?.as_str()?.to_owned()
+        } else {
+            user_id.rsplit_once("_session_")?.1.to_owned()
+        };
+        (!sid.is_empty()).then_some(sid)
+    }
+}
+
+/// Parses and checks a Messages request body.
+///
+/// Errors name the JSON path of the problem (`messages[3].content[0].source.data: invalid
+/// type: integer `5`, expected a string`). Besides shape errors, it rejects a block, a
+/// source, a `thinking` or a `tool_choice` whose `type` is known but whose fields are
+/// malformed, and blocks that are not objects with a string `type`; unknown types are
+/// kept (the converter lists them as dropped).
+pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, ConvertError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let req: MessagesRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConvertError::InvalidShape {
+            path: display_path(&path),
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    validate(&req)?;
+    Ok(req)
+}
+
+/// Checks what serde's fallbacks let through; see [`parse_request`].
+pub(crate) fn validate(req: &MessagesRequest) -> Result<(), ConvertError> {
+    if let Some(System::Blocks(blocks)) = &req.system {
+        validate_blocks("system", blocks)?;
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if let MessageContent::Blocks(blocks) = &m.content {
+            validate_blocks(&format!("messages[{i}].content"), blocks)?;
+        }
+    }
+    if let Some(Thinking::Unknown(v)) = &req.thinking {
+        let fields = match object_type(v) {
+            Some("enabled") => reparse::<EnabledFields>(v),
+            Some("adaptive" | "disabled") => reparse::<Map<String, Value>>(v),
+            Some(_) => None,
+            None => Some((
+                String::new(),
+                "expected an object with a string `type`".to_owned(),
+            )),
+        };
+        if let Some((inner, message)) = fields {
+            return Err(ConvertError::InvalidValue {
+                path: join("thinking", &inner),
+                message,
+            });
+        }
+    }
+    if let Some(ToolChoice::Unknown(v)) = &req.tool_choice {
+        let fields = match object_type(v) {
+            Some("auto" | "any" | "none") => reparse::<ParallelFields>(v),
+            Some("tool") => reparse::<NamedFields>(v),
+            Some(_) => None,
+            None => Some((
+                String::new(),
+                "expected an object with a string `type`".to_owned(),
+            )),
+        };
+        if let Some((inner, message)) = fields {
+            return Err(ConvertError::InvalidValue {
+                path: join("tool_choice", &inner),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a list of blocks at `path` (e.g. `messages[2].content`).
+pub(crate) fn validate_blocks(path: &str, blocks: &[ContentBlock]) -> Result<(), ConvertError> {
+    for (i, block) in blocks.iter().enumerate() {
+        validate_block(&format!("{path}[{i}]"), block)?;
+    }
+    Ok(())
+}
+
+fn validate_block(path: &str, block: &ContentBlock) -> Result<(), ConvertError> {
+    match block {
+        ContentBlock::Unknown(v) => {
+            let Some(block_type) = object_type(v) else {
+                return Err(ConvertError::InvalidShape {
+                    path: path.to_owned(),
+                    message: "expected a content block: an object with a string `type`".to_owned(),
+                });
+            };
+            if let Some(known) = block.unknown_known_type() {
+                let problem = match known {
+                    "text" => reparse::<TextBlock>(v),
+                    "image" => reparse::<ImageBlock>(v),
+                    "document" => reparse::<DocumentBlock>(v),
+                    "tool_use" => reparse::<ToolUseBlock>(v),
+                    "tool_result" => reparse::<ToolResultBlock>(v),
+                    "thinking" => reparse::<ThinkingBlock>(v),
+                    "redacted_thinking" => reparse::<RedactedThinkingBlock>(v),
+                    "server_tool_use" => reparse::<ServerToolUseBlock>(v),
+                    "web_search_tool_result" => reparse::<WebSearchToolResultBlock>(v),
+                    _ => None,
+                };
+                let (inner, message) =
+                    problem.unwrap_or_else(|| (String::new(), "malformed block".to_owned()));
+                return Err(ConvertError::InvalidBlock {
+                    path: join(path, &inner),
+                    block_type: block_type.to_owned(),
+                    message,
+                });
+            }
+            Ok(())
+        }
+        ContentBlock::Image(b) => match &b.source {
+            ImageSource::Unknown(v) => validate_source(path, "image", v, &["base64", "url"]),
+            _ => Ok(()),
+        },
+        ContentBlock::Document(b) => match &b.source {
+            DocumentSource::Unknown(v) => {
+                validate_source(path, "document", v, &["base64", "text", "url", "content"])
+            }
+            DocumentSource::Content { content } => {
+                let inner = format!("{path}.source.content");
+                match content {
+                    Value::String(_) => Ok(()),
+                    Value::Array(_) => {
+                        let blocks: Vec<ContentBlock> =
+                            Vec::deserialize(content).map_err(|e| ConvertError::InvalidBlock {
+                                path: inner.clone(),
+                                block_type: "document".to_owned(),
+                                message: e.to_string(),
+                            })?;
+                        validate_blocks(&inner, &blocks)
+                    }
+                    _ => Err(ConvertError::InvalidBlock {
+                        path: inner,
+                        block_type: "document".to_owned(),
+                        message: "expected a string or an array of content blocks".to_owned(),
+                    }),
+                }
+            }
+            _ => Ok(()),
+        },
+        ContentBlock::ToolResult(b) => match &b.content {
+            Some(ToolResultContent::Blocks(blocks)) => {
+                validate_blocks(&format!("{path}.content"), blocks)
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn validate_source(
+    path: &str,
+    block_type: &str,
+    v: &Value,
+    known: &[&str],
+) -> Result<(), ConvertError> {
+    let problem = match object_type(v) {
+        None => Some((
+            String::new(),
+            "expected an object with a string `type`".to_owned(),
+        )),
+        Some(t) if known.contains(&t) => Some(
+            match t {
+                "base64" | "text" => reparse::<DataFields>(v),
+                "url" => reparse::<UrlFields>(v),
+                _ => reparse::<ContentFields>(v),
+            }
+            .unwrap_or_else(|| (String::new(), "malformed source".to_owned())),
+        ),
+        Some(_) => None,
+    };
+    match problem {
+        Some((inner, message)) => Err(ConvertError::InvalidBlock {
+            path: join(&format!("{path}.source"), &inner),
+            block_type: block_type.to_owned(),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct EnabledFields {
+    #[serde(rename = "budget_tokens")]
+    _budget_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct ParallelFields {
+    #[serde(default, rename = "disable_parallel_tool_use")]
+    _disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct NamedFields {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(default, rename = "disable_parallel_tool_use")]
+    _disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct DataFields {
+    #[serde(default, rename = "media_type")]
+    _media_type: Option<String>,
+    #[serde(rename = "data")]
+    _data: String,
+}
+
+#[derive(Deserialize)]
+struct UrlFields {
+    #[serde(rename = "url")]
+    _url: String,
+}
+
+#[derive(Deserialize)]
+struct ContentFields {
+    #[serde(rename = "content")]
+    _content: Value,
+}
+
+/// The `type` of a JSON object, if it is an object with a string `type`.
+fn object_type(v: &Value) -> Option<&str> {
+    v.as_object()?.get("type")?.as_str()
+}
+
+/// Parses `v` as `T` and returns the inner path and message of the failure, if any.
+fn reparse<T: DeserializeOwned>(v: &Value) -> Option<(String, String)> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(_) => None,
+        Err(e) => {
+            let inner = e.path().to_string();
+            Some((display_path(&inner), e.into_inner().to_string()))
+        }
+    }
+}
+
+/// serde_path_to_error prints the root as `.`; we print it as the empty string.
+fn display_path(p: &str) -> String {
+    if p == "." {
+        String::new()
+    } else {
+        p.to_owned()
+    }
+}
+
+/// Joins an outer and an inner JSON path.
+pub(crate) fn join(outer: &str, inner: &str) -> String {
+    if inner.is_empty() {
+        outer.to_owned()
+    } else if outer.is_empty() {
+        inner.to_owned()
+    } else if inner.starts_with('[') {
+        format!("{outer}{inner}")
+    } else {
+        format!("{outer}.{inner}")
+    }
+}
