@@ -1,0 +1,287 @@
+//! `server::Error`: the one place that knows HTTP statuses and Anthropic error types.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Everything that can end a request with an error.
+///
+/// [`Error::status`], [`Error::anthropic_type`] and [`Error::kind`] are the only mapping
+/// from failures to HTTP; lower crates never mention status codes. Messages are lowercase
+/// and never contain secrets (upstream messages are sanitised before they get here).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Accepting connections failed fatally.
+    #[error("accept failed: {0}")]
+    Accept(std::io::Error),
+    /// Setting up a component at start-up failed (session store, HTTP client).
+    #[error("start-up failed: {0}")]
+    Startup(String),
+    /// No route for this path.
+    #[error("not found: {path}")]
+    NotFound {
+        /// The request path.
+        path: String,
+    },
+    /// The route exists but not with this method.
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// No or wrong client key.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The body is larger than `server.max_body_bytes`.
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// Reading the request body failed.
+    #[error("could not read the request body")]
+    BodyRead,
+    /// The body is not a valid Messages request (message carries the JSON path).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No account serves the requested model.
+    #[error(
+        "model: {model} is not served by this gateway (add it to an account's model_mapping or set default_model)"
+    )]
+    UnknownModel {
+        /// The model the client asked for.
+        model: String,
+    },
+    /// The account's service-tier policy refuses the request.
+    #[error("{0}")]
+    PolicyBlocked(String),
+    /// Every account is busy, cooling down or failed.
+    #[error("{message}")]
+    NoAccount {
+        /// True when the accounts are rate limited (429), false when overloaded (529).
+        rate_limited: bool,
+        /// When to retry, if known.
+        retry_after: Option<Duration>,
+        /// What happened.
+        message: String,
+    },
+    /// The upstream answered with an error status before any output.
+    #[error("{message}")]
+    UpstreamStatus {
+        /// The upstream status.
+        status: u16,
+        /// True when the status was one that fails over (failover was exhausted).
+        failover: bool,
+        /// Sanitised upstream message.
+        message: String,
+    },
+    /// The upstream stream reported a failed response before any output.
+    #[error("{message}")]
+    UpstreamFailed {
+        /// The upstream error code, if any.
+        code: Option<String>,
+        /// Sanitised upstream message.
+        message: String,
+    },
+    /// Could not connect to or talk to the upstream.
+    #[error("upstream connection failed: {0}")]
+    UpstreamConnect(String),
+    /// The upstream took too long to answer or went silent.
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(&'static str),
+    /// The upstream stream was malformed or ended without a terminal event.
+    #[error("{0}")]
+    UpstreamProtocol(String),
+    /// A bug or an unexpected internal failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Bind { .. } | Self::Accept(_) | Self::Startup(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::NotFound { .. } | Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
+            Self::NoAccount {
+                rate_limited: true, ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NoAccount {
+                rate_limited: false,
+                ..
+            } => overloaded(),
+            Self::UpstreamStatus {
+                status, failover, ..
+            } => upstream_status(*status, *failover),
+            Self::UpstreamFailed { code, .. } => match failure_class(code.as_deref()) {
+                FailureClass::Invalid => StatusCode::BAD_REQUEST,
+                FailureClass::RateLimit => StatusCode::TOO_MANY_REQUESTS,
+                FailureClass::Overloaded => overloaded(),
+                FailureClass::Other => StatusCode::BAD_GATEWAY,
+            },
+            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The Anthropic error `type` for the body and for SSE `error` events.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 405 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Low-cardinality label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "bind",
+            Self::Accept(_) => "accept",
+            Self::Startup(_) => "startup",
+            Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyRead => "body_read",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::UnknownModel { .. } => "unknown_model",
+            Self::PolicyBlocked(_) => "policy_blocked",
+            Self::NoAccount { .. } => "no_account",
+            Self::UpstreamStatus { .. } => "upstream_status",
+            Self::UpstreamFailed { .. } => "upstream_failed",
+            Self::UpstreamConnect(_) => "upstream_connect",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::UpstreamProtocol(_) => "upstream_protocol",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Seconds for a `retry-after` header, when the error has one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::NoAccount { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The message for the client (the `Display` text).
+    pub fn client_message(&self) -> String {
+        match self {
+            // The upstream's own words are kept for request errors; for the statuses the
+            // gateway owns (auth, quota of *its* accounts) a gateway-side text is clearer.
+            Self::UpstreamStatus {
+                status,
+                failover: true,
+                ..
+            } => match status {
+                401 => "upstream authentication failed, contact the gateway admin".to_owned(),
+                403 => "upstream access forbidden, contact the gateway admin".to_owned(),
+                429 => "upstream rate limit exceeded".to_owned(),
+                529 => "upstream overloaded".to_owned(),
+                500 | 502 | 503 | 504 => "upstream temporarily unavailable".to_owned(),
+                _ => self.to_string(),
+            },
+            _ => self.to_string(),
+        }
+    }
+}
+
+fn overloaded() -> StatusCode {
+    StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// gateway.md §3e step 8 (non-failover statuses pass through) and §3f step 8 (failover
+/// exhausted).
+fn upstream_status(status: u16, failover: bool) -> StatusCode {
+    if failover {
+        return match status {
+            429 => StatusCode::TOO_MANY_REQUESTS,
+            529 => overloaded(),
+            _ => StatusCode::BAD_GATEWAY,
+        };
+    }
+    match status {
+        400..=499 => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        529 => overloaded(),
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+enum FailureClass {
+    Invalid,
+    RateLimit,
+    Overloaded,
+    Other,
+}
+
+fn failure_class(code: Option<&str>) -> FailureClass {
+    match code.unwrap_or_default() {
+        "context_length_exceeded"
+        | "cyber_policy"
+        | "invalid_prompt"
+        | "invalid_request_error"
+        | "invalid_image"
+        | "invalid_request" => FailureClass::Invalid,
+        "rate_limit_exceeded" | "insufficient_quota" | "usage_limit_reached" => {
+            FailureClass::RateLimit
+        }
+        "server_is_overloaded" | "slow_down" => FailureClass::Overloaded,
+        _ => FailureClass::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_statuses_map_like_the_reference() {
+        let cases = [
+            (400, false, 400, "invalid_request_error"),
+            (404, false, 404, "not_found_error"),
+            (413, false, 413, "request_too_large"),
+            (422, false, 422, "api_error"),
+            (401, true, 502, "api_error"),
+            (403, true, 502, "api_error"),
+            (429, true, 429, "rate_limit_error"),
+            (529, true, 529, "overloaded_error"),
+            (503, true, 502, "api_error"),
+        ];
+        let got: Vec<_> = cases
+            .iter()
+            .map(|&(s, f, _, _)| {
+                let e = Error::UpstreamStatus {
+                    status: s,
+                    failover: f,
+                    message: "m".into(),
+                };
+                (s, f, e.status().as_u16(), e.anthropic_type())
+            })
+            .collect();
+        assert_eq!(got, cases.to_vec());
+    }
+}

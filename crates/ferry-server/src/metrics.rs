@@ -1,0 +1,401 @@
+//! A small Prometheus text-format registry.
+//!
+//! Written here rather than taken from `prometheus` or `metrics-exporter-prometheus`: ferry
+//! has ten fixed series with low-cardinality labels, and those crates bring a protobuf
+//! stack or their own HTTP server. Counters and histograms are atomics; labelled families
+//! are a mutex-guarded ordered map (a handful of label sets, touched once per request).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Latency buckets in seconds (request duration, first token).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Ratio buckets (prompt cache hit ratio).
+const RATIO_BUCKETS: &[f64] = &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
+
+/// A family of counters keyed by label values.
+#[derive(Debug)]
+pub(crate) struct CounterVec<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    labels: [&'static str; N],
+    values: Mutex<BTreeMap<[String; N], u64>>,
+}
+
+impl<const N: usize> CounterVec<N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self {
+            name,
+            help,
+            labels,
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) fn inc_by(&self, label_values: [&str; N], by: u64) {
+        let key = label_values.map(str::to_owned);
+        if let Ok(mut m) = self.values.lock() {
+            *m.entry(key).or_insert(0) += by;
+        }
+    }
+
+    pub(crate) fn inc(&self, label_values: [&str; N]) {
+        self.inc_by(label_values, 1);
+    }
+
+    /// Current value (tests and `/ready`).
+    pub(crate) fn get(&self, label_values: [&str; N]) -> u64 {
+        let key = label_values.map(str::to_owned);
+        self.values
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+            .unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "counter");
+        if let Ok(m) = self.values.lock() {
+            for (vals, v) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "{}{} {v}",
+                    self.name,
+                    label_str(&self.labels, vals, None)
+                );
+            }
+        }
+    }
+}
+
+/// A family of gauges keyed by label values.
+#[derive(Debug)]
+pub(crate) struct GaugeVec<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    labels: [&'static str; N],
+    values: Mutex<BTreeMap<[String; N], i64>>,
+}
+
+impl<const N: usize> GaugeVec<N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self {
+            name,
+            help,
+            labels,
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) fn set(&self, label_values: [&str; N], v: i64) {
+        let key = label_values.map(str::to_owned);
+        if let Ok(mut m) = self.values.lock() {
+            m.insert(key, v);
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "gauge");
+        if let Ok(m) = self.values.lock() {
+            for (vals, v) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "{}{} {v}",
+                    self.name,
+                    label_str(&self.labels, vals, None)
+                );
+            }
+        }
+    }
+}
+
+/// A single gauge.
+#[derive(Debug)]
+pub(crate) struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicI64,
+}
+
+impl Gauge {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            value: AtomicI64::new(0),
+        }
+    }
+
+    pub(crate) fn inc(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dec(&self) {
+        self.value.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "gauge");
+        let _ = writeln!(out, "{} {}", self.name, self.get());
+    }
+}
+
+/// A histogram with fixed buckets.
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    name: &'static str,
+    help: &'static str,
+    bounds: &'static [f64],
+    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
+    counts: Vec<AtomicU64>,
+    /// Sum in micro-units so it fits an atomic integer.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
+        Self {
+            name,
+            help,
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn observe(&self, v: f64) {
+        let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        let idx = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get(idx) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "v is finite and non-negative; micro-units of seconds fit u64"
+        )]
+        let micros = (v * 1e6).round() as u64;
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "histogram");
+        let mut cum = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            cum += c.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| fmt_f64(*b));
+            let _ = writeln!(out, "{}_bucket{{le=\"{le}\"}} {cum}", self.name);
+        }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "sums of seconds; float precision is fine"
+        )]
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{}_sum {}", self.name, fmt_f64(sum));
+        let _ = writeln!(out, "{}_count {}", self.name, self.count());
+    }
+}
+
+fn fmt_f64(v: f64) -> String {
+    let s = format!("{v}");
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn label_str(names: &[&str], values: &[String], extra: Option<(&str, &str)>) -> String {
+    let mut parts: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
+        .collect();
+    if let Some((n, v)) = extra {
+        parts.push(format!("{n}=\"{}\"", escape(v)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+/// All of ferry's metrics (names fixed by `interface.md`).
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    /// `ferry_requests_total{status,stream}`
+    pub(crate) requests_total: CounterVec<2>,
+    /// `ferry_request_duration_seconds`
+    pub(crate) request_duration: Histogram,
+    /// `ferry_first_token_seconds`
+    pub(crate) first_token: Histogram,
+    /// `ferry_upstream_requests_total{account,status}`
+    pub(crate) upstream_requests_total: CounterVec<2>,
+    /// `ferry_failovers_total{reason}`
+    pub(crate) failovers_total: CounterVec<1>,
+    /// `ferry_tokens_total{kind}`
+    pub(crate) tokens_total: CounterVec<1>,
+    /// `ferry_prompt_cache_hit_ratio`
+    pub(crate) prompt_cache_hit_ratio: Histogram,
+    /// `ferry_cache_miss_total{reason}`
+    pub(crate) cache_miss_total: CounterVec<1>,
+    /// `ferry_open_streams`
+    pub(crate) open_streams: Gauge,
+    /// `ferry_account_available{account}`
+    pub(crate) account_available: GaugeVec<1>,
+    /// `ferry_dropped_fields_total{kind}`: parts of requests the conversion could not carry.
+    pub(crate) dropped_total: CounterVec<1>,
+    /// `ferry_upstream_unknown_events_total`: upstream event types ferry does not know.
+    pub(crate) unknown_events_total: CounterVec<0>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            requests_total: CounterVec::new(
+                "ferry_requests_total",
+                "Client requests to /v1/messages by HTTP status and stream mode.",
+                ["status", "stream"],
+            ),
+            request_duration: Histogram::new(
+                "ferry_request_duration_seconds",
+                "Time from request to the end of the response.",
+                LATENCY_BUCKETS,
+            ),
+            first_token: Histogram::new(
+                "ferry_first_token_seconds",
+                "Time from request to the first upstream event.",
+                LATENCY_BUCKETS,
+            ),
+            upstream_requests_total: CounterVec::new(
+                "ferry_upstream_requests_total",
+                "Upstream requests by account and status (\"error\" when no status).",
+                ["account", "status"],
+            ),
+            failovers_total: CounterVec::new(
+                "ferry_failovers_total",
+                "Account switches before the first byte, by reason.",
+                ["reason"],
+            ),
+            tokens_total: CounterVec::new("ferry_tokens_total", "Tokens by kind.", ["kind"]),
+            prompt_cache_hit_ratio: Histogram::new(
+                "ferry_prompt_cache_hit_ratio",
+                "Per request: cached input tokens / input tokens.",
+                RATIO_BUCKETS,
+            ),
+            cache_miss_total: CounterVec::new(
+                "ferry_cache_miss_total",
+                "Requests that could not reuse the prompt cache, by reason.",
+                ["reason"],
+            ),
+            open_streams: Gauge::new("ferry_open_streams", "Client SSE streams currently open."),
+            account_available: GaugeVec::new(
+                "ferry_account_available",
+                "1 when the account can take traffic, else 0.",
+                ["account"],
+            ),
+            dropped_total: CounterVec::new(
+                "ferry_dropped_fields_total",
+                "Request parts the conversion dropped, by kind.",
+                ["kind"],
+            ),
+            unknown_events_total: CounterVec::new(
+                "ferry_upstream_unknown_events_total",
+                "Upstream stream events of a type ferry does not know (skipped).",
+                [],
+            ),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.requests_total.render(&mut out);
+        self.request_duration.render(&mut out);
+        self.first_token.render(&mut out);
+        self.upstream_requests_total.render(&mut out);
+        self.failovers_total.render(&mut out);
+        self.tokens_total.render(&mut out);
+        self.prompt_cache_hit_ratio.render(&mut out);
+        self.cache_miss_total.render(&mut out);
+        self.open_streams.render(&mut out);
+        self.account_available.render(&mut out);
+        self.dropped_total.render(&mut out);
+        self.unknown_events_total.render(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.requests_total.inc(["200", "true"]);
+        m.requests_total.inc(["200", "true"]);
+        m.first_token.observe(0.02);
+        m.open_streams.inc();
+        let text = m.render();
+        assert!(
+            text.contains("ferry_requests_total{status=\"200\",stream=\"true\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_first_token_seconds_bucket{le=\"0.01\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_first_token_seconds_bucket{le=\"0.025\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_first_token_seconds_bucket{le=\"+Inf\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_first_token_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("ferry_open_streams 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE ferry_prompt_cache_hit_ratio histogram\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Routing, request ids, and the plain endpoints (health, ready, metrics, models).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use crate::auth;
+use crate::body::ResponseBody;
+use crate::error::Error;
+use crate::state::AppState;
+
+/// The routes ferry answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Messages,
+    CountTokens,
+    Models,
+    Root,
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Route {
+    /// Paths may carry a prefix (a base URL like `http://host/gw/anthropic` keeps it), so
+    /// the API routes match on their suffix. The query string is ignored.
+    fn from_path(path: &str) -> Option<Self> {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            return Some(Self::Root);
+        }
+        match path {
+            "/health" => return Some(Self::Health),
+            "/ready" => return Some(Self::Ready),
+            "/metrics" => return Some(Self::Metrics),
+            _ => {}
+        }
+        if path.ends_with("/v1/messages/count_tokens") {
+            Some(Self::CountTokens)
+        } else if path.ends_with("/v1/messages") {
+            Some(Self::Messages)
+        } else if path.ends_with("/v1/models") {
+            Some(Self::Models)
+        } else {
+            None
+        }
+    }
+
+    fn allows(self, m: &Method) -> bool {
+        match self {
+            Self::Messages | Self::CountTokens => m == Method::POST,
+            Self::Root => m == Method::HEAD || m == Method::GET,
+            Self::Models | Self::Health | Self::Ready | Self::Metrics => {
+                m == Method::GET || m == Method::HEAD
+            }
+        }
+    }
+
+    fn allow_header(self) -> &'static str {
+        match self {
+            Self::Messages | Self::CountTokens => "POST",
+            _ => "GET, HEAD",
+        }
+    }
+}
+
+/// A fresh request id: `req_` and 32 hex digits.
+pub(crate) fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Entry point for every request: routes it, turns errors into Anthropic error bodies and
+/// stamps `request-id` on every response.
+pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let request_id = new_request_id();
+    let is_head = req.method() == Method::HEAD;
+    let mut resp = match dispatch(&state, req, &request_id).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    if is_head {
+        *resp.body_mut() = ResponseBody::empty();
+    }
+    resp
+}
+
+async fn dispatch(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<ResponseBody>, Error> {
+    let path = req.uri().path();
+    let Some(route) = Route::from_path(path) else {
+        return Err(Error::NotFound {
+            path: path.to_owned(),
+        });
+    };
+    if !route.allows(req.method()) {
+        let err = Error::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: path.to_owned(),
+        };
+        let mut resp = error_response(&err);
+        resp.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static(route.allow_header()),
+        );
+        return Ok(resp);
+    }
+    match route {
+        Route::Root | Route::Health => Ok(text_response(StatusCode::OK, "ok\n")),
+        Route::Ready => Ok(ready(state)),
+        Route::Metrics => {
+            let mut r = text_response(StatusCode::OK, state.metrics.render());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            Ok(r)
+        }
+        Route::Models | Route::CountTokens | Route::Messages => {
+            auth::authenticate(&state.config.client_keys, req.headers())?;
+            let _body = read_body(req, state.config.server.max_body_bytes).await?;
+            let _ = request_id;
+            Err(Error::Internal(
+                "the messages pipeline is being wired".to_owned(),
+            ))
+        }
+    }
+}
+
+fn ready(state: &AppState) -> Response<ResponseBody> {
+    let available = state.available_accounts();
+    if available > 0 {
+        json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ready", "accounts_available": available }),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "unavailable", "accounts_available": 0 }),
+        )
+    }
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes: up front from
+/// `Content-Length`, and again while reading (chunked bodies have none).
+pub(crate) async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    let mut body = req.into_body();
+    let mut buf =
+        BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Error::BodyRead)?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > limit {
+                return Err(Error::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    if buf.is_empty() {
+        return Err(Error::InvalidRequest("request body is empty".to_owned()));
+    }
+    Ok(buf.freeze())
+}
+
+/// `{"type":"error","error":{"type":…,"message":…}}` with the error's status.
+pub(crate) fn error_response(err: &Error) -> Response<ResponseBody> {
+    let mut resp = json_response(err.status(), &error_body(err));
+    if let Some(after) = err.retry_after() {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    if err.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// The Anthropic error body for `err`.
+pub(crate) fn error_body(err: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "type": "error",
+        "error": { "type": err.anthropic_type(), "message": err.client_message() },
+    })
+}
+
+pub(crate) fn json_response(
+    status: StatusCode,
+    value: &serde_json::Value,
+) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut r = Response::new(ResponseBody::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn text_response(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(text.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_prefixes_and_trailing_slashes() {
+        let got: Vec<_> = [
+            "/v1/messages",
+            "/gw/anthropic/v1/messages",
+            "/v1/messages/count_tokens",
+            "/x/v1/messages/count_tokens/",
+            "/v1/models",
+            "/",
+            "/health",
+            "/metrics",
+            "/ready",
+            "/v1/complete",
+            "/v1/messagesx",
+        ]
+        .iter()
+        .map(|p| Route::from_path(p))
+        .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(Route::Messages),
+                Some(Route::Messages),
+                Some(Route::CountTokens),
+                Some(Route::CountTokens),
+                Some(Route::Models),
+                Some(Route::Root),
+                Some(Route::Health),
+                Some(Route::Metrics),
+                Some(Route::Ready),
+                None,
+                None,
+            ]
+        );
+    }
+}

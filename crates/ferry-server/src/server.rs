@@ -1,0 +1,124 @@
+//! Listening, connections and graceful shutdown (hyper 1 + hyper-util, no framework).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::state::AppState;
+
+/// A bound, not yet running server. [`bind`] it, read [`Server::local_addr`], then
+/// [`Server::run`] it.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+}
+
+/// Binds the listen address and builds the gateway (session store, upstream clients).
+/// Prints nothing; warns through `tracing` when no client key is configured.
+pub async fn bind(config: Config) -> Result<Server, Error> {
+    let addr = config.server.listen;
+    let state = AppState::new(config).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    if state.config.client_keys.is_empty() {
+        tracing::warn!(target: "ferry::server", "no client_keys configured: the gateway is open to anyone who can reach {addr}");
+    }
+    Ok(Server {
+        listener,
+        addr,
+        state,
+    })
+}
+
+/// Binds and runs until `shutdown` resolves, then shuts down gracefully.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    bind(config).await?.run(shutdown).await
+}
+
+impl Server {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts connections until `shutdown` resolves. Then stops accepting, lets in-flight
+    /// requests finish for `server.shutdown_grace`, asks still-open streams to end with an
+    /// `error` event, and returns once every connection is closed (or a short bound later).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let Self {
+            listener,
+            addr,
+            state,
+        } = self;
+        tracing::info!(target: "ferry::server", %addr, accounts = state.config.accounts.len(), "serving");
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(target: "ferry::server", error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(crate::routes::handle(st, req).await) }
+                    });
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let conn = graceful.watch(conn);
+                    #[expect(clippy::disallowed_methods, reason = "a connection task lives as long as the client's connection, beyond any one request; graceful shutdown tracks it")]
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(target: "ferry::server", %peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!(target: "ferry::server", "shutting down: waiting for in-flight requests");
+        let grace = state.config.server.shutdown_grace;
+        let closing = graceful.shutdown();
+        let mut closing = std::pin::pin!(closing);
+        tokio::select! {
+            () = &mut closing => return Ok(()),
+            () = tokio::time::sleep(grace) => {}
+        }
+        // Grace is over: streams still open end with an `error` event, then close.
+        state.shutdown.force_close();
+        tokio::select! {
+            () = &mut closing => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {
+                tracing::warn!(target: "ferry::server", "connections still open after shutdown; dropping them");
+            }
+        }
+        Ok(())
+    }
+}
