@@ -1,12 +1,215 @@
 //! Upstream failures reported inside a response or stream.
 
+use std::fmt;
+
+use crate::anthropic;
+use crate::responses;
+
 /// A response the upstream marked as failed (or incomplete for a reason that is not a
-/// normal end). The server maps it to an HTTP status or an SSE `error` event.
+/// normal end), or a stream that broke off. The server maps it to an HTTP status or an SSE
+/// `error` event; [`UpstreamFailure::error_kind`] gives the Anthropic error type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UpstreamFailure {
-    /// The upstream error code, when it gave one (`server_error`, `rate_limit_exceeded`, …).
+    /// What kind of failure this is.
+    pub kind: FailureKind,
+    /// The upstream error code, when it gave one (`server_error`, `rate_limit_exceeded`, …);
+    /// for [`FailureKind::Incomplete`] the incomplete reason.
     pub code: Option<String>,
-    /// The upstream message, sanitised (no credentials or URLs with secrets).
+    /// The upstream message, sanitised (no credentials, no URL query strings, bounded
+    /// length).
     pub message: String,
+}
+
+/// The kind of an [`UpstreamFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The response has status `failed` (`response.failed`).
+    Failed,
+    /// The response is `incomplete` for a reason other than `max_output_tokens` or
+    /// `content_filter` (or for no reason at all).
+    Incomplete,
+    /// The response was cancelled.
+    Cancelled,
+    /// The upstream sent a top-level `error` event.
+    ErrorEvent,
+    /// The stream ended before a terminal event.
+    Truncated,
+    /// A terminal event could not be parsed, or the caller gave up on the stream.
+    InvalidStream,
+}
+
+impl FailureKind {
+    /// A short, stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Incomplete => "incomplete",
+            Self::Cancelled => "cancelled",
+            Self::ErrorEvent => "error_event",
+            Self::Truncated => "truncated",
+            Self::InvalidStream => "invalid_stream",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest message kept, in bytes.
+const MAX_MESSAGE_BYTES: usize = 1000;
+
+impl UpstreamFailure {
+    /// A failure of the given kind. The message is sanitised here.
+    pub fn new(kind: FailureKind, code: Option<String>, message: &str) -> Self {
+        let code = code.filter(|c| !c.is_empty()).map(|c| sanitize(&c));
+        Self {
+            kind,
+            code,
+            message: sanitize(message),
+        }
+    }
+
+    /// The failure of a stream that ended before a terminal event.
+    pub fn truncated() -> Self {
+        Self::new(
+            FailureKind::Truncated,
+            None,
+            "upstream stream ended before a terminal event",
+        )
+    }
+
+    /// The failure described by an upstream error object.
+    pub fn from_error(kind: FailureKind, error: &responses::ErrorBody) -> Self {
+        let code = error.code.clone().or_else(|| error.kind.clone());
+        let message = if error.message.trim().is_empty() {
+            match kind {
+                FailureKind::ErrorEvent => "upstream error",
+                _ => "upstream response failed",
+            }
+        } else {
+            error.message.as_str()
+        };
+        Self::new(kind, code, message)
+    }
+
+    /// The Anthropic error type to report this failure with.
+    ///
+    /// Rate and quota limits are `rate_limit_error`, overload is `overloaded_error`, a
+    /// request the upstream rejects (context too long, invalid prompt) is
+    /// `invalid_request_error`, everything else `api_error`.
+    pub fn error_kind(&self) -> anthropic::ErrorKind {
+        let code = self.code.as_deref().unwrap_or("");
+        match self.kind {
+            FailureKind::Failed | FailureKind::ErrorEvent => match code {
+                "rate_limit_exceeded"
+                | "rate_limit_error"
+                | "insufficient_quota"
+                | "usage_limit_reached"
+                | "usage_not_included" => anthropic::ErrorKind::RateLimitError,
+                "server_is_overloaded" | "overloaded" | "overloaded_error" | "slow_down" => {
+                    anthropic::ErrorKind::OverloadedError
+                }
+                "context_length_exceeded"
+                | "invalid_prompt"
+                | "invalid_request_error"
+                | "invalid_value"
+                | "invalid_image"
+                | "invalid_image_url"
+                | "unsupported_parameter"
+                | "string_above_max_length" => anthropic::ErrorKind::InvalidRequestError,
+                _ => anthropic::ErrorKind::ApiError,
+            },
+            _ => anthropic::ErrorKind::ApiError,
+        }
+    }
+
+    /// The Anthropic error body for this failure.
+    pub fn to_anthropic(&self) -> anthropic::ErrorBody {
+        anthropic::ErrorBody::new(self.error_kind(), self.message.clone())
+    }
+}
+
+impl fmt::Display for UpstreamFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "upstream {} ({code}): {}", self.kind, self.message),
+            None => write!(f, "upstream {}: {}", self.kind, self.message),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamFailure {}
+
+/// Removes what could be a secret from an upstream message: API keys (`sk-…`), bearer
+/// tokens, `key=`/`token=` values and URL query strings; collapses control characters;
+/// bounds the length.
+pub(crate) fn sanitize(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_BYTES + 3));
+    let mut words = message.split(' ').peekable();
+    let mut first = true;
+    let mut mask_next = false;
+    while let Some(word) = words.next() {
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        if mask_next && !word.is_empty() {
+            out.push_str("***");
+            mask_next = false;
+            continue;
+        }
+        let lower = word.to_ascii_lowercase();
+        if lower == "bearer" || lower == "basic" {
+            out.push_str(word);
+            mask_next = words.peek().is_some();
+            continue;
+        }
+        out.push_str(&sanitize_word(word));
+    }
+    let mut cleaned: String = out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if cleaned.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !cleaned.is_char_boundary(end) {
+            end -= 1;
+        }
+        cleaned.truncate(end);
+        cleaned.push('…');
+    }
+    cleaned
+}
+
+/// Masks one whitespace-free word if it looks like a credential or a URL with a query.
+fn sanitize_word(word: &str) -> String {
+    let trimmed =
+        word.trim_matches(|c: char| matches!(c, '"' | '\'' | '(' | ')' | ',' | '.' | ':' | ';'));
+    if trimmed.len() >= 12
+        && ["sk-", "sess-", "rk-", "eyJ"]
+            .iter()
+            .any(|p| trimmed.starts_with(p))
+    {
+        return word.replace(trimmed, &format!("{}***", &trimmed[..3]));
+    }
+    if (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.contains('?')
+    {
+        if let Some((base, _)) = trimmed.split_once('?') {
+            return word.replace(trimmed, &format!("{base}?***"));
+        }
+    }
+    for key in ["key=", "token=", "api_key=", "access_token=", "secret="] {
+        if let Some(pos) = trimmed.to_ascii_lowercase().find(key) {
+            let end = pos + key.len();
+            if end < trimmed.len() {
+                return word.replace(trimmed, &format!("{}***", &trimmed[..end]));
+            }
+        }
+    }
+    word.to_owned()
 }

@@ -7,5 +7,5 @@ pub mod response;
 pub mod stream;
 mod tool_names;
 
-pub use self::failure::UpstreamFailure;
+pub use self::failure::{FailureKind, UpstreamFailure};
 pub use self::tool_names::ToolNames;

@@ -1,1 +1,531 @@
-//! (being written)
+//! Server-sent events of a streaming Responses API response.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::response::{json_text, null_default};
+use super::{ErrorBody, OutputItem, Response, Usage};
+use crate::ConvertError;
+
+/// One event of a Responses stream (the JSON `data:` of an SSE frame).
+///
+/// Parse it with [`StreamEvent::from_json`], in two steps: the envelope's `type` first, then
+/// the typed payload of a kind this crate models. A kind it does not model becomes
+/// [`StreamEvent::Unknown`] (never an error); a known kind whose payload does not parse is
+/// an error, which the caller skips for a delta and treats as a failure for a terminal
+/// event ([`is_terminal_kind`](StreamEvent::is_terminal_kind) tells them apart).
+///
+/// Every payload field is optional on the wire: a missing `output_index` is `None`, not 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// `response.created`: the response exists.
+    #[serde(rename = "response.created")]
+    Created(ResponseEvent),
+    /// `response.in_progress`.
+    #[serde(rename = "response.in_progress")]
+    InProgress(ResponseEvent),
+    /// `response.queued`.
+    #[serde(rename = "response.queued")]
+    Queued(ResponseEvent),
+    /// `response.completed` (terminal).
+    #[serde(rename = "response.completed")]
+    Completed(TerminalEvent),
+    /// `response.incomplete` (terminal).
+    #[serde(rename = "response.incomplete")]
+    Incomplete(TerminalEvent),
+    /// `response.failed` (terminal).
+    #[serde(rename = "response.failed")]
+    Failed(TerminalEvent),
+    /// `response.done`, an alias of `response.completed` used by websocket relays (terminal).
+    #[serde(rename = "response.done")]
+    Done(TerminalEvent),
+    /// `response.output_item.added`: an output item begins.
+    #[serde(rename = "response.output_item.added")]
+    OutputItemAdded(ItemEvent),
+    /// `response.output_item.done`: an output item is complete (full payload).
+    #[serde(rename = "response.output_item.done")]
+    OutputItemDone(ItemEvent),
+    /// `response.content_part.added`.
+    #[serde(rename = "response.content_part.added")]
+    ContentPartAdded(PartEvent),
+    /// `response.content_part.done`.
+    #[serde(rename = "response.content_part.done")]
+    ContentPartDone(PartEvent),
+    /// `response.output_text.delta`.
+    #[serde(rename = "response.output_text.delta")]
+    OutputTextDelta(DeltaEvent),
+    /// `response.output_text.done` (full text of the part).
+    #[serde(rename = "response.output_text.done")]
+    OutputTextDone(TextDoneEvent),
+    /// `response.output_text.annotation.added`.
+    #[serde(rename = "response.output_text.annotation.added")]
+    OutputTextAnnotationAdded(AnnotationEvent),
+    /// `response.refusal.delta`.
+    #[serde(rename = "response.refusal.delta")]
+    RefusalDelta(DeltaEvent),
+    /// `response.refusal.done` (full refusal text).
+    #[serde(rename = "response.refusal.done")]
+    RefusalDone(RefusalDoneEvent),
+    /// `response.function_call_arguments.delta`.
+    #[serde(rename = "response.function_call_arguments.delta")]
+    FunctionCallArgumentsDelta(DeltaEvent),
+    /// `response.function_call_arguments.done` (full arguments).
+    #[serde(rename = "response.function_call_arguments.done")]
+    FunctionCallArgumentsDone(ArgumentsDoneEvent),
+    /// `response.custom_tool_call_input.delta`.
+    #[serde(rename = "response.custom_tool_call_input.delta")]
+    CustomToolCallInputDelta(DeltaEvent),
+    /// `response.custom_tool_call_input.done` (full input).
+    #[serde(rename = "response.custom_tool_call_input.done")]
+    CustomToolCallInputDone(InputDoneEvent),
+    /// `response.reasoning_summary_part.added`.
+    #[serde(rename = "response.reasoning_summary_part.added")]
+    ReasoningSummaryPartAdded(PartEvent),
+    /// `response.reasoning_summary_part.done`.
+    #[serde(rename = "response.reasoning_summary_part.done")]
+    ReasoningSummaryPartDone(PartEvent),
+    /// `response.reasoning_summary_text.delta`.
+    #[serde(rename = "response.reasoning_summary_text.delta")]
+    ReasoningSummaryTextDelta(DeltaEvent),
+    /// `response.reasoning_summary_text.done` (full text of the summary part).
+    #[serde(rename = "response.reasoning_summary_text.done")]
+    ReasoningSummaryTextDone(TextDoneEvent),
+    /// `response.reasoning_text.delta` (raw reasoning of open-weight models).
+    #[serde(rename = "response.reasoning_text.delta")]
+    ReasoningTextDelta(DeltaEvent),
+    /// `response.reasoning_text.done`.
+    #[serde(rename = "response.reasoning_text.done")]
+    ReasoningTextDone(TextDoneEvent),
+    /// `response.web_search_call.in_progress`.
+    #[serde(rename = "response.web_search_call.in_progress")]
+    WebSearchCallInProgress(ProgressEvent),
+    /// `response.web_search_call.searching`.
+    #[serde(rename = "response.web_search_call.searching")]
+    WebSearchCallSearching(ProgressEvent),
+    /// `response.web_search_call.completed`.
+    #[serde(rename = "response.web_search_call.completed")]
+    WebSearchCallCompleted(ProgressEvent),
+    /// A top-level `error` event: the stream failed.
+    #[serde(rename = "error")]
+    Error(ErrorEvent),
+    /// An event kind this crate does not model, kept as received.
+    #[serde(untagged)]
+    Unknown {
+        /// The event's `type`.
+        #[serde(rename = "type")]
+        kind: String,
+        /// The rest of the event.
+        #[serde(flatten)]
+        data: Map<String, Value>,
+    },
+}
+
+/// The event kinds that end a response.
+const TERMINAL_KINDS: &[&str] = &[
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "response.done",
+    "error",
+];
+
+impl StreamEvent {
+    /// Parses the JSON `data` of one SSE frame.
+    ///
+    /// A frame without a `type` (some relays put it only in the SSE `event:` line) must have
+    /// it injected by the caller first.
+    ///
+    /// # Errors
+    ///
+    /// [`ConvertError::InvalidShape`] when `data` is not a JSON object with a string `type`,
+    /// or when the payload of a kind this crate models does not parse (the path starts with
+    /// the kind). An unknown kind is never an error.
+    pub fn from_json(data: &str) -> Result<Self, ConvertError> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<Cow<'a, str>>,
+        }
+
+        let envelope: Envelope<'_> =
+            serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
+                path: "event".to_owned(),
+                message: e.to_string(),
+            })?;
+        let Some(kind) = envelope.kind else {
+            return Err(ConvertError::InvalidShape {
+                path: "event.type".to_owned(),
+                message: "missing event type".to_owned(),
+            });
+        };
+        let kind = kind.as_ref();
+        let event = match kind {
+            "response.created" => Self::Created(typed(kind, data)?),
+            "response.in_progress" => Self::InProgress(typed(kind, data)?),
+            "response.queued" => Self::Queued(typed(kind, data)?),
+            "response.completed" => Self::Completed(typed(kind, data)?),
+            "response.incomplete" => Self::Incomplete(typed(kind, data)?),
+            "response.failed" => Self::Failed(typed(kind, data)?),
+            "response.done" => Self::Done(typed(kind, data)?),
+            "response.output_item.added" => Self::OutputItemAdded(typed(kind, data)?),
+            "response.output_item.done" => Self::OutputItemDone(typed(kind, data)?),
+            "response.content_part.added" => Self::ContentPartAdded(typed(kind, data)?),
+            "response.content_part.done" => Self::ContentPartDone(typed(kind, data)?),
+            "response.output_text.delta" => Self::OutputTextDelta(typed(kind, data)?),
+            "response.output_text.done" => Self::OutputTextDone(typed(kind, data)?),
+            "response.output_text.annotation.added" => {
+                Self::OutputTextAnnotationAdded(typed(kind, data)?)
+            }
+            "response.refusal.delta" => Self::RefusalDelta(typed(kind, data)?),
+            "response.refusal.done" => Self::RefusalDone(typed(kind, data)?),
+            "response.function_call_arguments.delta" => {
+                Self::FunctionCallArgumentsDelta(typed(kind, data)?)
+            }
+            "response.function_call_arguments.done" => {
+                Self::FunctionCallArgumentsDone(typed(kind, data)?)
+            }
+            "response.custom_tool_call_input.delta" => {
+                Self::CustomToolCallInputDelta(typed(kind, data)?)
+            }
+            "response.custom_tool_call_input.done" => {
+                Self::CustomToolCallInputDone(typed(kind, data)?)
+            }
+            "response.reasoning_summary_part.added" => {
+                Self::ReasoningSummaryPartAdded(typed(kind, data)?)
+            }
+            "response.reasoning_summary_part.done" => {
+                Self::ReasoningSummaryPartDone(typed(kind, data)?)
+            }
+            "response.reasoning_summary_text.delta" => {
+                Self::ReasoningSummaryTextDelta(typed(kind, data)?)
+            }
+            "response.reasoning_summary_text.done" => {
+                Self::ReasoningSummaryTextDone(typed(kind, data)?)
+            }
+            "response.reasoning_text.delta" => Self::ReasoningTextDelta(typed(kind, data)?),
+            "response.reasoning_text.done" => Self::ReasoningTextDone(typed(kind, data)?),
+            "response.web_search_call.in_progress" => {
+                Self::WebSearchCallInProgress(typed(kind, data)?)
+            }
+            "response.web_search_call.searching" => {
+                Self::WebSearchCallSearching(typed(kind, data)?)
+            }
+            "response.web_search_call.completed" => {
+                Self::WebSearchCallCompleted(typed(kind, data)?)
+            }
+            "error" => Self::Error(typed(kind, data)?),
+            _ => {
+                let mut data: Map<String, Value> =
+                    serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
+                        path: "event".to_owned(),
+                        message: e.to_string(),
+                    })?;
+                data.remove("type");
+                Self::Unknown {
+                    kind: kind.to_owned(),
+                    data,
+                }
+            }
+        };
+        Ok(event)
+    }
+
+    /// The event's `type` as it appears on the wire.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Created(_) => "response.created",
+            Self::InProgress(_) => "response.in_progress",
+            Self::Queued(_) => "response.queued",
+            Self::Completed(_) => "response.completed",
+            Self::Incomplete(_) => "response.incomplete",
+            Self::Failed(_) => "response.failed",
+            Self::Done(_) => "response.done",
+            Self::OutputItemAdded(_) => "response.output_item.added",
+            Self::OutputItemDone(_) => "response.output_item.done",
+            Self::ContentPartAdded(_) => "response.content_part.added",
+            Self::ContentPartDone(_) => "response.content_part.done",
+            Self::OutputTextDelta(_) => "response.output_text.delta",
+            Self::OutputTextDone(_) => "response.output_text.done",
+            Self::OutputTextAnnotationAdded(_) => "response.output_text.annotation.added",
+            Self::RefusalDelta(_) => "response.refusal.delta",
+            Self::RefusalDone(_) => "response.refusal.done",
+            Self::FunctionCallArgumentsDelta(_) => "response.function_call_arguments.delta",
+            Self::FunctionCallArgumentsDone(_) => "response.function_call_arguments.done",
+            Self::CustomToolCallInputDelta(_) => "response.custom_tool_call_input.delta",
+            Self::CustomToolCallInputDone(_) => "response.custom_tool_call_input.done",
+            Self::ReasoningSummaryPartAdded(_) => "response.reasoning_summary_part.added",
+            Self::ReasoningSummaryPartDone(_) => "response.reasoning_summary_part.done",
+            Self::ReasoningSummaryTextDelta(_) => "response.reasoning_summary_text.delta",
+            Self::ReasoningSummaryTextDone(_) => "response.reasoning_summary_text.done",
+            Self::ReasoningTextDelta(_) => "response.reasoning_text.delta",
+            Self::ReasoningTextDone(_) => "response.reasoning_text.done",
+            Self::WebSearchCallInProgress(_) => "response.web_search_call.in_progress",
+            Self::WebSearchCallSearching(_) => "response.web_search_call.searching",
+            Self::WebSearchCallCompleted(_) => "response.web_search_call.completed",
+            Self::Error(_) => "error",
+            Self::Unknown { kind, .. } => kind,
+        }
+    }
+
+    /// Whether this event ends the response: `response.completed`, `.incomplete`,
+    /// `.failed`, `.done`, or a top-level `error`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed(_)
+                | Self::Incomplete(_)
+                | Self::Failed(_)
+                | Self::Done(_)
+                | Self::Error(_)
+        )
+    }
+
+    /// Whether an event `type` names a terminal event (see [`StreamEvent::is_terminal`]);
+    /// useful when its payload failed to parse.
+    pub fn is_terminal_kind(kind: &str) -> bool {
+        TERMINAL_KINDS.contains(&kind)
+    }
+
+    /// The response carried by a lifecycle or terminal event.
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            Self::Created(e) | Self::InProgress(e) | Self::Queued(e) => Some(&e.response),
+            Self::Completed(e) | Self::Incomplete(e) | Self::Failed(e) | Self::Done(e) => {
+                Some(&e.response)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parses the payload of a known kind, naming the failing field.
+fn typed<'a, T: Deserialize<'a>>(kind: &str, data: &'a str) -> Result<T, ConvertError> {
+    let de = &mut serde_json::Deserializer::from_str(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConvertError::InvalidShape {
+            path: if path == "." {
+                kind.to_owned()
+            } else {
+                format!("{kind}.{path}")
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// Payload of `response.created`, `.in_progress` and `.queued`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseEvent {
+    /// The response so far.
+    #[serde(default, deserialize_with = "null_default")]
+    pub response: Response,
+}
+
+/// Payload of a terminal event (`response.completed`, `.incomplete`, `.failed`, `.done`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TerminalEvent {
+    /// The final response (default when the event carries none).
+    #[serde(default, deserialize_with = "null_default")]
+    pub response: Response,
+    /// Usage at the top level of the event, as some relays send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Payload of `response.output_item.added` and `.done`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemEvent {
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// The item (partial for `added`, complete for `done`).
+    pub item: OutputItem,
+}
+
+/// Payload of `response.content_part.*` and `response.reasoning_summary_part.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartEvent {
+    /// Id of the item the part belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Position of the part in a message's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_index: Option<u32>,
+    /// Position of the part in a reasoning summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_index: Option<u32>,
+    /// The part, carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Value>,
+}
+
+/// Payload of every `*.delta` event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeltaEvent {
+    /// Id of the item the delta belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Position of the part in a message's (or reasoning item's) content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_index: Option<u32>,
+    /// Position of the part in a reasoning summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_index: Option<u32>,
+    /// Call id of a tool call (sent by some relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The new text.
+    #[serde(default, deserialize_with = "null_default")]
+    pub delta: String,
+}
+
+/// Payload of `response.output_text.done`, `.reasoning_summary_text.done` and
+/// `.reasoning_text.done`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextDoneEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Position of the part in a message's (or reasoning item's) content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_index: Option<u32>,
+    /// Position of the part in a reasoning summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_index: Option<u32>,
+    /// The full text of the part.
+    #[serde(default, deserialize_with = "null_default")]
+    pub text: String,
+}
+
+/// Payload of `response.refusal.done`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefusalDoneEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Position of the part in the message's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_index: Option<u32>,
+    /// The full refusal text.
+    #[serde(default, deserialize_with = "null_default")]
+    pub refusal: String,
+}
+
+/// Payload of `response.function_call_arguments.done`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArgumentsDoneEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Call id (sent by some relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Function name (sent by some relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The full arguments JSON text.
+    #[serde(default, deserialize_with = "json_text")]
+    pub arguments: String,
+}
+
+/// Payload of `response.custom_tool_call_input.done`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputDoneEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Call id (sent by some relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The full free-text input.
+    #[serde(default, deserialize_with = "null_default")]
+    pub input: String,
+}
+
+/// Payload of `response.output_text.annotation.added`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnnotationEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+    /// Position of the part in the message's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_index: Option<u32>,
+    /// The annotation, carried opaquely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<Value>,
+}
+
+/// Payload of `response.web_search_call.*` progress events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressEvent {
+    /// Id of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    /// Position of the item in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<u32>,
+}
+
+/// Payload of a top-level `error` event.
+///
+/// OpenAI sends `code`, `message` and `param` at the top level; some relays nest them in an
+/// `error` object. [`ErrorEvent::body`] merges both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEvent {
+    /// Error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The request parameter at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// A nested error object, as some relays send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl ErrorEvent {
+    /// The error, top-level fields first, then the nested object's.
+    pub fn body(&self) -> ErrorBody {
+        let nested = self.error.clone().unwrap_or_default();
+        ErrorBody {
+            code: self.code.clone().or(nested.code),
+            message: self
+                .message
+                .clone()
+                .filter(|m| !m.is_empty())
+                .unwrap_or(nested.message),
+            kind: nested.kind,
+            param: self.param.clone().or(nested.param),
+        }
+    }
+}
