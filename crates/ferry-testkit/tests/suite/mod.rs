@@ -1,0 +1,3 @@
+mod builders;
+mod invariants;
+mod tidy;
