@@ -1,1 +1,408 @@
-//! (being written)
+//! Responses response object → Anthropic message (non-streaming clients).
+
+use serde_json::{Map, Value};
+
+use crate::convert::{FailureKind, ToolNames, UpstreamFailure};
+use crate::{Converted, Dropped, anthropic, responses};
+
+/// Options of [`convert`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The model the client asked for; the message reports it (not the upstream model).
+    pub model: String,
+    /// The tool-name mapping of the request, to give tools back their client names.
+    pub tool_names: ToolNames,
+}
+
+impl Options {
+    /// Options for a client that asked for `model` with the request's `tool_names`.
+    pub fn new(model: impl Into<String>, tool_names: ToolNames) -> Self {
+        Self {
+            model: model.into(),
+            tool_names,
+        }
+    }
+}
+
+/// Converts a final Responses object into an Anthropic message.
+///
+/// Reasoning becomes a `thinking` block whose `signature` is the encrypted reasoning (or a
+/// `redacted_thinking` block when there is ciphertext but no summary text), message text and
+/// refusals become `text` blocks, function and custom tool calls become `tool_use` blocks
+/// (with the client's tool name), web searches become a `server_tool_use` and
+/// `web_search_tool_result` pair. Tool arguments that are not a JSON object become `{}`
+/// and are listed in `dropped`, as are output items and parts of unknown types.
+///
+/// # Errors
+///
+/// A response that `failed`, was `cancelled`, or is `incomplete` for a reason other than
+/// `max_output_tokens` or `content_filter` is an [`UpstreamFailure`].
+pub fn convert(
+    resp: &responses::Response,
+    opts: &Options,
+) -> Result<Converted<anthropic::Message>, UpstreamFailure> {
+    let fixed_stop = ending(
+        resp.status.as_ref(),
+        &responses::ResponseStatus::Completed,
+        resp,
+    )?;
+
+    let mut dropped = Vec::new();
+    let mut content = Vec::new();
+    let mut tool_use = false;
+    let mut refusal = false;
+
+    for (i, item) in resp.output.iter().enumerate() {
+        match item {
+            responses::OutputItem::Message(m) => {
+                for (j, part) in m.content.iter().enumerate() {
+                    match part {
+                        responses::OutputContent::OutputText { text, .. } => {
+                            if !text.is_empty() {
+                                content.push(anthropic::ContentBlock::text(text.clone()));
+                            }
+                        }
+                        responses::OutputContent::Refusal { refusal: text } => {
+                            refusal = true;
+                            if !text.is_empty() {
+                                content.push(anthropic::ContentBlock::text(text.clone()));
+                            }
+                        }
+                        responses::OutputContent::Unknown(v) => dropped.push(Dropped::new(
+                            format!("output[{i}].content[{j}]"),
+                            "unknown_content_part",
+                            format!("content part of type `{}`", type_of(v)),
+                        )),
+                    }
+                }
+            }
+            responses::OutputItem::Reasoning(r) => {
+                if let Some(block) = reasoning_block(r) {
+                    content.push(block);
+                }
+            }
+            responses::OutputItem::FunctionCall(f) => {
+                tool_use = true;
+                let name = opts.tool_names.to_client(&f.name).into_owned();
+                let input = match tool_input(&name, &f.arguments) {
+                    Ok((input, repaired)) => {
+                        if repaired {
+                            dropped.push(Dropped::new(
+                                format!("output[{i}].arguments.pages"),
+                                "read_empty_pages",
+                                "empty `pages` argument of Read removed",
+                            ));
+                        }
+                        input
+                    }
+                    Err(problem) => {
+                        dropped.push(Dropped::new(
+                            format!("output[{i}].arguments"),
+                            "invalid_tool_arguments",
+                            format!("arguments of `{name}` {problem}; replaced by {{}}"),
+                        ));
+                        Value::Object(Map::new())
+                    }
+                };
+                content.push(tool_use_block(call_id(&f.call_id, &f.id, i), name, input));
+            }
+            responses::OutputItem::CustomToolCall(c) => {
+                tool_use = true;
+                let name = opts.tool_names.to_client(&c.name).into_owned();
+                let mut input = Map::new();
+                input.insert("input".to_owned(), Value::String(c.input.clone()));
+                content.push(tool_use_block(
+                    call_id(&c.call_id, &c.id, i),
+                    name,
+                    Value::Object(input),
+                ));
+            }
+            responses::OutputItem::WebSearchCall(w) => {
+                let [call, result] = web_search_blocks(w, i);
+                content.push(call);
+                content.push(result);
+            }
+            responses::OutputItem::Unknown(v) => dropped.push(Dropped::new(
+                format!("output[{i}]"),
+                "unknown_output_item",
+                format!("output item of type `{}`", type_of(v)),
+            )),
+        }
+    }
+
+    if content.is_empty() {
+        content.push(anthropic::ContentBlock::text(""));
+    }
+
+    let stop_reason = fixed_stop.unwrap_or(if tool_use {
+        anthropic::StopReason::ToolUse
+    } else if refusal {
+        anthropic::StopReason::Refusal
+    } else {
+        anthropic::StopReason::EndTurn
+    });
+
+    let mut message = anthropic::Message::new(resp.id.clone(), opts.model.clone());
+    message.content = content;
+    message.stop_reason = Some(stop_reason);
+    message.usage = resp.usage.as_ref().map(usage).unwrap_or_default();
+    Ok(Converted::new(message, dropped))
+}
+
+/// Converts Responses usage into Anthropic usage.
+///
+/// `cache_read_input_tokens` is the resolved cache-read count, `cache_creation_input_tokens`
+/// the resolved cache-write count (0 unless the upstream reports one), `input_tokens` the
+/// input net of both (never below 0), `output_tokens` passed through (reasoning included).
+pub fn usage(u: &responses::Usage) -> anthropic::Usage {
+    let read = u.cache_read_tokens();
+    let creation = u.cache_creation_tokens();
+    anthropic::Usage {
+        input_tokens: u
+            .resolved_input_tokens()
+            .saturating_sub(read)
+            .saturating_sub(creation),
+        output_tokens: u.resolved_output_tokens(),
+        cache_creation_input_tokens: creation,
+        cache_read_input_tokens: read,
+    }
+}
+
+/// How a response ended: `Ok(Some(reason))` for an incomplete response that is a normal
+/// end (`max_tokens`, `refusal`), `Ok(None)` for a completed one (the caller picks
+/// `tool_use`, `refusal` or `end_turn`), `Err` for a failure.
+///
+/// `status` is the response's status; when it is absent or not final, `fallback` (the
+/// status implied by the terminal event) decides, except that an `error` object on the
+/// response means it failed.
+pub(crate) fn ending(
+    status: Option<&responses::ResponseStatus>,
+    fallback: &responses::ResponseStatus,
+    resp: &responses::Response,
+) -> Result<Option<anthropic::StopReason>, UpstreamFailure> {
+    use responses::ResponseStatus as S;
+    let status = match status {
+        Some(s @ (S::Completed | S::Incomplete | S::Failed | S::Cancelled)) => s,
+        _ if resp.error.is_some() && *fallback == S::Completed => &S::Failed,
+        _ => fallback,
+    };
+    match status {
+        S::Incomplete => {
+            let reason = resp
+                .incomplete_details
+                .as_ref()
+                .and_then(|d| d.reason.as_ref());
+            match reason {
+                Some(responses::IncompleteReason::MaxOutputTokens) => {
+                    Ok(Some(anthropic::StopReason::MaxTokens))
+                }
+                Some(responses::IncompleteReason::ContentFilter) => {
+                    Ok(Some(anthropic::StopReason::Refusal))
+                }
+                Some(other) => Err(UpstreamFailure::new(
+                    FailureKind::Incomplete,
+                    Some(other.as_str().to_owned()),
+                    &format!("upstream response incomplete: {}", other.as_str()),
+                )),
+                None => Err(UpstreamFailure::new(
+                    FailureKind::Incomplete,
+                    None,
+                    "upstream response incomplete",
+                )),
+            }
+        }
+        S::Failed => Err(UpstreamFailure::from_error(
+            FailureKind::Failed,
+            &resp.error.clone().unwrap_or_default(),
+        )),
+        S::Cancelled => Err(UpstreamFailure::new(
+            FailureKind::Cancelled,
+            None,
+            "upstream response was cancelled",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The thinking block of a reasoning item: summary text (parts joined by a blank line,
+/// falling back to raw reasoning text) with the encrypted reasoning as signature; a
+/// `redacted_thinking` block when there is only ciphertext; nothing when both are empty.
+fn reasoning_block(r: &responses::ReasoningItem) -> Option<anthropic::ContentBlock> {
+    let mut text = join_texts(r.summary.iter().filter_map(|p| match p {
+        responses::SummaryPart::SummaryText { text } => Some(text.as_str()),
+        responses::SummaryPart::Unknown(_) => None,
+    }));
+    if text.is_empty() {
+        text = join_texts(r.content.iter().flatten().filter_map(|p| match p {
+            responses::ReasoningContent::ReasoningText { text } => Some(text.as_str()),
+            responses::ReasoningContent::Unknown(_) => None,
+        }));
+    }
+    let signature = encrypted(r.encrypted_content.as_deref());
+    if !text.is_empty() {
+        Some(anthropic::ContentBlock::Thinking(
+            anthropic::ThinkingBlock {
+                thinking: text,
+                signature: Some(signature.unwrap_or_default().to_owned()),
+            },
+        ))
+    } else {
+        signature.map(|data| {
+            anthropic::ContentBlock::RedactedThinking(anthropic::RedactedThinkingBlock {
+                data: data.to_owned(),
+            })
+        })
+    }
+}
+
+/// Separator between reasoning summary parts.
+pub(crate) const SUMMARY_SEPARATOR: &str = "\n\n";
+
+fn join_texts<'a>(parts: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for part in parts.filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(SUMMARY_SEPARATOR);
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// The encrypted reasoning, trimmed, when non-empty.
+pub(crate) fn encrypted(enc: Option<&str>) -> Option<&str> {
+    enc.map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// The id a tool call is reported with: its call id, else its item id, else one made from
+/// its position.
+pub(crate) fn call_id(call_id: &str, item_id: &str, position: usize) -> String {
+    if !call_id.is_empty() {
+        call_id.to_owned()
+    } else if !item_id.is_empty() {
+        item_id.to_owned()
+    } else {
+        format!("call_{position}")
+    }
+}
+
+fn tool_use_block(id: String, name: String, input: Value) -> anthropic::ContentBlock {
+    anthropic::ContentBlock::ToolUse(anthropic::ToolUseBlock {
+        id,
+        name,
+        input,
+        cache_control: None,
+    })
+}
+
+/// The client tool name whose empty `pages` argument is removed (Claude Code rejects it).
+pub(crate) const READ_TOOL: &str = "Read";
+
+/// Parses tool arguments into the tool's input object. For [`READ_TOOL`], an empty-string
+/// `pages` is removed (the `bool` says so). Errors say what is wrong.
+fn tool_input(name: &str, arguments: &str) -> Result<(Value, bool), &'static str> {
+    if arguments.trim().is_empty() {
+        return Err("are empty");
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(mut map)) => {
+            let repaired = name == READ_TOOL && remove_empty_pages(&mut map);
+            Ok((Value::Object(map), repaired))
+        }
+        Ok(_) => Err("are not a JSON object"),
+        Err(_) => Err("are not valid JSON"),
+    }
+}
+
+fn remove_empty_pages(map: &mut Map<String, Value>) -> bool {
+    if map.get("pages").and_then(Value::as_str) == Some("") {
+        map.remove("pages");
+        true
+    } else {
+        false
+    }
+}
+
+/// The JSON text of a Read call's arguments as the client should see it: `None` unless they
+/// are a JSON object; an empty-string `pages` removed.
+pub(crate) fn read_arguments(arguments: &str) -> Option<String> {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(mut map)) => {
+            if remove_empty_pages(&mut map) {
+                serde_json::to_string(&map).ok()
+            } else {
+                Some(arguments.to_owned())
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether `arguments` is a JSON object (what a tool input must be).
+pub(crate) fn is_json_object(arguments: &str) -> bool {
+    matches!(
+        serde_json::from_str::<Value>(arguments),
+        Ok(Value::Object(_))
+    )
+}
+
+/// The id of the `server_tool_use` block of a web search item.
+pub(crate) fn server_tool_id(item_id: &str, position: usize) -> String {
+    if item_id.is_empty() {
+        format!("srvtoolu_{position}")
+    } else {
+        format!("srvtoolu_{item_id}")
+    }
+}
+
+/// The `server_tool_use` and `web_search_tool_result` blocks of a web search item. A failed
+/// search gets an error result.
+fn web_search_blocks(
+    w: &responses::WebSearchCallItem,
+    position: usize,
+) -> [anthropic::ContentBlock; 2] {
+    let id = server_tool_id(&w.id, position);
+    let mut input = Map::new();
+    input.insert(
+        "query".to_owned(),
+        Value::String(w.query().unwrap_or_default().to_owned()),
+    );
+    [
+        anthropic::ContentBlock::ServerToolUse(anthropic::ServerToolUseBlock {
+            id: id.clone(),
+            name: "web_search".to_owned(),
+            input: Value::Object(input),
+        }),
+        web_search_result(id, w.status.as_ref()),
+    ]
+}
+
+/// The `web_search_tool_result` block answering `tool_use_id`.
+pub(crate) fn web_search_result(
+    tool_use_id: String,
+    status: Option<&responses::ItemStatus>,
+) -> anthropic::ContentBlock {
+    let content = if matches!(status, Some(responses::ItemStatus::Failed)) {
+        let mut err = Map::new();
+        err.insert(
+            "type".to_owned(),
+            Value::String("web_search_tool_result_error".to_owned()),
+        );
+        err.insert(
+            "error_code".to_owned(),
+            Value::String("unavailable".to_owned()),
+        );
+        Value::Object(err)
+    } else {
+        Value::Array(Vec::new())
+    };
+    anthropic::ContentBlock::WebSearchToolResult(anthropic::WebSearchToolResultBlock {
+        tool_use_id,
+        content,
+    })
+}
+
+fn type_of(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("?")
+}
