@@ -1,0 +1,506 @@
+//! Failover classification of an upstream error response (gateway.md §3b/§3c).
+//!
+//! [`classify_with`] is a pure function of the response and a small [`ClassifyContext`]
+//! describing the account; [`crate::Pool::on_upstream_error`] builds the context, calls it and
+//! applies the resulting cooldown. The retry *mechanism* (sleep, switch, budget) is the server's.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use crate::config::AccountKind;
+use crate::ratelimit;
+
+/// Delay before a pool-mode same-account retry (gateway.md §6).
+pub const SAME_ACCOUNT_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Cooldown after a structured 403 (below the disabling threshold) and after an OAuth 401.
+pub const AUTH_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+/// Number of structured 403s within [`FORBIDDEN_WINDOW`] that disables an account.
+pub const FORBIDDEN_THRESHOLD: u32 = 3;
+/// Window over which 403s are counted.
+pub const FORBIDDEN_WINDOW: Duration = Duration::from_secs(180 * 60);
+/// Cooldown after a 529 without `retry-after`, and the pool-mode soft cooldown after a 5xx.
+pub const OVERLOAD_COOLDOWN: Duration = Duration::from_secs(30);
+/// Pool-mode soft cooldown for other failovers.
+pub const POOL_SOFT_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// Pool-mode same-account retry settings of an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolRetry {
+    /// Statuses retried on the same account (`[]` disables status-based retries).
+    pub status_codes: Vec<u16>,
+    /// Maximum same-account retries per request.
+    pub count: u32,
+}
+
+/// What [`classify_with`] needs to know about the account and the request so far.
+#[derive(Clone, Debug)]
+pub struct ClassifyContext {
+    /// The account's kind.
+    pub kind: AccountKind,
+    /// Whether an OAuth account has a refresh token.
+    pub has_refresh_token: bool,
+    /// Pool-mode settings (`None` when pool mode is off).
+    pub pool: Option<PoolRetry>,
+    /// Same-account retries already made for this request on this account.
+    pub same_account_retries: u32,
+    /// Structured 403s this account got within the last [`FORBIDDEN_WINDOW`] (not counting this one).
+    pub recent_forbidden: u32,
+    /// Current wall-clock time, Unix seconds (for `resets_at` and HTTP-date `retry-after`).
+    pub now_unix: u64,
+    /// 429 cooldown when the response carries no reset (clamped to 1–7200 s).
+    pub rate_limit_fallback: Duration,
+}
+
+impl Default for ClassifyContext {
+    /// A plain API-key account, first attempt, current time.
+    fn default() -> Self {
+        Self {
+            kind: AccountKind::ApiKey,
+            has_refresh_token: false,
+            pool: None,
+            same_account_retries: 0,
+            recent_forbidden: 0,
+            now_unix: unix_now(),
+            rate_limit_fallback: ratelimit::DEFAULT_RATE_LIMIT_FALLBACK,
+        }
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What kind of unavailability a cooldown is (decides 429 vs 529 when every account is down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CooldownKind {
+    /// Rate limited or out of quota (429).
+    RateLimited,
+    /// Overloaded (529, overload texts, pool-mode 5xx).
+    Overloaded,
+    /// Any other temporary problem (403/401 cooldowns, token refresh failures).
+    Error,
+}
+
+/// What happens to the account after a failover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cooldown {
+    /// No penalty: the account is only skipped for the rest of this request.
+    None,
+    /// Unschedulable for `duration`.
+    For {
+        /// How long.
+        duration: Duration,
+        /// Why (for the all-unavailable answer).
+        kind: CooldownKind,
+    },
+    /// Permanently unusable until restart (bad key, revoked token, payment, repeated 403).
+    Disabled,
+}
+
+/// Why a request failed over (the `reason` label of `ferry_failovers_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailoverReason {
+    /// 429.
+    RateLimited,
+    /// 529 or an overload message (`server_is_overloaded`, "servers are overloaded", …).
+    Overloaded,
+    /// 401.
+    Unauthorized,
+    /// 402.
+    PaymentRequired,
+    /// 403.
+    Forbidden,
+    /// 408.
+    Timeout,
+    /// 5xx other than 529.
+    ServerError,
+    /// Model not available on this account.
+    ModelUnsupported,
+    /// The account is disabled, deactivated or needs verification.
+    AccountState,
+    /// The request body is too large for this upstream.
+    RequestTooLarge,
+    /// A transient processing error at 400 ("an error occurred while processing your request").
+    Transient,
+    /// Another failover status (405).
+    Other,
+    /// The connection failed or the upstream sent no response headers.
+    Transport,
+    /// The stream failed or ended before a terminal event, before any client output.
+    Stream,
+    /// Refreshing the OAuth token failed.
+    TokenRefresh,
+}
+
+impl FailoverReason {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::Unauthorized => "unauthorized",
+            Self::PaymentRequired => "payment_required",
+            Self::Forbidden => "forbidden",
+            Self::Timeout => "timeout",
+            Self::ServerError => "server_error",
+            Self::ModelUnsupported => "model_unsupported",
+            Self::AccountState => "account_state",
+            Self::RequestTooLarge => "request_too_large",
+            Self::Transient => "transient",
+            Self::Other => "other",
+            Self::Transport => "transport",
+            Self::Stream => "stream",
+            Self::TokenRefresh => "token_refresh",
+        }
+    }
+}
+
+/// The decision for one upstream error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Retry on the same account after `after` (pool mode; or once after an OAuth 401, with a
+    /// refreshed token).
+    RetrySameAccount {
+        /// Wait this long first.
+        after: Duration,
+        /// Why (for metrics).
+        reason: FailoverReason,
+    },
+    /// Try another account; `cooldown` is applied to this one.
+    Failover {
+        /// The penalty for this account.
+        cooldown: Cooldown,
+        /// Why (for metrics).
+        reason: FailoverReason,
+    },
+    /// Answer the client with this error: no failover, no account penalty.
+    Fatal,
+}
+
+impl Disposition {
+    /// The metrics reason, when this is not [`Disposition::Fatal`].
+    pub fn reason(&self) -> Option<FailoverReason> {
+        match self {
+            Self::RetrySameAccount { reason, .. } | Self::Failover { reason, .. } => Some(*reason),
+            Self::Fatal => None,
+        }
+    }
+}
+
+/// Classifies an error response for a plain API-key account on its first attempt, at the
+/// current time. See [`classify_with`] for the rules.
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposition {
+    classify_with(&ClassifyContext::default(), status, headers, body)
+}
+
+/// Classifies an upstream error response (gateway.md §3b/§3c).
+///
+/// Never a failover (request-scoped, [`Disposition::Fatal`]): cyber-policy blocks,
+/// continuation-state errors (`previous_response_not_found`, `invalid_encrypted_content`),
+/// context-window errors, and any other 4xx not listed below.
+///
+/// Failover: 401, 402, 403, 405, 408, 429, 529, every 5xx, model-not-supported and
+/// account-state messages, request-too-large, and transient processing errors
+/// (`server_is_overloaded`/`slow_down` codes, "servers are overloaded" texts, and at 400 only
+/// "an error occurred while processing your request" / "selected model is at capacity").
+///
+/// Cooldowns (not in pool mode): 429 → until the reset ([`ratelimit::rate_limit_cooldown`]);
+/// 529 → `retry-after` or 30 s; 401 → disabled for API-key accounts and OAuth accounts without a
+/// refresh token; an OAuth account with one gets one same-account retry (the pool refreshes the
+/// token first), then a revoked/invalidated token disables it and anything else cools it down
+/// for 10 minutes; 402 → disabled; 403 with an HTML body → no penalty,
+/// otherwise the 3rd within 180 minutes disables and earlier ones cool down 10 minutes;
+/// "organization has been disabled" / "identity verification is required" → disabled;
+/// everything else → no penalty (skipped for this request only).
+///
+/// Pool mode: no account state is written; a status in the pool retry list or a transient error
+/// retries the same account after 500 ms up to the retry count; then a soft cooldown applies
+/// (401/403 → 10 min, 5xx → 30 s, 429 → the reset, others → 10 s).
+pub fn classify_with(
+    ctx: &ClassifyContext,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Disposition {
+    let code = status.as_u16();
+    if code < 400 {
+        return Disposition::Fatal;
+    }
+    let info = ErrorInfo::parse(body);
+    if info.is_cyber_policy()
+        || info.is_continuation_state_error()
+        || info.is_context_window_error()
+    {
+        return Disposition::Fatal;
+    }
+    let transient = info.is_transient_processing_error(code);
+    let reason = match code {
+        429 => FailoverReason::RateLimited,
+        529 => FailoverReason::Overloaded,
+        401 => FailoverReason::Unauthorized,
+        402 => FailoverReason::PaymentRequired,
+        403 => FailoverReason::Forbidden,
+        405 => FailoverReason::Other,
+        408 => FailoverReason::Timeout,
+        _ if info.is_account_state_error() => FailoverReason::AccountState,
+        _ if info.is_model_unsupported() => FailoverReason::ModelUnsupported,
+        _ if info.is_request_too_large() || code == 413 => FailoverReason::RequestTooLarge,
+        _ if transient && info.is_overload() => FailoverReason::Overloaded,
+        500..=599 => FailoverReason::ServerError,
+        _ if transient => FailoverReason::Transient,
+        _ => return Disposition::Fatal,
+    };
+
+    if let Some(pool) = &ctx.pool {
+        let retryable = pool.status_codes.contains(&code) || transient;
+        if retryable && ctx.same_account_retries < pool.count {
+            return Disposition::RetrySameAccount {
+                after: SAME_ACCOUNT_RETRY_DELAY,
+                reason,
+            };
+        }
+        let cooldown = match code {
+            401 | 403 => temporary(AUTH_COOLDOWN, CooldownKind::Error),
+            429 => rate_limited(ctx, headers, body),
+            500..=599 => temporary(OVERLOAD_COOLDOWN, CooldownKind::Overloaded),
+            _ => temporary(POOL_SOFT_COOLDOWN, CooldownKind::Error),
+        };
+        return Disposition::Failover { cooldown, reason };
+    }
+
+    let cooldown = match code {
+        429 => rate_limited(ctx, headers, body),
+        529 => temporary(
+            ratelimit::retry_after(headers, ctx.now_unix)
+                .filter(|d| !d.is_zero())
+                .unwrap_or(OVERLOAD_COOLDOWN),
+            CooldownKind::Overloaded,
+        ),
+        401 => match ctx.kind {
+            AccountKind::Oauth if ctx.has_refresh_token => {
+                if ctx.same_account_retries == 0 {
+                    return Disposition::RetrySameAccount {
+                        after: Duration::ZERO,
+                        reason,
+                    };
+                }
+                if info.has_code(&["token_revoked", "token_invalidated"]) {
+                    Cooldown::Disabled
+                } else {
+                    temporary(AUTH_COOLDOWN, CooldownKind::Error)
+                }
+            }
+            _ => Cooldown::Disabled,
+        },
+        402 => Cooldown::Disabled,
+        403 if info.is_html(headers) => Cooldown::None,
+        403 if ctx.recent_forbidden + 1 >= FORBIDDEN_THRESHOLD => Cooldown::Disabled,
+        403 => temporary(AUTH_COOLDOWN, CooldownKind::Error),
+        _ if info.is_account_state_error() => Cooldown::Disabled,
+        _ => Cooldown::None,
+    };
+    Disposition::Failover { cooldown, reason }
+}
+
+/// Classifies a stream that failed (`response.failed` / `error` event) before any client output.
+///
+/// `error` is the event's error object (`{"code":…,"message":…}`) or the whole event JSON. The
+/// code decides: rate-limit and quota codes act like a 429, overload codes like a 529,
+/// `server_error`-like codes like a 500; request-scoped errors and anything else are fatal.
+pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Disposition {
+    let info = ErrorInfo::parse(error);
+    let status = if info.has_code(&[
+        "rate_limit_exceeded",
+        "usage_limit_reached",
+        "insufficient_quota",
+    ]) {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if info.is_overload() {
+        match StatusCode::from_u16(529) {
+            Ok(s) => s,
+            Err(_) => return Disposition::Fatal,
+        }
+    } else if info.has_code(&["server_error", "internal_error", "internal_server_error"]) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        return Disposition::Fatal;
+    };
+    classify_with(ctx, status, &HeaderMap::new(), error)
+}
+
+/// The failover for a transport error (no response headers): no penalty, next account.
+pub fn classify_transport_error() -> Disposition {
+    Disposition::Failover {
+        cooldown: Cooldown::None,
+        reason: FailoverReason::Transport,
+    }
+}
+
+fn temporary(duration: Duration, kind: CooldownKind) -> Cooldown {
+    Cooldown::For { duration, kind }
+}
+
+fn rate_limited(ctx: &ClassifyContext, headers: &HeaderMap, body: &[u8]) -> Cooldown {
+    temporary(
+        ratelimit::rate_limit_cooldown(headers, body, ctx.now_unix, ctx.rate_limit_fallback),
+        CooldownKind::RateLimited,
+    )
+}
+
+/// What the classifier reads from an error body.
+struct ErrorInfo {
+    /// `error.code`, `error.type`, `response.error.code`, `code`, `response.code`, `detail.code`.
+    codes: Vec<String>,
+    /// Lowercased messages and the lowercased raw body (capped).
+    text: String,
+    looks_like_html: bool,
+}
+
+/// Only this much of a body is scanned for phrases.
+const SCAN_LIMIT: usize = 64 * 1024;
+
+impl ErrorInfo {
+    fn parse(body: &[u8]) -> Self {
+        let raw = &body[..body.len().min(SCAN_LIMIT)];
+        let raw_text = String::from_utf8_lossy(raw);
+        let head = raw_text
+            .trim_start()
+            .get(..15)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let looks_like_html = head.starts_with("<!doctype html") || head.starts_with("<html");
+        let mut codes = Vec::new();
+        let mut text = raw_text.to_lowercase();
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            let paths: [&[&str]; 7] = [
+                &["error", "code"],
+                &["error", "type"],
+                &["response", "error", "code"],
+                &["code"],
+                &["response", "code"],
+                &["detail", "code"],
+                &["type"],
+            ];
+            for path in paths {
+                if let Some(code) = lookup(&value, path).and_then(Value::as_str) {
+                    codes.push(code.trim().to_ascii_lowercase());
+                }
+            }
+            let messages: [&[&str]; 5] = [
+                &["error", "message"],
+                &["message"],
+                &["response", "error", "message"],
+                &["detail"],
+                &["detail", "message"],
+            ];
+            for path in messages {
+                if let Some(message) = lookup(&value, path).and_then(Value::as_str) {
+                    text.push('\n');
+                    text.push_str(&message.to_lowercase());
+                }
+            }
+        }
+        Self {
+            codes,
+            text,
+            looks_like_html,
+        }
+    }
+
+    fn has_code(&self, wanted: &[&str]) -> bool {
+        self.codes.iter().any(|c| wanted.contains(&c.as_str()))
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        self.text.contains(needle)
+    }
+
+    fn is_html(&self, headers: &HeaderMap) -> bool {
+        self.looks_like_html
+            || headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"))
+    }
+
+    fn is_cyber_policy(&self) -> bool {
+        self.has_code(&["cyber_policy", "cyber_policy_violation"]) || self.contains("cyber_policy")
+    }
+
+    fn is_continuation_state_error(&self) -> bool {
+        self.has_code(&["previous_response_not_found", "invalid_encrypted_content"])
+            || self.contains("previous_response_not_found")
+            || self.contains("invalid_encrypted_content")
+            || (self.contains("previous response") && self.contains("not found"))
+            || self.contains("encrypted content could not be decrypted")
+            || self.contains("encrypted_content could not be verified")
+    }
+
+    fn is_context_window_error(&self) -> bool {
+        self.has_code(&["context_length_exceeded", "context_too_large"])
+            || self.contains("context_length_exceeded")
+            || self.contains("context_too_large")
+            || self.contains("maximum context length")
+            || ((self.contains("context window") || self.contains("context length"))
+                && (self.contains("exceed")
+                    || self.contains("too large")
+                    || self.contains("too long")))
+            || (self.contains("token limit")
+                && self.contains("context")
+                && self.contains("exceeded"))
+    }
+
+    fn is_model_unsupported(&self) -> bool {
+        self.contains("model is not supported when using codex with a chatgpt account")
+            || (self.contains("model")
+                && self.contains("not supported")
+                && self.contains("account"))
+    }
+
+    fn is_account_state_error(&self) -> bool {
+        self.has_code(&[
+            "account_deactivated",
+            "deactivated_workspace",
+            "organization_disabled",
+        ]) || self.contains("organization has been disabled")
+            || self.contains("identity verification is required")
+            || self.contains("account has been deactivated")
+            || self.contains("account is deactivated")
+            || self.contains("workspace has been deactivated")
+    }
+
+    fn is_request_too_large(&self) -> bool {
+        self.has_code(&["request_too_large", "payload_too_large"])
+            || self.contains("request entity too large")
+            || self.contains("request body too large")
+            || self.contains("payload too large")
+    }
+
+    fn is_overload(&self) -> bool {
+        self.has_code(&["server_is_overloaded", "slow_down"])
+            || self.contains("server is overloaded")
+            || self.contains("servers are overloaded")
+            || self.contains("servers are currently overloaded")
+    }
+
+    fn is_transient_processing_error(&self, status: u16) -> bool {
+        if status >= 400 && self.is_overload() {
+            return true;
+        }
+        status == 400
+            && (self.contains("an error occurred while processing your request")
+                || self.contains("selected model is at capacity")
+                || (self.contains("you can retry your request")
+                    && self.contains("help.openai.com")
+                    && self.contains("request id")))
+    }
+}
+
+fn lookup<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}

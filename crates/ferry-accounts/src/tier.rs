@@ -1,0 +1,74 @@
+//! Fast mode and the per-account service-tier policy (gateway.md §1 step 10, §3d).
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::config::ServiceTierPolicy;
+use crate::error::AccountsError;
+
+/// The `anthropic-beta` token that asks for fast mode (→ `service_tier = "priority"`).
+pub const FAST_MODE_BETA: &str = "fast-mode-2026-02-01";
+
+/// True when the comma-separated `header` contains `token` exactly (parts are trimmed,
+/// comparison is case-sensitive). An empty header or token never matches.
+pub fn has_beta_token(header: &str, token: &str) -> bool {
+    !token.is_empty() && header.split(',').any(|part| part.trim() == token)
+}
+
+/// [`has_beta_token`] over every `anthropic-beta` header value of a request.
+pub fn headers_have_beta_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| has_beta_token(v, token))
+}
+
+/// The canonical service tier for a requested one (`fast` → `priority`); `None` when empty or
+/// unrecognised. Case-insensitive.
+pub fn normalize_service_tier(tier: &str) -> Option<&'static str> {
+    match tier.trim().to_ascii_lowercase().as_str() {
+        "priority" | "fast" => Some("priority"),
+        "auto" => Some("auto"),
+        "default" | "standard" => Some("default"),
+        "flex" => Some("flex"),
+        "scale" => Some("scale"),
+        _ => None,
+    }
+}
+
+/// Applies an account's policy to the upstream body's `service_tier` and returns the tier that
+/// will be sent (for the result and billing).
+///
+/// An absent, empty or unrecognised tier passes untouched. A recognised tier is rewritten to its
+/// canonical name under `pass`. `filter` removes, and `block` refuses, the non-standard tiers
+/// (`priority`, `flex`, `scale`); `auto` and `default` always pass, since they ask for nothing
+/// beyond what the account does anyway.
+pub fn apply_service_tier_policy(
+    policy: ServiceTierPolicy,
+    body: &mut Map<String, Value>,
+    upstream_model: &str,
+) -> Result<Option<String>, AccountsError> {
+    let Some(requested) = body.get("service_tier").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let Some(tier) = normalize_service_tier(requested) else {
+        let kept = requested.trim();
+        return Ok((!kept.is_empty()).then(|| kept.to_owned()));
+    };
+    let standard = matches!(tier, "auto" | "default");
+    match policy {
+        ServiceTierPolicy::Block if !standard => Err(AccountsError::ServiceTierBlocked {
+            tier: tier.to_owned(),
+            model: upstream_model.to_owned(),
+        }),
+        ServiceTierPolicy::Filter if !standard => {
+            body.remove("service_tier");
+            Ok(None)
+        }
+        _ => {
+            body.insert("service_tier".into(), Value::String(tier.to_owned()));
+            Ok(Some(tier.to_owned()))
+        }
+    }
+}
