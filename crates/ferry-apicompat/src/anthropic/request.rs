@@ -117,7 +117,7 @@ impl InputMessage {
 ///
 /// Claude Code sends `system` messages inside `messages` (the mid-conversation system
 /// beta); any other role is kept in [`Role::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Role {
@@ -130,6 +130,18 @@ pub enum Role {
     /// A role this crate does not know.
     #[serde(untagged)]
     Other(String),
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let role = String::deserialize(d)?;
+        Ok(match role.as_str() {
+            "user" => Self::User,
+            "assistant" => Self::Assistant,
+            "system" => Self::System,
+            _ => Self::Other(role),
+        })
+    }
 }
 
 impl Role {
@@ -315,7 +327,7 @@ pub struct OutputConfig {
 }
 
 /// Effort level of `output_config.effort`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Effort {
@@ -330,6 +342,19 @@ pub enum Effort {
     /// A level this crate does not know.
     #[serde(untagged)]
     Other(String),
+}
+
+impl<'de> Deserialize<'de> for Effort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let effort = String::deserialize(d)?;
+        Ok(match effort.as_str() {
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "max" => Self::Max,
+            _ => Self::Other(effort),
+        })
+    }
 }
 
 /// Request metadata.
@@ -371,18 +396,23 @@ impl Metadata {
 pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, ConvertError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let req: MessagesRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = display_path(&e.path().to_string());
+        let path = if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        };
         ConvertError::InvalidShape {
-            path: display_path(&path),
+            path,
             message: e.into_inner().to_string(),
         }
     })?;
-    validate(&req)?;
+    validate_request(&req)?;
     Ok(req)
 }
 
 /// Checks what serde's fallbacks let through; see [`parse_request`].
-pub(crate) fn validate(req: &MessagesRequest) -> Result<(), ConvertError> {
+pub(crate) fn validate_request(req: &MessagesRequest) -> Result<(), ConvertError> {
     if let Some(System::Blocks(blocks)) = &req.system {
         validate_blocks("system", blocks)?;
     }
@@ -429,7 +459,7 @@ pub(crate) fn validate(req: &MessagesRequest) -> Result<(), ConvertError> {
 }
 
 /// Checks a list of blocks at `path` (e.g. `messages[2].content`).
-pub(crate) fn validate_blocks(path: &str, blocks: &[ContentBlock]) -> Result<(), ConvertError> {
+fn validate_blocks(path: &str, blocks: &[ContentBlock]) -> Result<(), ConvertError> {
     for (i, block) in blocks.iter().enumerate() {
         validate_block(&format!("{path}[{i}]"), block)?;
     }

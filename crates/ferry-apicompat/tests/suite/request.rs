@@ -1,27 +1,316 @@
-//! Request direction: parsing Anthropic requests.
+//! Request direction: Anthropic Messages request → Responses request.
+//!
+//! Data-driven: every `fixtures/requests/**/*.json` is converted and snapshotted together
+//! with what was dropped; every `fixtures/invalid/*.json` must fail, and its error is
+//! snapshotted. A request may carry options in a sibling `<case>.toml` (`key = value`
+//! lines: `model`, `reasoning_summary`, `service_tier`, `default_max_output_tokens`,
+//! `reasoning_model`).
 
-use std::path::Path;
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail loudly too"
+)]
 
-use ferry_apicompat::anthropic;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
-fn fixtures() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"))
+use ferry_apicompat::convert::request::{self, Options};
+use ferry_apicompat::{Converted, anthropic, responses};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// Reads the options of a case from its sibling `.toml`, if any.
+fn options_for(path: &Path) -> Options {
+    let mut opts = Options::new();
+    let Ok(text) = std::fs::read_to_string(path.with_extension("toml")) else {
+        return opts;
+    };
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').expect("key = value");
+        let value = value.trim().trim_matches('"');
+        opts = match key.trim() {
+            "model" => opts.with_model(value),
+            "reasoning_summary" => opts.with_reasoning_summary(
+                serde_json::from_value(json!(value)).expect("summary mode"),
+            ),
+            "service_tier" => opts.with_service_tier(value),
+            "default_max_output_tokens" => {
+                opts.with_default_max_output_tokens(value.parse().expect("number"))
+            }
+            "reasoning_model" => opts.with_reasoning_model(value.parse().expect("bool")),
+            other => panic!("unknown option {other}"),
+        };
+    }
+    opts
+}
+
+fn convert_file(path: &Path) -> Converted<responses::Request> {
+    let body = std::fs::read(path).unwrap();
+    let req = anthropic::parse_request(&body)
+        .unwrap_or_else(|e| panic!("{}: parse: {e}", path.display()));
+    request::convert(&req, &options_for(path))
+        .unwrap_or_else(|e| panic!("{}: convert: {e}", path.display()))
+}
+
+/// The one caller of the API for valid inputs: the converted request and its losses.
+fn check(path: &Path) -> Value {
+    let converted = convert_file(path);
+    let dropped: Vec<Value> = converted
+        .dropped
+        .iter()
+        .map(|d| json!({"path": d.path, "kind": d.kind, "detail": d.detail}))
+        .collect();
+    json!({"request": converted.value, "dropped": dropped})
+}
+
+/// The one caller of the API for invalid inputs: the error, from parsing or converting.
+fn check_invalid(path: &Path) -> String {
+    let body = std::fs::read(path).unwrap();
+    let result =
+        anthropic::parse_request(&body).and_then(|req| request::convert(&req, &options_for(path)));
+    match result {
+        Ok(_) => panic!("{}: converted, but must fail", path.display()),
+        Err(e) => e.to_string(),
+    }
 }
 
 #[test]
-fn recorded_claude_code_requests_parse() {
-    let dir = fixtures().join("requests/claude-code");
+fn requests() {
+    insta::glob!(fixtures(), "requests/**/*.json", |path| {
+        insta::with_settings!({snapshot_path => "../snapshots", omit_expression => true, input_file => path}, {
+            insta::assert_json_snapshot!(check(path));
+        });
+    });
+}
+
+#[test]
+fn invalid_requests() {
+    insta::glob!(fixtures(), "invalid/*.json", |path| {
+        insta::with_settings!({snapshot_path => "../snapshots", omit_expression => true, input_file => path}, {
+            insta::assert_snapshot!(check_invalid(path));
+        });
+    });
+}
+
+/// Converted requests serialise and parse back to the same value.
+#[test]
+fn converted_requests_round_trip() {
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for dir in ["requests/claude-code", "requests/cases"] {
+        for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let value = convert_file(&path).value;
+                let text = serde_json::to_string(&value).unwrap();
+                let back: responses::Request = serde_json::from_str(&text).unwrap();
+                assert_eq!(back, value, "{}", path.display());
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 40, "only {n} fixtures");
+}
+
+/// Every recorded Claude Code request converts, losing only what is expected.
+#[test]
+fn recorded_claude_code_requests_lose_only_expected_parts() {
+    let expected: BTreeSet<&str> = [
+        "billing_header",
+        "cache_control",
+        "context_management",
+        "metadata",
+        "tool_schema",
+    ]
+    .into();
+    let mut n = 0;
+    for entry in std::fs::read_dir(fixtures().join("requests/claude-code")).unwrap() {
         let path = entry.unwrap().path();
-        let body = std::fs::read(&path).unwrap();
-        let req =
-            anthropic::parse_request(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(!req.messages.is_empty());
-        assert!(req.metadata.unwrap().session_id().is_some());
+        let converted = convert_file(&path);
+        let kinds: BTreeSet<&str> = converted.dropped.iter().map(|d| d.kind).collect();
+        assert!(
+            kinds.is_subset(&expected),
+            "{}: unexpected losses {:?}",
+            path.display(),
+            kinds.difference(&expected).collect::<Vec<_>>()
+        );
+        // Exactly one cache_control entry, however many hints the request carries.
+        assert_eq!(
+            converted
+                .dropped
+                .iter()
+                .filter(|d| d.kind == "cache_control")
+                .count(),
+            1,
+            "{}",
+            path.display()
+        );
+        // The system prompt and the mid-conversation system message are developer messages.
+        let req = &converted.value;
+        let developer = req
+            .input
+            .iter()
+            .filter(|item| matches!(item, responses::InputItem::Message(m) if m.role == responses::MessageRole::Developer))
+            .count();
+        assert!(developer >= 1, "{}", path.display());
+        let text = serde_json::to_string(req).unwrap();
+        assert!(
+            !text.contains("x-anthropic-billing-header"),
+            "{}",
+            path.display()
+        );
+        assert!(!text.contains("device_id"), "{}", path.display());
         n += 1;
     }
     assert_eq!(n, 7);
+}
+
+#[test]
+fn recorded_claude_code_requests_parse_with_session_ids() {
+    for entry in std::fs::read_dir(fixtures().join("requests/claude-code")).unwrap() {
+        let path = entry.unwrap().path();
+        let req = anthropic::parse_request(&std::fs::read(&path).unwrap()).unwrap();
+        let session = req.metadata.and_then(|m| m.session_id());
+        assert!(session.is_some_and(|s| s.len() == 36), "{}", path.display());
+    }
+}
+
+#[test]
+fn metadata_session_id_forms() {
+    let cases = [
+        (
+            json!({"user_id": "{\"device_id\":\"d\",\"session_id\":\"abc\"}"}),
+            Some("abc"),
+        ),
+        (
+            json!({"user_id": "user_x_account_y_session_0f0e"}),
+            Some("0f0e"),
+        ),
+        (json!({"user_id": "{\"session_id\":\"\"}"}), None),
+        (json!({"user_id": "plain"}), None),
+        (json!({}), None),
+    ];
+    for (metadata, want) in cases {
+        let metadata: anthropic::Metadata = serde_json::from_value(metadata).unwrap();
+        assert_eq!(metadata.session_id().as_deref(), want);
+    }
+}
+
+#[test]
+fn effort_table() {
+    use responses::ReasoningEffort::{High, Low, Medium};
+    for (budget, want) in [
+        (0, Low),
+        (1024, Low),
+        (3_999, Low),
+        (4_000, Medium),
+        (15_999, Medium),
+        (16_000, High),
+        (31_999, High),
+    ] {
+        assert_eq!(request::effort_for_budget(budget), want, "{budget}");
+    }
+}
+
+#[test]
+fn reasoning_model_detection() {
+    for (model, want) in [
+        ("gpt-5", true),
+        ("gpt-5.4-mini", true),
+        ("GPT-6-luna", true),
+        ("openai/gpt-5.1-codex", true),
+        ("o3", true),
+        ("o4-mini", true),
+        ("claude-opus-4-8", true),
+        ("gpt-4.1", false),
+        ("gpt-4o-mini", false),
+        ("openai/gpt-4o", false),
+        ("gpt-3.5-turbo", false),
+        ("chatgpt-4o-latest", false),
+    ] {
+        assert_eq!(request::is_reasoning_model(model), want, "{model}");
+    }
+}
+
+/// Effort mapping from the Anthropic request (decision 4), on a reasoning model.
+#[test]
+fn effort_mapping() {
+    let cases = [
+        (json!(null), json!(null), Some("medium")),
+        (
+            json!({"type": "enabled", "budget_tokens": 2048}),
+            json!(null),
+            Some("low"),
+        ),
+        (
+            json!({"type": "enabled", "budget_tokens": 10000}),
+            json!(null),
+            Some("medium"),
+        ),
+        (
+            json!({"type": "enabled", "budget_tokens": 31999}),
+            json!(null),
+            Some("high"),
+        ),
+        (json!({"type": "adaptive"}), json!(null), Some("medium")),
+        (
+            json!({"type": "adaptive"}),
+            json!({"effort": "high"}),
+            Some("high"),
+        ),
+        (
+            json!({"type": "enabled", "budget_tokens": 31999}),
+            json!({"effort": "low"}),
+            Some("low"),
+        ),
+        (json!(null), json!({"effort": "max"}), Some("xhigh")),
+        (json!(null), json!({"effort": "minimal"}), Some("minimal")),
+        (json!(null), json!({}), Some("medium")),
+        (json!({"type": "disabled"}), json!(null), Some("none")),
+        (
+            json!({"type": "disabled"}),
+            json!({"effort": "high"}),
+            Some("none"),
+        ),
+    ];
+    for (thinking, output_config, want) in cases {
+        let mut body = json!({
+            "model": "m",
+            "max_tokens": 1000,
+            "messages": [{"role": "user", "content": "hi"}],
+        });
+        if !thinking.is_null() {
+            body["thinking"] = thinking.clone();
+        }
+        if !output_config.is_null() {
+            body["output_config"] = output_config.clone();
+        }
+        let req = anthropic::parse_request(body.to_string().as_bytes()).unwrap();
+        let out = request::convert(&req, &Options::new().with_model("gpt-5.4")).unwrap();
+        let reasoning = serde_json::to_value(&out.value.reasoning).unwrap();
+        let summary = if want == Some("none") {
+            json!(null)
+        } else {
+            json!("auto")
+        };
+        let mut expected = json!({"effort": want});
+        if !summary.is_null() {
+            expected["summary"] = summary;
+        }
+        assert_eq!(reasoning, expected, "{thinking} {output_config}");
+        assert_eq!(
+            out.value.include,
+            vec!["reasoning.encrypted_content".to_owned()]
+        );
+    }
 }
 
 #[test]
@@ -42,6 +331,27 @@ fn errors_name_the_path() {
     ];
     for (body, want) in cases {
         let err = anthropic::parse_request(body.as_bytes()).unwrap_err();
-        pretty_assertions::assert_eq!(err.to_string(), *want);
+        assert_eq!(err.to_string(), *want);
     }
+}
+
+/// A request built in code (not parsed) with a malformed known block is rejected by the
+/// converter too.
+#[test]
+fn convert_rejects_malformed_known_blocks_built_in_code() {
+    let block: anthropic::ContentBlock =
+        serde_json::from_value(json!({"type": "tool_use", "id": "x"})).unwrap();
+    assert_eq!(block.unknown_known_type(), Some("tool_use"));
+    let req = anthropic::MessagesRequest::new(
+        "m",
+        vec![anthropic::InputMessage::new(
+            anthropic::Role::Assistant,
+            anthropic::MessageContent::Blocks(vec![block]),
+        )],
+    );
+    let err = request::convert(&req, &Options::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messages[0].content[0]: invalid `tool_use` block: missing field `name`"
+    );
 }
