@@ -1,0 +1,125 @@
+//! The key-value store behind the session state, and its backends.
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+pub use self::memory::{MemoryLimits, MemoryStore};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisStore};
+use crate::StoreError;
+
+/// A boxed, sendable future, the return type of every [`Store`] method (so the trait can
+/// be used as `Arc<dyn Store>` without `async_trait`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A small key-value store with expiry, shared by every request of a process (memory) or
+/// of every process (Redis).
+///
+/// Values are small opaque byte strings (the session layer writes versioned JSON such as
+/// `{"v":1,…}`); every key has a time to live. Keys longer than the backend's key limit
+/// (512 bytes by default) are stored under `sha256:<hex of the key>` instead, so a caller
+/// never has to bound its keys. A value over the per-value limit (64 KiB by default) is
+/// refused with [`StoreError::ValueTooLarge`] and removes what was stored under the key.
+///
+/// The slot methods implement shared concurrency limits (for example "at most 8 requests
+/// in flight on this account, over all replicas"): every holder counts until it releases
+/// its slot or until the slot's time to live runs out, so a crashed holder cannot leak a
+/// slot for longer than that.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The value stored under `key`, if any and not expired.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// The values stored under each of `keys`, in order (one round trip on Redis).
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>>;
+
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// A zero `ttl` deletes the key. A value over the per-value limit deletes the key and
+    /// returns [`StoreError::ValueTooLarge`].
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes `key` (no error when it is absent).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Takes one of the `limit` slots named `key` for at most `ttl`. Returns `false`, and
+    /// takes nothing, when all slots are held.
+    fn try_acquire_slot<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Gives back one slot taken with [`Store::try_acquire_slot`] (the oldest holder's, if
+    /// several are held: holders are not told apart, only counted).
+    fn release_slot<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The backend's name (`memory` or `redis`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// Which store to open, and its settings.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// In-process memory (the default): state is lost on restart and not shared.
+    Memory(MemoryLimits),
+    /// Redis: state is shared by every replica that uses the same server and prefix.
+    #[cfg(feature = "redis")]
+    Redis(RedisConfig),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self::Memory(MemoryLimits::default())
+    }
+}
+
+/// Opens the configured store. For Redis this connects once, so a wrong URL or an
+/// unreachable server is reported at start-up.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Memory(limits) => Ok(Arc::new(MemoryStore::new(limits.clone()))),
+        #[cfg(feature = "redis")]
+        StoreConfig::Redis(cfg) => Ok(Arc::new(RedisStore::connect(cfg.clone()).await?)),
+    }
+}
+
+/// The form a key is stored under: itself, or `sha256:<hex>` when it is longer than
+/// `max_key_bytes`.
+pub(crate) fn stored_key(key: &str, max_key_bytes: usize) -> Cow<'_, str> {
+    if key.len() <= max_key_bytes {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("sha256:{}", hex(&Sha256::digest(key.as_bytes()))))
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}

@@ -1,0 +1,299 @@
+//! The Redis store: state shared by every replica.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{BoxFuture, Store, stored_key};
+use crate::StoreError;
+
+/// Atomically drops expired holders of a slot, then takes one if fewer than `limit` are
+/// held. Holders are the members of a sorted set scored by their expiry in server
+/// milliseconds (`TIME`), so a holder that never releases stops counting after `ttl`.
+/// KEYS[1] = slot key; ARGV = limit, ttl in ms, a unique member name.
+const ACQUIRE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Drops expired holders, then the oldest remaining one; deletes the set when empty.
+/// KEYS[1] = slot key.
+const RELEASE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZPOPMIN', KEYS[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
+/// Settings of a [`RedisStore`]. `Debug` shows the URL with its password redacted.
+#[derive(Clone, PartialEq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`).
+    pub url: String,
+    /// Prepended to every key, so several deployments can share one server
+    /// (default `ferry:`).
+    pub key_prefix: String,
+    /// Largest value accepted (default 64 KiB); a larger one is refused.
+    pub max_value_bytes: usize,
+    /// Longest key (before the prefix) stored as is (default 512); a longer one is
+    /// stored as `sha256:<hex>`.
+    pub max_key_bytes: usize,
+    /// How long one command may take before it fails (default 2 s).
+    pub response_timeout: Duration,
+    /// How long connecting may take (default 2 s).
+    pub connect_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: "ferry:".to_owned(),
+            max_value_bytes: 64 << 10,
+            max_key_bytes: 512,
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("key_prefix", &self.key_prefix)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("max_key_bytes", &self.max_key_bytes)
+            .field("response_timeout", &self.response_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The Redis [`Store`]: every key is `<prefix><key>`, every key has a time to live
+/// (`SET … PX`, `PEXPIRE`), slots are sorted sets updated by Lua scripts (atomic).
+/// Commands go through one multiplexed [`ConnectionManager`] that reconnects by itself.
+#[derive(Clone)]
+pub struct RedisStore {
+    con: ConnectionManager,
+    config: RedisConfig,
+    /// The URL's password, to scrub from any error text.
+    password: Option<String>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server (once, so a wrong address fails here, at start-up).
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let password = url_password(&config.url).map(str::to_owned);
+        let scrub = |e: &redis::RedisError| scrub_secret(&e.to_string(), password.as_deref());
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|e| StoreError::InvalidUrl {
+                url: config.redacted_url(),
+                reason: scrub(&e),
+            })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let con = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: config.redacted_url(),
+                reason: scrub(&e),
+            })?;
+        Ok(Self {
+            con,
+            config,
+            password,
+        })
+    }
+
+    /// The settings this store was opened with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!(
+            "{}{}",
+            self.config.key_prefix,
+            stored_key(key, self.config.max_key_bytes)
+        )
+    }
+
+    fn error(&self, op: &'static str, e: &redis::RedisError) -> StoreError {
+        StoreError::Redis {
+            op,
+            reason: scrub_secret(&e.to_string(), self.password.as_deref()),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut con = self.con.clone();
+        cmd.query_async(&mut con)
+            .await
+            .map_err(|e| self.error(op, &e))
+    }
+}
+
+/// Milliseconds for `PX` / `PEXPIRE`: at least 1, so a sub-millisecond TTL still expires
+/// instead of being rejected.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Store for RedisStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.key(key));
+            self.query("get", &cmd).await
+        })
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut cmd = redis::cmd("MGET");
+            for key in keys {
+                cmd.arg(self.key(key));
+            }
+            self.query("get_many", &cmd).await
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if value.len() > self.config.max_value_bytes {
+                self.delete(key).await?;
+                return Err(StoreError::ValueTooLarge {
+                    len: value.len(),
+                    limit: self.config.max_value_bytes,
+                });
+            }
+            if ttl.is_zero() {
+                return self.delete(key).await;
+            }
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
+            self.query::<()>("set", &cmd).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.key(key));
+            self.query::<()>("delete", &cmd).await
+        })
+    }
+
+    fn try_acquire_slot<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if ttl.is_zero() {
+                return Ok(false);
+            }
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(ACQUIRE_SLOT)
+                .arg(1)
+                .arg(self.key(key))
+                .arg(limit)
+                .arg(millis(ttl))
+                .arg(uuid::Uuid::new_v4().to_string());
+            let taken: i64 = self.query("acquire_slot", &cmd).await?;
+            Ok(taken == 1)
+        })
+    }
+
+    fn release_slot<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE_SLOT).arg(1).arg(self.key(key));
+            self.query::<i64>("release_slot", &cmd).await.map(drop)
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+/// The password part of `scheme://user:password@host…`, if any.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+/// `url` with its password replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url_password(url) {
+        Some(password) => {
+            // The password sits between the first ':' after "://" and the last '@' of
+            // the authority: rebuild around it rather than replacing text elsewhere.
+            let scheme_end = url.find("://").map_or(0, |i| i + 3);
+            let start = url[scheme_end..]
+                .find(':')
+                .map_or(scheme_end, |i| scheme_end + i + 1);
+            let end = start + password.len();
+            format!("{}***{}", &url[..start], &url[end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// `text` with every occurrence of `secret` replaced by `***`.
+fn scrub_secret(text: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => text.replace(s, "***"),
+        _ => text.to_owned(),
+    }
+}

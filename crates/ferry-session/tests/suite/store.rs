@@ -1,0 +1,148 @@
+//! The behaviour every `Store` backend shares, run against memory and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_session::{Store, StoreError};
+use pretty_assertions::assert_eq;
+
+crate::on_both_backends!(
+    set_get_delete,
+    set_replaces_the_value,
+    get_many_keeps_order,
+    values_expire,
+    zero_ttl_deletes,
+    oversize_value_is_refused_and_removes_the_old_one,
+    long_keys_work,
+    slots_count_up_to_the_limit,
+    slots_are_per_key,
+    released_slots_can_be_taken_again,
+    expired_slot_holders_stop_counting,
+    release_without_holders_is_harmless,
+);
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn set_get_delete(store: Arc<dyn Store>) {
+    assert_eq!(store.get("a").await.unwrap(), None);
+    store.set("a", b"one", HOUR).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), Some(b"one".to_vec()));
+    store.delete("a").await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), None);
+    store.delete("a").await.unwrap();
+}
+
+async fn set_replaces_the_value(store: Arc<dyn Store>) {
+    store.set("a", b"one", HOUR).await.unwrap();
+    store.set("a", b"two", HOUR).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), Some(b"two".to_vec()));
+}
+
+async fn get_many_keeps_order(store: Arc<dyn Store>) {
+    store.set("x", b"1", HOUR).await.unwrap();
+    store.set("z", b"3", HOUR).await.unwrap();
+    let keys = ["z", "missing", "x"].map(String::from);
+    assert_eq!(
+        store.get_many(&keys).await.unwrap(),
+        vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]
+    );
+    assert_eq!(
+        store.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+}
+
+async fn values_expire(store: Arc<dyn Store>) {
+    store
+        .set("short", b"v", Duration::from_millis(100))
+        .await
+        .unwrap();
+    store.set("long", b"v", HOUR).await.unwrap();
+    assert_eq!(store.get("short").await.unwrap(), Some(b"v".to_vec()));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(store.get("short").await.unwrap(), None);
+    assert_eq!(store.get("long").await.unwrap(), Some(b"v".to_vec()));
+}
+
+async fn zero_ttl_deletes(store: Arc<dyn Store>) {
+    store.set("a", b"v", HOUR).await.unwrap();
+    store.set("a", b"w", Duration::ZERO).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), None);
+}
+
+async fn oversize_value_is_refused_and_removes_the_old_one(store: Arc<dyn Store>) {
+    store.set("turn", b"small", HOUR).await.unwrap();
+    let big = vec![b'x'; 70 * 1024];
+    let err = store.set("turn", &big, HOUR).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ValueTooLarge { len, limit } if len == 70 * 1024 && limit == 64 * 1024),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), "value_too_large");
+    assert_eq!(store.get("turn").await.unwrap(), None);
+    // Exactly at the limit is fine.
+    let max = vec![b'y'; 64 * 1024];
+    store.set("turn", &max, HOUR).await.unwrap();
+    assert_eq!(store.get("turn").await.unwrap(), Some(max));
+}
+
+async fn long_keys_work(store: Arc<dyn Store>) {
+    let long_a = "a".repeat(600);
+    let long_b = format!("{}b", "a".repeat(599));
+    store.set(&long_a, b"A", HOUR).await.unwrap();
+    store.set(&long_b, b"B", HOUR).await.unwrap();
+    assert_eq!(store.get(&long_a).await.unwrap(), Some(b"A".to_vec()));
+    assert_eq!(store.get(&long_b).await.unwrap(), Some(b"B".to_vec()));
+    store.delete(&long_a).await.unwrap();
+    assert_eq!(store.get(&long_a).await.unwrap(), None);
+    assert_eq!(store.get(&long_b).await.unwrap(), Some(b"B".to_vec()));
+}
+
+async fn slots_count_up_to_the_limit(store: Arc<dyn Store>) {
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        taken.push(store.try_acquire_slot("acct", 3, HOUR).await.unwrap());
+    }
+    assert_eq!(taken, vec![true, true, true, false]);
+}
+
+async fn slots_are_per_key(store: Arc<dyn Store>) {
+    assert!(store.try_acquire_slot("one", 1, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("one", 1, HOUR).await.unwrap());
+    assert!(store.try_acquire_slot("two", 1, HOUR).await.unwrap());
+}
+
+async fn released_slots_can_be_taken_again(store: Arc<dyn Store>) {
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    store.release_slot("acct").await.unwrap();
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    store.release_slot("acct").await.unwrap();
+    store.release_slot("acct").await.unwrap();
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+}
+
+async fn expired_slot_holders_stop_counting(store: Arc<dyn Store>) {
+    // A holder that never releases (a crashed replica) frees its slot after the TTL,
+    // even while other holders keep taking slots.
+    assert!(
+        store
+            .try_acquire_slot("acct", 2, Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+}
+
+async fn release_without_holders_is_harmless(store: Arc<dyn Store>) {
+    store.release_slot("nobody").await.unwrap();
+    assert!(store.try_acquire_slot("nobody", 1, HOUR).await.unwrap());
+    assert!(!store.try_acquire_slot("nobody", 1, HOUR).await.unwrap());
+}
