@@ -6,10 +6,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::messages::stream::MessageStream;
+
 /// A complete body, or a live Anthropic SSE stream driven by the upstream.
 pub(crate) enum ResponseBody {
     /// A complete body (JSON, text, empty).
     Full(Option<Bytes>),
+    /// An SSE stream; the upstream is read only when hyper polls it.
+    Stream(Box<MessageStream>),
 }
 
 impl ResponseBody {
@@ -33,12 +37,14 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Self::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(b) => b.is_none(),
+            Self::Stream(s) => s.is_end_stream(),
         }
     }
 
@@ -46,6 +52,7 @@ impl Body for ResponseBody {
         match self {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
+            Self::Stream(_) => SizeHint::default(),
         }
     }
 }

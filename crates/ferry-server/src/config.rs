@@ -10,7 +10,6 @@
 //! Tests build a [`Config`] directly ([`Config::for_tests`]) and may use sub-second
 //! durations that the file format does not allow.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,7 +55,7 @@ pub struct Config {
     pub session: SessionConfig,
     /// `[[client_keys]]`; empty means an open gateway (warned at start-up).
     pub client_keys: Vec<ClientKey>,
-    /// `[[accounts]]`, in file order.
+    /// `[[accounts]]`, in file order (validated).
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -86,6 +85,12 @@ pub struct GatewayConfig {
     pub upstream_connect_timeout: Duration,
     /// Time from sending the upstream request to its response headers.
     pub upstream_header_timeout: Duration,
+    /// Where refreshed OAuth credentials are kept across restarts (`None`: memory only).
+    pub oauth_state_dir: Option<std::path::PathBuf>,
+    /// OAuth accounts: template for the upstream `instructions` (gateway.md §4b).
+    pub forced_codex_instructions_template: Option<String>,
+    /// OAuth accounts: always present the Codex CLI user-agent.
+    pub force_codex_cli: bool,
 }
 
 /// `[session]`
@@ -118,87 +123,7 @@ pub struct ClientKey {
     pub key: Secret,
 }
 
-/// One `[[accounts]]` entry.
-#[derive(Debug, Clone)]
-pub struct AccountConfig {
-    /// Unique name, used in logs and metrics labels.
-    pub name: String,
-    /// Kind and credentials.
-    pub kind: AccountKind,
-    /// Lower is tried first.
-    pub priority: i32,
-    /// In-flight requests on this account.
-    pub concurrency: u32,
-    /// Optional http(s)/socks5 proxy URL.
-    pub proxy: Option<Secret>,
-    /// Pool-mode account (same-account retries).
-    pub pool_mode: bool,
-    /// Send `previous_response_id` when a binding exists.
-    pub continuation: bool,
-    /// What to do with a requested `service_tier`.
-    pub service_tier_policy: ServiceTierPolicy,
-    /// Model used when no mapping rule matches a Claude-family model.
-    pub default_model: Option<String>,
-    /// Client model (exact or with `*` globs) → upstream model, in file order.
-    pub model_mapping: Vec<(String, String)>,
-}
-
-/// Account kind and its credentials.
-#[derive(Debug, Clone)]
-pub enum AccountKind {
-    /// An OpenAI API key.
-    ApiKey {
-        /// Requests go to `{base_url}/responses`.
-        base_url: String,
-        /// The key.
-        api_key: Secret,
-    },
-    /// A ChatGPT/Codex OAuth login.
-    OAuth {
-        /// Requests go to `{base_url}/responses`.
-        base_url: String,
-        /// Current access token, if any.
-        access_token: Option<Secret>,
-        /// Refresh token.
-        refresh_token: Option<Secret>,
-        /// Access-token expiry, unix seconds.
-        expires_at: Option<i64>,
-        /// `chatgpt-account-id` header.
-        chatgpt_account_id: String,
-        /// Token endpoint override.
-        token_url: Option<String>,
-    },
-    /// The built-in simulated upstream, answered in process.
-    Simulated,
-}
-
-impl AccountKind {
-    /// `api_key`, `oauth` or `simulated`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::ApiKey { .. } => "api_key",
-            Self::OAuth { .. } => "oauth",
-            Self::Simulated => "simulated",
-        }
-    }
-}
-
-/// Per-account `service_tier` policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ServiceTierPolicy {
-    /// Forward the tier (aliases canonicalised).
-    #[default]
-    Pass,
-    /// Remove the tier.
-    Filter,
-    /// Refuse the request with 403.
-    Block,
-}
-
-/// Default OpenAI API base URL.
-pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-/// Default ChatGPT/Codex base URL for OAuth accounts.
-pub const DEFAULT_CODEX_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
+pub use ferry_accounts::{AccountConfig, AccountKind, ServiceTierPolicy};
 
 impl Config {
     /// A loopback-only config for tests: listens on `127.0.0.1:0`, no client keys (open),
@@ -217,13 +142,16 @@ impl Config {
                 max_account_switches: 3,
                 upstream_connect_timeout: Duration::from_secs(2),
                 upstream_header_timeout: Duration::from_secs(10),
+                oauth_state_dir: None,
+                forced_codex_instructions_template: None,
+                force_codex_cli: false,
             },
             session: SessionConfig {
                 store: SessionStoreKind::Memory,
                 ttl: Duration::from_secs(3600),
             },
             client_keys: Vec::new(),
-            accounts: vec![AccountConfig::simulated("simulated")],
+            accounts: vec![simulated_account("simulated")],
         }
     }
 
@@ -249,36 +177,13 @@ impl Config {
     }
 }
 
-impl AccountConfig {
-    /// A `simulated` account with default settings.
-    pub fn simulated(name: &str) -> Self {
-        Self::with_kind(name, AccountKind::Simulated)
-    }
-
-    /// An `api_key` account for `base_url` with default settings.
-    pub fn api_key(name: &str, base_url: &str, api_key: &str) -> Self {
-        Self::with_kind(
-            name,
-            AccountKind::ApiKey {
-                base_url: base_url.trim_end_matches('/').to_owned(),
-                api_key: Secret::new(api_key),
-            },
-        )
-    }
-
-    fn with_kind(name: &str, kind: AccountKind) -> Self {
-        Self {
-            name: name.to_owned(),
-            kind,
-            priority: 0,
-            concurrency: 8,
-            proxy: None,
-            pool_mode: false,
-            continuation: true,
-            service_tier_policy: ServiceTierPolicy::Pass,
-            default_model: None,
-            model_mapping: Vec::new(),
-        }
+/// A `simulated` account (the built-in upstream, answered in process) with defaults.
+pub fn simulated_account(name: &str) -> AccountConfig {
+    AccountConfig {
+        kind: AccountKind::Simulated,
+        base_url: None,
+        api_key: None,
+        ..AccountConfig::api_key(name, "", ferry_accounts::Secret::new(""))
     }
 }
 
@@ -326,7 +231,7 @@ pub struct RawConfig {
     /// `[[client_keys]]`
     pub client_keys: Vec<RawClientKey>,
     /// `[[accounts]]`
-    pub accounts: Vec<RawAccount>,
+    pub accounts: Vec<AccountConfig>,
 }
 
 /// `[server]` as written.
@@ -357,6 +262,12 @@ pub struct RawGateway {
     pub upstream_connect_timeout_secs: Option<u64>,
     /// default 300; 1..=3600
     pub upstream_header_timeout_secs: Option<u64>,
+    /// optional directory for refreshed OAuth credentials
+    pub oauth_state_dir: Option<String>,
+    /// optional OAuth instructions template (`{{ .ExistingInstructions }}` …)
+    pub forced_codex_instructions_template: Option<String>,
+    /// default false
+    pub force_codex_cli: Option<bool>,
 }
 
 /// `[session]` as written.
@@ -379,46 +290,6 @@ pub struct RawClientKey {
     pub name: Option<String>,
     /// The key.
     pub key: Option<String>,
-}
-
-/// `[[accounts]]` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAccount {
-    /// Unique name.
-    pub name: Option<String>,
-    /// `api_key` | `oauth` | `simulated`
-    pub kind: Option<String>,
-    /// `{base_url}/responses`
-    pub base_url: Option<String>,
-    /// api_key accounts.
-    pub api_key: Option<String>,
-    /// oauth accounts.
-    pub access_token: Option<String>,
-    /// oauth accounts.
-    pub refresh_token: Option<String>,
-    /// oauth accounts, unix seconds.
-    pub expires_at: Option<i64>,
-    /// oauth accounts.
-    pub chatgpt_account_id: Option<String>,
-    /// oauth accounts.
-    pub token_url: Option<String>,
-    /// default 0
-    pub priority: Option<i32>,
-    /// default 8
-    pub concurrency: Option<u32>,
-    /// empty = none
-    pub proxy: Option<String>,
-    /// default false
-    pub pool_mode: Option<bool>,
-    /// default true
-    pub continuation: Option<bool>,
-    /// `pass` (default) | `filter` | `block`
-    pub service_tier_policy: Option<String>,
-    /// optional
-    pub default_model: Option<String>,
-    /// client model → upstream model
-    pub model_mapping: Option<BTreeMap<String, String>>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -548,6 +419,13 @@ impl RawGateway {
             false,
         )
         .unwrap_or_default();
+        let oauth_state_dir = self
+            .oauth_state_dir
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty());
+        if let Some(d) = &oauth_state_dir {
+            check_unexpanded(p, "gateway.oauth_state_dir", d);
+        }
         GatewayConfig {
             stream_keepalive_interval,
             stream_data_interval_timeout,
@@ -555,6 +433,11 @@ impl RawGateway {
             max_account_switches,
             upstream_connect_timeout,
             upstream_header_timeout,
+            oauth_state_dir: oauth_state_dir.map(std::path::PathBuf::from),
+            forced_codex_instructions_template: self
+                .forced_codex_instructions_template
+                .filter(|t| !t.trim().is_empty()),
+            force_codex_cli: self.force_codex_cli.unwrap_or(false),
         }
     }
 }
@@ -640,180 +523,35 @@ fn validate_client_keys(raw: Vec<RawClientKey>, p: &mut Problems) -> Vec<ClientK
     out
 }
 
-fn validate_url(p: &mut Problems, path: &str, url: &str) {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
-            if url.contains('?') || url.contains('#') {
-                p.push(path, "must not contain a query or fragment");
+fn validate_accounts(raw: Vec<AccountConfig>, p: &mut Problems) -> Vec<AccountConfig> {
+    for (i, a) in raw.iter().enumerate() {
+        for problem in a.validate() {
+            match problem {
+                ferry_accounts::AccountsError::InvalidConfig { field, problem, .. } => {
+                    p.push(format!("accounts[{i}].{field}"), problem);
+                }
+                other => p.push(format!("accounts[{i}]"), other.to_string()),
             }
         }
-        _ => p.push(
-            path,
-            format!("must be an http:// or https:// URL, got {url:?}"),
-        ),
-    }
-}
-
-fn validate_accounts(raw: Vec<RawAccount>, p: &mut Problems) -> Vec<AccountConfig> {
-    let mut out: Vec<AccountConfig> = Vec::with_capacity(raw.len());
-    for (i, a) in raw.into_iter().enumerate() {
-        let at = |key: &str| format!("accounts[{i}].{key}");
-        let name = a.name.unwrap_or_default().trim().to_owned();
-        if name.is_empty() {
-            p.push(at("name"), "is required");
-        } else if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if raw[..i].iter().any(|o| o.name == a.name) {
             p.push(
-                at("name"),
-                "may only contain ASCII letters, digits, '-', '_' and '.'",
-            );
-        } else if out.iter().any(|o| o.name == name) {
-            p.push(at("name"), format!("duplicate account name {name:?}"));
-        }
-        let non_blank =
-            |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let base_url = non_blank(a.base_url).map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(u) = &base_url {
-            validate_url(p, &at("base_url"), u);
-        }
-        let kind_str = a
-            .kind
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or("api_key")
-            .to_owned();
-        let kind = match kind_str.as_str() {
-            "api_key" => {
-                let key = non_blank(a.api_key).unwrap_or_default();
-                check_unexpanded(p, &at("api_key"), &key);
-                if key.is_empty() {
-                    p.push(at("api_key"), "is required for kind = \"api_key\"");
-                }
-                for (k, v) in [
-                    ("access_token", &a.access_token),
-                    ("refresh_token", &a.refresh_token),
-                ] {
-                    if v.is_some() {
-                        p.push(at(k), "only applies to kind = \"oauth\"");
-                    }
-                }
-                AccountKind::ApiKey {
-                    base_url: base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
-                    api_key: Secret::new(key),
-                }
-            }
-            "oauth" => {
-                let access_token = non_blank(a.access_token);
-                let refresh_token = non_blank(a.refresh_token);
-                for (k, v) in [
-                    ("access_token", &access_token),
-                    ("refresh_token", &refresh_token),
-                ] {
-                    if let Some(v) = v {
-                        check_unexpanded(p, &at(k), v);
-                    }
-                }
-                if access_token.is_none() && refresh_token.is_none() {
-                    p.push(
-                        at("access_token"),
-                        "an oauth account needs access_token or refresh_token",
-                    );
-                }
-                let chatgpt_account_id = non_blank(a.chatgpt_account_id).unwrap_or_default();
-                if chatgpt_account_id.is_empty() {
-                    p.push(at("chatgpt_account_id"), "is required for kind = \"oauth\"");
-                }
-                let token_url = non_blank(a.token_url);
-                if let Some(u) = &token_url {
-                    validate_url(p, &at("token_url"), u);
-                }
-                if a.api_key.is_some() {
-                    p.push(at("api_key"), "only applies to kind = \"api_key\"");
-                }
-                AccountKind::OAuth {
-                    base_url: base_url.unwrap_or_else(|| DEFAULT_CODEX_BASE_URL.to_owned()),
-                    access_token: access_token.map(Secret::new),
-                    refresh_token: refresh_token.map(Secret::new),
-                    expires_at: a.expires_at,
-                    chatgpt_account_id,
-                    token_url,
-                }
-            }
-            "simulated" => AccountKind::Simulated,
-            other => {
-                p.push(
-                    at("kind"),
-                    format!("must be \"api_key\", \"oauth\" or \"simulated\", got {other:?}"),
-                );
-                AccountKind::Simulated
-            }
-        };
-        let concurrency = a.concurrency.unwrap_or(8);
-        if !(1..=10_000).contains(&concurrency) {
-            p.push(
-                at("concurrency"),
-                format!("must be between 1 and 10000, got {concurrency}"),
+                format!("accounts[{i}].name"),
+                format!("duplicate account name {:?}", a.name),
             );
         }
-        let proxy = non_blank(a.proxy);
-        if let Some(px) = &proxy {
-            let ok = ["http://", "https://", "socks5://", "socks5h://"]
-                .iter()
-                .any(|s| px.starts_with(s));
-            if !ok {
-                p.push(
-                    at("proxy"),
-                    "must be an http://, https://, socks5:// or socks5h:// URL",
-                );
+        let secrets = [
+            ("api_key", a.api_key.as_ref()),
+            ("access_token", a.access_token.as_ref()),
+            ("refresh_token", a.refresh_token.as_ref()),
+        ];
+        for (field, secret) in secrets {
+            if let Some(v) = secret {
+                check_unexpanded(p, &format!("accounts[{i}].{field}"), v.expose());
             }
         }
-        let service_tier_policy = match a
-            .service_tier_policy
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or("pass")
-        {
-            "pass" => ServiceTierPolicy::Pass,
-            "filter" => ServiceTierPolicy::Filter,
-            "block" => ServiceTierPolicy::Block,
-            other => {
-                p.push(
-                    at("service_tier_policy"),
-                    format!("must be \"pass\", \"filter\" or \"block\", got {other:?}"),
-                );
-                ServiceTierPolicy::Pass
-            }
-        };
-        let mut model_mapping = Vec::new();
-        for (from, to) in a.model_mapping.unwrap_or_default() {
-            if from.trim().is_empty() || to.trim().is_empty() {
-                p.push(at("model_mapping"), "model names must not be empty");
-            }
-            if from.matches('*').count() > 1 {
-                p.push(
-                    at("model_mapping"),
-                    format!("{from:?}: at most one '*' per pattern"),
-                );
-            }
-            model_mapping.push((from.trim().to_owned(), to.trim().to_owned()));
+        if let Some(url) = &a.base_url {
+            check_unexpanded(p, &format!("accounts[{i}].base_url"), url);
         }
-        out.push(AccountConfig {
-            name,
-            kind,
-            priority: a.priority.unwrap_or(0),
-            concurrency,
-            proxy: proxy.map(Secret::new),
-            pool_mode: a.pool_mode.unwrap_or(false),
-            continuation: a.continuation.unwrap_or(true),
-            service_tier_policy,
-            default_model: non_blank(a.default_model),
-            model_mapping,
-        });
     }
-    out
+    raw
 }

@@ -85,6 +85,8 @@ pub enum Error {
         failover: bool,
         /// Sanitised upstream message.
         message: String,
+        /// The upstream's `retry-after`, passed on to the client.
+        retry_after: Option<Duration>,
     },
     /// The upstream stream reported a failed response before any output.
     #[error("{message}")]
@@ -183,7 +185,9 @@ impl Error {
     /// Seconds for a `retry-after` header, when the error has one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::NoAccount { retry_after, .. } => *retry_after,
+            Self::NoAccount { retry_after, .. } | Self::UpstreamStatus { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -278,6 +282,7 @@ mod tests {
                     status: s,
                     failover: f,
                     message: "m".into(),
+                    retry_after: None,
                 };
                 (s, f, e.status().as_u16(), e.anthropic_type())
             })

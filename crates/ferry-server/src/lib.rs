@@ -20,13 +20,17 @@ mod auth;
 mod body;
 pub mod config;
 mod error;
+mod messages;
 mod metrics;
+mod models;
 mod routes;
 mod server;
+pub mod sim;
 mod state;
+mod tokens;
 
 pub use crate::{
-    config::{Config, ConfigProblem, RawConfig},
+    config::{Config, ConfigProblem, RawConfig, simulated_account},
     error::Error,
     server::{Server, bind, serve},
 };

@@ -47,16 +47,6 @@ impl<const N: usize> CounterVec<N> {
         self.inc_by(label_values, 1);
     }
 
-    /// Current value (tests and `/ready`).
-    pub(crate) fn get(&self, label_values: [&str; N]) -> u64 {
-        let key = label_values.map(str::to_owned);
-        self.values
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).copied())
-            .unwrap_or(0)
-    }
-
     fn render(&self, out: &mut String) {
         header(out, self.name, self.help, "counter");
         if let Ok(m) = self.values.lock() {

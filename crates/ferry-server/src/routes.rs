@@ -117,6 +117,7 @@ async fn dispatch(
         Route::Root | Route::Health => Ok(text_response(StatusCode::OK, "ok\n")),
         Route::Ready => Ok(ready(state)),
         Route::Metrics => {
+            state.refresh_account_gauges();
             let mut r = text_response(StatusCode::OK, state.metrics.render());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -124,14 +125,25 @@ async fn dispatch(
             );
             Ok(r)
         }
-        Route::Models | Route::CountTokens | Route::Messages => {
+        Route::Models => {
             auth::authenticate(&state.config.client_keys, req.headers())?;
-            let _body = read_body(req, state.config.server.max_body_bytes).await?;
-            let _ = request_id;
-            Err(Error::Internal(
-                "the messages pipeline is being wired".to_owned(),
+            Ok(json_response(
+                StatusCode::OK,
+                &crate::models::models_body(&state.config),
             ))
         }
+        Route::CountTokens => {
+            auth::authenticate(&state.config.client_keys, req.headers())?;
+            let body = read_body(req, state.config.server.max_body_bytes).await?;
+            let parsed = ferry_apicompat::anthropic::parse_request(&body)
+                .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            let n = crate::tokens::count_tokens(&parsed);
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "input_tokens": n }),
+            ))
+        }
+        Route::Messages => crate::messages::handle(state.clone(), req, request_id.to_owned()).await,
     }
 }
 

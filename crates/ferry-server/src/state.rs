@@ -1,9 +1,14 @@
 //! Process-wide state shared by every request.
 
+use std::sync::Arc;
+
+use ferry_accounts::{AccountKind, Pool, PoolOptions};
+use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, SessionStoreKind};
 use crate::error::Error;
+use crate::messages::upstream::HttpClients;
 use crate::metrics::Metrics;
 
 /// Everything a request handler needs, built once at start-up.
@@ -11,24 +16,81 @@ pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: Shutdown,
+    pub(crate) pool: Pool,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) http: HttpClients,
 }
 
 impl AppState {
-    pub(crate) async fn new(config: Config) -> Result<std::sync::Arc<Self>, Error> {
+    pub(crate) async fn new(config: Config) -> Result<Arc<Self>, Error> {
         let metrics = Metrics::new();
-        for a in &config.accounts {
-            metrics.account_available.set([a.name.as_str()], 1);
+        for reason in ferry_session::MissReason::ALL {
+            metrics.cache_miss_total.inc_by([reason.as_str()], 0);
         }
-        Ok(std::sync::Arc::new(Self {
+        let store_config = match &config.session.store {
+            SessionStoreKind::Memory => StoreConfig::Memory(MemoryLimits::default()),
+            SessionStoreKind::Redis { url } => {
+                StoreConfig::Redis(ferry_session::RedisConfig::new(url.expose()))
+            }
+        };
+        let store = ferry_session::open(&store_config)
+            .await
+            .map_err(|e| Error::Startup(format!("session store: {e}")))?;
+        let sessions = Arc::new(Sessions::new(
+            store,
+            SessionConfig {
+                ttl: config.session.ttl,
+                ..SessionConfig::default()
+            },
+        ));
+        let mut pool_opts = PoolOptions::default();
+        pool_opts
+            .oauth
+            .state_dir
+            .clone_from(&config.gateway.oauth_state_dir);
+        let pool = Pool::new(config.accounts.clone(), pool_opts)
+            .map_err(|e| Error::Startup(format!("accounts: {e}")))?;
+        let http = HttpClients::new(
+            config.gateway.upstream_connect_timeout,
+            config.gateway.upstream_header_timeout,
+        );
+        let state = Arc::new(Self {
             config,
             metrics,
             shutdown: Shutdown::new(),
-        }))
+            pool,
+            sessions,
+            http,
+        });
+        state.refresh_account_gauges();
+        Ok(state)
     }
 
     /// Accounts that can take traffic now.
     pub(crate) fn available_accounts(&self) -> usize {
-        self.config.accounts.len()
+        self.pool
+            .statuses()
+            .iter()
+            .filter(|s| s.available())
+            .count()
+    }
+
+    /// Sets `ferry_account_available{account}` from the pool.
+    pub(crate) fn refresh_account_gauges(&self) {
+        for s in self.pool.statuses() {
+            self.metrics
+                .account_available
+                .set([s.name.as_str()], i64::from(s.available()));
+        }
+    }
+
+    /// Whether some account can serve `model`: a simulated account serves everything; a
+    /// real one needs the model to map to a non-Claude upstream model.
+    pub(crate) fn serves_model(&self, model: &str) -> bool {
+        self.config.accounts.iter().any(|a| {
+            a.kind == AccountKind::Simulated
+                || !crate::messages::is_unmapped(&a.route_model(model).upstream)
+        })
     }
 }
 

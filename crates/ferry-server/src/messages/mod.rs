@@ -1,0 +1,984 @@
+//! `POST /v1/messages`: the whole pipeline for one request.
+//!
+//! parse → session key → per attempt: pick an account ([`ferry_accounts::Pool`]) → map the
+//! model → convert → continuation, todo guard and cache key ([`ferry_session`]) → OAuth
+//! transform → service-tier policy → credential and headers → send, always streamed → stream
+//! to the client, or accumulate into one JSON message.
+//!
+//! Failover happens only before the client got a byte: upstream error statuses, transport
+//! errors, and streams that fail or break before the first content block. Response headers
+//! are sent only once the first content (or a keep-alive ping, or the whole answer) is
+//! ready, so everything before that can still become a clean JSON error or another attempt.
+
+mod accumulate;
+pub(crate) mod events;
+pub(crate) mod headers;
+pub(crate) mod stream;
+pub(crate) mod upstream;
+pub(crate) mod usage;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_accounts::{AccountKind, Disposition, Lease, Selection};
+use ferry_apicompat::convert::{self, FailureKind, ToolNames, UpstreamFailure};
+use ferry_apicompat::{anthropic, responses};
+use ferry_session::{MissFacts, ResolvedKey, SessionRef, StickyBinding, keys};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use self::events::{EventSource, Fault, Pulled};
+use self::stream::{Live, MessageStream, encode_events};
+use self::upstream::{HttpRequest, UpstreamReply};
+use self::usage::{Outcome, UsageRecord};
+use crate::auth;
+use crate::body::ResponseBody;
+use crate::error::Error;
+use crate::routes::{error_response, json_response, read_body};
+use crate::state::AppState;
+
+/// How long reading an upstream error body may take.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A future that finishes the bookkeeping of a request (session bindings).
+pub(crate) type Bookkeeping = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Handles one `POST …/v1/messages`. Every outcome, error or not, writes one usage record.
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    request_id: String,
+) -> Result<Response<ResponseBody>, Error> {
+    let mut record = UsageRecord::new(&request_id, "-", false, "");
+    match prepare(&state, req, &mut record).await {
+        Ok(ctx) => Ok(run(&ctx, record).await),
+        Err(e) => {
+            record.finish(&state, e.status().as_u16(), &Outcome::Error(e.kind()));
+            Err(e)
+        }
+    }
+}
+
+/// What every attempt of one request shares.
+struct Ctx {
+    state: Arc<AppState>,
+    request_id: String,
+    client: auth::Client,
+    headers: HeaderMap,
+    req: anthropic::MessagesRequest,
+    stream: bool,
+    fast_mode: bool,
+    tool_names: ToolNames,
+    resolved: Option<ResolvedKey>,
+    sticky: Option<StickyBinding>,
+}
+
+impl Ctx {
+    /// The client key's id for session namespacing (empty on an open gateway).
+    fn client_id(&self) -> &str {
+        self.client.name.as_deref().unwrap_or("")
+    }
+}
+
+async fn prepare(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    record: &mut UsageRecord,
+) -> Result<Ctx, Error> {
+    let client = auth::authenticate(&state.config.client_keys, req.headers())?;
+    record.client = client.label().to_owned();
+    let headers = req.headers().clone();
+    let body = read_body(req, state.config.server.max_body_bytes).await?;
+    let parsed =
+        anthropic::parse_request(&body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    if parsed.model.trim().is_empty() {
+        return Err(Error::InvalidRequest("model: is required".to_owned()));
+    }
+    record.stream = parsed.stream.unwrap_or(false);
+    record.original_model.clone_from(&parsed.model);
+    if !state.serves_model(&parsed.model) {
+        return Err(Error::UnknownModel {
+            model: parsed.model.clone(),
+        });
+    }
+    let hv = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let client_headers = keys::ClientHeaders {
+        session_id: hv(keys::SESSION_ID_HEADER),
+        conversation_id: hv(keys::CONVERSATION_ID_HEADER),
+        claude_code_session_id: hv(keys::CLAUDE_CODE_SESSION_HEADER),
+    };
+    let client_id = client.name.clone().unwrap_or_default();
+    let resolved = state
+        .sessions
+        .resolve_cache_key(&parsed, &client_headers, &client_id)
+        .await;
+    let sticky = match &resolved {
+        Some(r) => state.sessions.sticky_account(&client_id, &r.key).await,
+        None => None,
+    };
+    record.prompt_cache_key_source = resolved.as_ref().map(|r| r.source.as_str());
+    let fast_mode =
+        ferry_accounts::headers_have_beta_token(&headers, ferry_accounts::FAST_MODE_BETA);
+    Ok(Ctx {
+        state: state.clone(),
+        request_id: record.request_id.clone(),
+        client,
+        fast_mode,
+        headers,
+        stream: parsed.stream.unwrap_or(false),
+        tool_names: ToolNames::from_request(&parsed),
+        req: parsed,
+        resolved,
+        sticky,
+    })
+}
+
+/// What one attempt on one account ended with.
+enum Attempt {
+    /// The client has its response (or its stream has started).
+    Done(Response<ResponseBody>),
+    /// Try the same account again after a pause (pool mode; OAuth 401 with a refresh).
+    Retry {
+        after: Duration,
+        lease: Lease,
+        reason: &'static str,
+    },
+    /// The upstream rejected `previous_response_id`: replay the full history once.
+    ContinuationReset(Lease),
+    /// Try another account.
+    Failover { error: Error, reason: &'static str },
+    /// This account does not serve the model; try another without counting a switch.
+    Skip,
+    /// Answer the client with this error.
+    Fatal(Error),
+}
+
+/// The attempt loop: account selection, same-account retries and failover, bounded by
+/// `gateway.max_account_switches` (one switch during an OAuth 429 storm).
+async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
+    let state = &ctx.state;
+    let pool = &state.pool;
+    let max_switches = state.config.gateway.max_account_switches;
+    let preferred = ctx.sticky.as_ref().map(|s| s.account.clone());
+    let mut excluded: Vec<String> = Vec::new();
+    let mut switches = 0u32;
+    let mut last_error: Option<Error> = None;
+    let mut reset = false;
+    let error = loop {
+        let selection = Selection {
+            preferred: preferred.as_deref(),
+            exclude: &excluded,
+        };
+        let lease = match pool.acquire(&selection).await {
+            Ok(lease) => lease,
+            Err(e) => break last_error.take().unwrap_or_else(|| accounts_error(&e)),
+        };
+        let account = lease.name().to_owned();
+        let mut lease = Some(lease);
+        let mut same_account_retries = 0u32;
+        let ended = loop {
+            let Some(l) = lease.take() else {
+                break Attempt::Fatal(Error::Internal("account lease lost".to_owned()));
+            };
+            record.account.clone_from(&account);
+            match attempt(ctx, l, &mut record, reset, same_account_retries).await {
+                Attempt::Retry {
+                    after,
+                    lease: l,
+                    reason,
+                } => {
+                    state.metrics.failovers_total.inc([reason]);
+                    same_account_retries += 1;
+                    tokio::time::sleep(after).await;
+                    lease = Some(l);
+                }
+                Attempt::ContinuationReset(l) if !reset => {
+                    reset = true;
+                    lease = Some(l);
+                }
+                other => break other,
+            }
+        };
+        match ended {
+            Attempt::Done(resp) => return resp,
+            Attempt::Fatal(e) => break e,
+            Attempt::Skip => excluded.push(account),
+            Attempt::Failover { error, reason } => {
+                state.metrics.failovers_total.inc([reason]);
+                tracing::info!(target: "ferry::failover", request_id = %ctx.request_id, account = %account, reason, error = %error, "failing over");
+                if let Some(r) = &ctx.resolved {
+                    state
+                        .sessions
+                        .clear_sticky_account_if(ctx.client_id(), &r.key, &account)
+                        .await;
+                }
+                excluded.push(account);
+                last_error = Some(error);
+                switches += 1;
+                record.failovers = switches;
+                let budget = if reason == "rate_limited" && pool.in_rate_limit_storm() {
+                    max_switches.min(1)
+                } else {
+                    max_switches
+                };
+                if switches > budget {
+                    break last_error
+                        .take()
+                        .unwrap_or_else(|| Error::Internal("no error".into()));
+                }
+            }
+            Attempt::Retry { .. } | Attempt::ContinuationReset(_) => {
+                break Error::Internal("unexpected retry state".to_owned());
+            }
+        }
+    };
+    record.finish(
+        state,
+        error.status().as_u16(),
+        &Outcome::Error(error.kind()),
+    );
+    error_response(&error)
+}
+
+/// The error for a pool that has no account to offer.
+fn accounts_error(e: &ferry_accounts::AccountsError) -> Error {
+    match e {
+        ferry_accounts::AccountsError::AllUnavailable { kind, retry_after } => Error::NoAccount {
+            rate_limited: *kind == ferry_accounts::Unavailable::RateLimited,
+            retry_after: *retry_after,
+            message: match kind {
+                ferry_accounts::Unavailable::RateLimited => {
+                    "every upstream account is rate limited; retry later".to_owned()
+                }
+                ferry_accounts::Unavailable::Overloaded => {
+                    "every upstream account is busy or cooling down; retry later".to_owned()
+                }
+                _ => "no upstream account is available".to_owned(),
+            },
+        },
+        ferry_accounts::AccountsError::NoAccounts => Error::NoAccount {
+            rate_limited: false,
+            retry_after: None,
+            message: "no upstream accounts are configured".to_owned(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// The request as built for one account.
+struct Built {
+    body: Map<String, Value>,
+    upstream_model: String,
+    billing_model: String,
+    /// `previous_response_id` was attached.
+    continued: bool,
+    /// Continuation may be used on this account and model (bind the response id after).
+    continuation: bool,
+    /// The prompt cache key used for the upstream session (applies to this model).
+    cache_key: Option<String>,
+    dropped: Vec<&'static str>,
+}
+
+/// Model mapping, conversion, session state, OAuth transform and service-tier policy.
+async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> {
+    let cfg = lease.config();
+    let route = cfg.route_model(&ctx.req.model);
+    if cfg.kind != AccountKind::Simulated && is_unmapped(&route.upstream) {
+        return Err(Attempt::Skip);
+    }
+    let mut req = ctx.req.clone();
+    if let Some(effort) = route
+        .suffix_effort
+        .and_then(ferry_accounts::anthropic_effort_for_suffix)
+    {
+        apply_suffix_effort(&mut req, effort);
+    }
+    let mut opts = convert::request::Options::new().with_model(route.upstream.clone());
+    if ctx.fast_mode {
+        opts = opts.with_service_tier("priority");
+    }
+    let converted = convert::request::convert(&req, &opts)
+        .map_err(|e| Attempt::Fatal(Error::InvalidRequest(e.to_string())))?;
+    let mut dropped: Vec<&'static str> = converted.dropped.iter().map(|d| d.kind).collect();
+    dropped.sort_unstable();
+    dropped.dedup();
+    for d in &converted.dropped {
+        tracing::debug!(target: "ferry::convert", request_id = %ctx.request_id, path = %d.path, kind = d.kind, detail = %d.detail, "dropped in conversion");
+    }
+    let mut body: responses::Request = converted.value;
+    body.stream = Some(true);
+
+    let oauth = cfg.kind == AccountKind::Oauth;
+    let sessions = &ctx.state.sessions;
+    let applies = ctx
+        .resolved
+        .as_ref()
+        .filter(|r| r.applies_to(&route.upstream));
+    let continuation = ferry_session::continuation_enabled(
+        cfg.kind != AccountKind::Oauth,
+        cfg.continuation,
+        &route.upstream,
+    ) && applies.is_some();
+    let mut continued = false;
+    if continuation
+        && !reset
+        && let Some(r) = applies
+    {
+        let session = SessionRef::new(lease.name(), ctx.client_id(), &r.key);
+        if let Some(prev) = sessions.previous_response_id(&session, &r.chain).await {
+            body.previous_response_id = Some(prev);
+            ferry_session::trim_to_latest_turn(&mut body.input);
+            continued = true;
+        }
+    }
+    if sessions.config().todo_guard
+        && keys::should_auto_inject(&route.upstream)
+        && ferry_session::wants_todo_guard(&req)
+    {
+        ferry_session::insert_todo_guard(&mut body.input);
+    }
+    if let Some(r) = applies
+        && body
+            .prompt_cache_key
+            .as_deref()
+            .is_none_or(|k| k.trim().is_empty())
+    {
+        body.prompt_cache_key = Some(r.key.clone());
+    }
+    let Ok(Value::Object(mut map)) = serde_json::to_value(&body) else {
+        return Err(Attempt::Fatal(Error::Internal(
+            "cannot serialise the upstream request".into(),
+        )));
+    };
+    let mut upstream_model = route.upstream.clone();
+    let mut cache_key = applies.map(|r| r.key.clone());
+    if oauth {
+        let template = ctx
+            .state
+            .config
+            .gateway
+            .forced_codex_instructions_template
+            .as_deref();
+        let outcome = ferry_accounts::apply_codex_transform(
+            &mut map,
+            &ferry_accounts::CodexTransformOptions {
+                forced_instructions_template: template,
+                original_model: &route.original,
+                normalized_model: &route.requested,
+                billing_model: &route.billing,
+            },
+        )
+        .map_err(|e| Attempt::Fatal(Error::Internal(e.to_string())))?;
+        upstream_model = outcome.upstream_model;
+        if cache_key.is_none() {
+            cache_key = outcome.prompt_cache_key;
+        }
+    }
+    if let Err(e) = ferry_accounts::apply_service_tier_policy(
+        cfg.service_tier_policy,
+        &mut map,
+        &upstream_model,
+    ) {
+        return Err(Attempt::Fatal(Error::PolicyBlocked(e.to_string())));
+    }
+    Ok(Built {
+        body: map,
+        upstream_model,
+        billing_model: route.billing,
+        continued,
+        continuation,
+        cache_key,
+        dropped,
+    })
+}
+
+/// A model that reached the upstream side still named as a Claude model: no mapping rule
+/// and no `default_model` applied to it, so the OpenAI upstream cannot serve it.
+pub(crate) fn is_unmapped(upstream_model: &str) -> bool {
+    upstream_model
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("claude")
+}
+
+/// A reasoning suffix on the model (`gpt-5.4-high`) becomes `output_config.effort` unless
+/// the client set one (gateway.md §1a).
+fn apply_suffix_effort(req: &mut anthropic::MessagesRequest, effort: &str) {
+    let has_effort = req
+        .output_config
+        .as_ref()
+        .is_some_and(|o| o.effort.is_some());
+    if has_effort {
+        return;
+    }
+    let Ok(effort) = serde_json::from_value::<anthropic::Effort>(Value::String(effort.to_owned()))
+    else {
+        return;
+    };
+    match &mut req.output_config {
+        Some(o) => o.effort = Some(effort),
+        None => {
+            req.output_config =
+                serde_json::from_value(serde_json::json!({ "effort": effort })).ok();
+        }
+    }
+}
+
+/// One attempt on one account.
+async fn attempt(
+    ctx: &Ctx,
+    lease: Lease,
+    record: &mut UsageRecord,
+    reset: bool,
+    same_account_retries: u32,
+) -> Attempt {
+    let state = &ctx.state;
+    let built = match build(ctx, &lease, reset).await {
+        Ok(b) => b,
+        Err(a) => return a,
+    };
+    let cfg = lease.config();
+    record.billing_model.clone_from(&built.billing_model);
+    record.upstream_model.clone_from(&built.upstream_model);
+    record.service_tier = built
+        .body
+        .get("service_tier")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    record.reasoning_effort = built
+        .body
+        .get("reasoning")
+        .and_then(|r| r.get("effort"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+
+    let credential = match lease.credential().await {
+        Ok(c) => c,
+        Err(e) if e.is_account_failure() => {
+            return Attempt::Failover {
+                error: Error::UpstreamConnect(e.to_string()),
+                reason: "token_refresh",
+            };
+        }
+        Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
+    };
+    let oauth = cfg.kind == AccountKind::Oauth;
+    let session_id = built
+        .cache_key
+        .as_deref()
+        .and_then(|k| keys::session_uuid(ctx.client_id(), k))
+        .map(|u| u.to_string());
+    let session = built
+        .cache_key
+        .as_deref()
+        .map(|k| SessionRef::new(lease.name(), ctx.client_id(), k));
+    let turn_state = match (&session, oauth) {
+        (Some(s), true) => state.sessions.turn_state(s).await,
+        _ => None,
+    };
+    let upstream_headers =
+        match ferry_accounts::build_upstream_headers(&ferry_accounts::UpstreamHeaderInput {
+            kind: cfg.kind,
+            token: &credential.token,
+            client_headers: &ctx.headers,
+            chatgpt_account_id: credential.chatgpt_account_id.as_deref(),
+            session_id: session_id.as_deref(),
+            turn_state: turn_state.as_deref(),
+            force_codex_cli: state.config.gateway.force_codex_cli,
+        }) {
+            Ok(h) => h,
+            Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
+        };
+
+    let account = lease.name().to_owned();
+    let reply = if cfg.kind == AccountKind::Simulated {
+        upstream::simulated(&Value::Object(built.body.clone()))
+    } else {
+        let body = match serde_json::to_vec(&built.body) {
+            Ok(b) => b,
+            Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
+        };
+        let sent = state
+            .http
+            .send(HttpRequest {
+                url: ferry_accounts::responses_url(cfg),
+                headers: upstream_headers,
+                body: body.into(),
+                proxy: cfg.proxy_url().map(str::to_owned),
+            })
+            .await;
+        match sent {
+            Ok(r) => r,
+            Err(e) => {
+                state
+                    .metrics
+                    .upstream_requests_total
+                    .inc([&account, "error"]);
+                tracing::warn!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, error = %e, "upstream request failed");
+                return match ferry_accounts::classify_transport_error() {
+                    Disposition::Fatal => Attempt::Fatal(e),
+                    _ => Attempt::Failover {
+                        error: e,
+                        reason: "transport",
+                    },
+                };
+            }
+        }
+    };
+    state
+        .metrics
+        .upstream_requests_total
+        .inc([&account, &reply.status.to_string()]);
+    let UpstreamReply {
+        status,
+        headers: reply_headers,
+        mut body,
+    } = reply;
+
+    if status >= 400 {
+        let err_body = upstream::read_error_body(&mut body, ERROR_BODY_TIMEOUT).await;
+        drop(body);
+        if built.continued
+            && let Some(session) = &session
+            && let Some(kind) = ferry_session::classify_continuation_error(status, &err_body)
+        {
+            tracing::info!(target: "ferry::session", request_id = %ctx.request_id, kind = kind.as_str(), "previous_response_id rejected; replaying the full history");
+            match kind {
+                ferry_session::ContinuationError::NotFound => {
+                    state.sessions.forget_response_id(session).await;
+                }
+                _ => state.sessions.disable_continuation(session).await,
+            }
+            return Attempt::ContinuationReset(lease);
+        }
+        let (_code, message) = upstream::extract_error_message(status, &err_body);
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let disposition = state.pool.on_upstream_error(
+            &lease,
+            code,
+            &reply_headers,
+            &err_body,
+            same_account_retries,
+        );
+        let retry_after = ferry_accounts::retry_after(&reply_headers, unix_now());
+        let failover = !matches!(disposition, Disposition::Fatal);
+        let error = Error::UpstreamStatus {
+            status,
+            failover,
+            message,
+            retry_after,
+        };
+        tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, status, error = %error, "upstream error status");
+        return match disposition {
+            Disposition::RetrySameAccount { after, reason } => Attempt::Retry {
+                after,
+                lease,
+                reason: reason.as_str(),
+            },
+            Disposition::Failover { reason, .. } => Attempt::Failover {
+                error,
+                reason: reason.as_str(),
+            },
+            Disposition::Fatal => Attempt::Fatal(error),
+        };
+    }
+
+    if oauth
+        && let Some(session) = &session
+        && let Some(ts) = reply_headers
+            .get("x-codex-turn-state")
+            .and_then(|v| v.to_str().ok())
+    {
+        state.sessions.bind_turn_state(session, ts).await;
+    }
+    state.pool.on_success(&lease, &reply_headers);
+
+    let gw = &state.config.gateway;
+    let keepalive = if ctx.stream {
+        gw.stream_keepalive_interval
+    } else {
+        None
+    };
+    let source = EventSource::new(
+        body,
+        gw.max_line_bytes,
+        gw.stream_data_interval_timeout,
+        keepalive,
+        Box::pin(state.shutdown.closed()),
+    );
+    let finisher = Finisher {
+        record: record.clone(),
+        lease,
+        binding: ctx.resolved.clone().map(|resolved| SessionBinding {
+            resolved,
+            client_id: ctx.client_id().to_owned(),
+            continuation: built.continuation,
+            sticky: ctx.sticky.clone(),
+            reset,
+        }),
+    };
+    let mut client_headers = headers::filter_response_headers(&reply_headers);
+    if !built.dropped.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&built.dropped.join(","))
+    {
+        client_headers.insert(HeaderName::from_static("x-ferry-dropped"), v);
+    }
+    if ctx.stream {
+        respond_stream(ctx, source, finisher, client_headers, same_account_retries).await
+    } else {
+        respond_json(ctx, source, finisher, client_headers, same_account_retries).await
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The JSON `error` object of a failure, for [`ferry_accounts::Pool::on_stream_failure`].
+fn failure_json(f: &UpstreamFailure) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": { "code": f.code, "message": f.message } }))
+        .unwrap_or_default()
+}
+
+/// Decides what a failure before any client output means: same-account retry, failover
+/// or an error answer.
+fn pre_output_failure(
+    ctx: &Ctx,
+    finisher: Finisher,
+    failure: &UpstreamFailure,
+    usage: anthropic::Usage,
+    same_account_retries: u32,
+) -> Attempt {
+    let state = &ctx.state;
+    let disposition = state.pool.on_stream_failure(
+        &finisher.lease,
+        &failure_json(failure),
+        same_account_retries,
+    );
+    let error = Error::UpstreamFailed {
+        code: failure.code.clone(),
+        message: failure.message.clone(),
+    };
+    tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.lease.name(), failure = %failure, "upstream failed before any output");
+    let Finisher {
+        mut record, lease, ..
+    } = finisher;
+    record.usage = usage;
+    match disposition {
+        Disposition::RetrySameAccount { after, reason } => Attempt::Retry {
+            after,
+            lease,
+            reason: reason.as_str(),
+        },
+        Disposition::Failover { reason, .. } => Attempt::Failover {
+            error,
+            reason: reason.as_str(),
+        },
+        Disposition::Fatal => {
+            // The error answer is final: record the usage the upstream reported.
+            drop(lease);
+            record.finish(
+                state,
+                error.status().as_u16(),
+                &Outcome::Error(error.kind()),
+            );
+            Attempt::Done(error_response(&error))
+        }
+    }
+}
+
+/// A stream that broke before any output: fail over (no penalty) or answer the fault.
+fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> Attempt {
+    let error = match fault {
+        Fault::Idle => Error::UpstreamTimeout("no data from the upstream in time"),
+        Fault::ShuttingDown => Error::NoAccount {
+            rate_limited: false,
+            retry_after: Some(Duration::from_secs(1)),
+            message: fault.message(),
+        },
+        _ => Error::UpstreamProtocol(fault.message()),
+    };
+    match fault {
+        Fault::Read(_) | Fault::Parse(_) | Fault::BadTerminal(_) => {
+            drop(finisher);
+            Attempt::Failover {
+                error,
+                reason: "stream",
+            }
+        }
+        Fault::Idle | Fault::ShuttingDown => {
+            let Finisher { record, lease, .. } = finisher;
+            drop(lease);
+            record.finish(
+                &ctx.state,
+                error.status().as_u16(),
+                &Outcome::Error(error.kind()),
+            );
+            Attempt::Done(error_response(&error))
+        }
+    }
+}
+
+/// Streaming client: convert until the first content block (or a keep-alive, or the end),
+/// then commit the 200 and hand the rest to [`MessageStream`].
+async fn respond_stream(
+    ctx: &Ctx,
+    mut source: EventSource,
+    finisher: Finisher,
+    client_headers: HeaderMap,
+    same_account_retries: u32,
+) -> Attempt {
+    let opts = convert::stream::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
+        .with_message_id(format!("msg_{}", ctx.request_id.trim_start_matches("req_")));
+    let mut conv = convert::stream::StreamConverter::new(opts);
+    let mut evs = Vec::new();
+    let mut prelude = Vec::new();
+    loop {
+        match source.pull().await {
+            Pulled::Event(ev) => {
+                conv.on_event(&ev, &mut evs);
+                if conv.is_finished()
+                    && !conv.started_output()
+                    && let Some(failure) = conv.failure()
+                {
+                    let failure = failure.clone();
+                    if failure.kind != FailureKind::Truncated {
+                        return pre_output_failure(
+                            ctx,
+                            finisher,
+                            &failure,
+                            conv.usage(),
+                            same_account_retries,
+                        );
+                    }
+                }
+                encode_events(&mut evs, &mut prelude);
+                if conv.is_finished() || conv.started_output() {
+                    break;
+                }
+            }
+            Pulled::KeepAlive => {
+                encode_events(&mut evs, &mut prelude);
+                prelude.extend_from_slice(ferry_sse::PING_FRAME);
+                break;
+            }
+            Pulled::Eof => {
+                // Ended before a terminal event and before any output: another account
+                // may do better (gateway.md §5 "missing terminal").
+                drop(finisher);
+                return Attempt::Failover {
+                    error: Error::UpstreamProtocol(
+                        "upstream stream ended before a terminal event".to_owned(),
+                    ),
+                    reason: "stream",
+                };
+            }
+            Pulled::Failed(fault) => return pre_output_fault(ctx, finisher, &fault),
+        }
+    }
+    let mut resp = Response::new(ResponseBody::Stream(Box::new(MessageStream::new(
+        Live {
+            state: ctx.state.clone(),
+            source,
+            conv,
+            finisher,
+        },
+        prelude,
+    ))));
+    let h = resp.headers_mut();
+    *h = client_headers;
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Attempt::Done(resp)
+}
+
+/// Non-streaming client: read the upstream stream to its terminal event, then answer one
+/// JSON message.
+async fn respond_json(
+    ctx: &Ctx,
+    mut source: EventSource,
+    finisher: Finisher,
+    client_headers: HeaderMap,
+    same_account_retries: u32,
+) -> Attempt {
+    let mut acc = accumulate::Accumulator::new();
+    let terminal = loop {
+        match source.pull().await {
+            Pulled::Event(ev) => {
+                acc.on_event(&ev);
+                if ev.is_terminal() {
+                    break *ev;
+                }
+            }
+            Pulled::KeepAlive => {}
+            Pulled::Eof => {
+                drop(finisher);
+                return Attempt::Failover {
+                    error: Error::UpstreamProtocol(
+                        "upstream stream ended without a terminal response event".to_owned(),
+                    ),
+                    reason: "stream",
+                };
+            }
+            Pulled::Failed(fault) => return pre_output_fault(ctx, finisher, &fault),
+        }
+    };
+    ctx.state
+        .metrics
+        .unknown_events_total
+        .inc_by([], source.unknown_events);
+    let first_event_at = source.first_event_at;
+    drop(source);
+    let converted = match terminal {
+        responses::StreamEvent::Error(e) => Err((
+            UpstreamFailure::from_error(FailureKind::ErrorEvent, &e.body()),
+            anthropic::Usage::default(),
+        )),
+        other => {
+            let Some(resp) = other.response().cloned() else {
+                return Attempt::Fatal(Error::UpstreamProtocol(
+                    "terminal event without a response".to_owned(),
+                ));
+            };
+            let resp = acc.supplement(resp);
+            let opts =
+                convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
+            convert::response::convert(&resp, &opts).map_err(|f| {
+                let usage = resp.usage.as_ref().map(convert_usage).unwrap_or_default();
+                (f, usage)
+            })
+        }
+    };
+    match converted {
+        Ok(message) => {
+            let msg = message.value;
+            let usage = msg.usage;
+            let response_id = Some(msg.id.clone());
+            let body = serde_json::to_value(&msg).unwrap_or(Value::Null);
+            let mut resp = json_response(StatusCode::OK, &body);
+            let h = resp.headers_mut();
+            for (k, v) in &client_headers {
+                h.append(k, v.clone());
+            }
+            let ctx_state = ctx.state.clone();
+            if let Some(book) = finisher.finish(
+                &ctx_state,
+                usage,
+                response_id.as_deref(),
+                first_event_at,
+                200,
+                &Outcome::Ok,
+            ) {
+                book.await;
+            }
+            Attempt::Done(resp)
+        }
+        Err((failure, usage)) => {
+            pre_output_failure(ctx, finisher, &failure, usage, same_account_retries)
+        }
+    }
+}
+
+/// Anthropic usage from a Responses usage (for failures, where no message is built).
+fn convert_usage(u: &responses::Usage) -> anthropic::Usage {
+    let cached = u
+        .input_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens)
+        .unwrap_or(0);
+    anthropic::Usage {
+        input_tokens: u.input_tokens.saturating_sub(cached),
+        output_tokens: u.output_tokens,
+        cache_read_input_tokens: cached,
+        cache_creation_input_tokens: 0,
+    }
+}
+
+/// Session state to write after a successful response.
+struct SessionBinding {
+    resolved: ResolvedKey,
+    client_id: String,
+    continuation: bool,
+    sticky: Option<StickyBinding>,
+    reset: bool,
+}
+
+/// Holds the account lease and the usage record until the response is over, then writes
+/// the record, the cache-economy metrics and the session bindings.
+pub(crate) struct Finisher {
+    record: UsageRecord,
+    lease: Lease,
+    binding: Option<SessionBinding>,
+}
+
+impl Finisher {
+    /// Writes the usage record now; returns the session writes to await (on success).
+    pub(crate) fn finish(
+        self,
+        state: &Arc<AppState>,
+        usage: anthropic::Usage,
+        response_id: Option<&str>,
+        first_event_at: Option<Instant>,
+        status: u16,
+        outcome: &Outcome,
+    ) -> Option<Bookkeeping> {
+        let Self {
+            mut record,
+            lease,
+            binding,
+        } = self;
+        let account = lease.name().to_owned();
+        // The upstream is done with this request: free the account's slot.
+        drop(lease);
+        record.usage = usage;
+        record.first_token = first_event_at;
+        record.response_id = response_id.map(str::to_owned);
+        let prompt =
+            usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
+        if let Some(b) = &binding
+            && ferry_session::is_miss(prompt, usage.cache_read_input_tokens)
+        {
+            let reason = ferry_session::classify_miss(&MissFacts {
+                resolved: &b.resolved,
+                sticky: b.sticky.as_ref(),
+                account: &account,
+                continuation_reset: b.reset,
+            });
+            state.metrics.cache_miss_total.inc([reason.as_str()]);
+        }
+        record.finish(state, status, outcome);
+        let ok = *outcome == Outcome::Ok || *outcome == Outcome::ClientDisconnected;
+        let binding = binding.filter(|_| ok)?;
+        let sessions = state.sessions.clone();
+        let response_id = response_id.map(str::to_owned);
+        Some(Box::pin(async move {
+            let b = binding;
+            let key = &b.resolved.key;
+            sessions.bind_chain(&b.client_id, &b.resolved).await;
+            sessions
+                .bind_sticky_account(&b.client_id, key, &account, &b.resolved.chain)
+                .await;
+            if b.continuation
+                && let Some(id) = response_id
+            {
+                let session = SessionRef::new(&account, &b.client_id, key);
+                sessions
+                    .bind_response_id(&session, &id, &b.resolved.chain)
+                    .await;
+            }
+        }))
+    }
+}

@@ -1,0 +1,257 @@
+//! The client's SSE body: an `http_body::Body` that hyper polls, which pulls upstream
+//! events, converts them and encodes Anthropic SSE.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_apicompat::anthropic;
+use ferry_apicompat::convert::stream::StreamConverter;
+use http_body::{Body, Frame};
+
+use super::events::{EventSource, Fault, Pulled};
+use super::usage::Outcome;
+use super::{Bookkeeping, Finisher};
+use crate::state::AppState;
+
+/// Bound on how long a drain after a client disconnect may run when no data-interval
+/// timeout is configured.
+const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+
+/// Appends the SSE encoding of `events` to `buf`.
+pub(crate) fn encode_events(events: &mut Vec<anthropic::StreamEvent>, buf: &mut Vec<u8>) {
+    for ev in events.drain(..) {
+        match serde_json::to_vec(&ev) {
+            Ok(json) => ferry_sse::encode_frame(ev.event_name(), &json, buf),
+            Err(e) => {
+                ferry_sse::encode_error("api_error", &format!("cannot encode an event: {e}"), buf)
+            }
+        }
+    }
+}
+
+/// Everything a live stream owns; moved into a drain task if the client leaves early.
+pub(crate) struct Live {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) source: EventSource,
+    pub(crate) conv: StreamConverter,
+    pub(crate) finisher: Finisher,
+}
+
+impl Live {
+    /// Handles one pulled step; returns true when the stream is over.
+    fn step(
+        &mut self,
+        pulled: Pulled,
+        evs: &mut Vec<anthropic::StreamEvent>,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        match pulled {
+            Pulled::Event(ev) => {
+                self.conv.on_event(&ev, evs);
+                if self.conv.is_finished() {
+                    return Some(self.conv_outcome());
+                }
+            }
+            Pulled::KeepAlive => out.extend_from_slice(ferry_sse::PING_FRAME),
+            Pulled::Eof => {
+                self.conv.finish(evs);
+                return Some(self.conv_outcome());
+            }
+            Pulled::Failed(fault) => {
+                self.fail(&fault, evs);
+                return Some(Outcome::Error(fault.kind()));
+            }
+        }
+        None
+    }
+
+    fn fail(&mut self, fault: &Fault, evs: &mut Vec<anthropic::StreamEvent>) {
+        if !self.conv.is_finished() {
+            let kind = match fault {
+                Fault::ShuttingDown => anthropic::ErrorKind::OverloadedError,
+                _ => anthropic::ErrorKind::ApiError,
+            };
+            evs.push(anthropic::StreamEvent::Error {
+                error: anthropic::ErrorBody::new(kind, fault.message()),
+            });
+            // Mark the converter done so nothing else is emitted.
+            let mut sink = Vec::new();
+            self.conv.fail(
+                ferry_apicompat::convert::UpstreamFailure::new(
+                    ferry_apicompat::convert::FailureKind::InvalidStream,
+                    None,
+                    &fault.message(),
+                ),
+                &mut sink,
+            );
+        }
+    }
+
+    fn conv_outcome(&self) -> Outcome {
+        match self.conv.failure() {
+            None => Outcome::Ok,
+            Some(f) => Outcome::Error(match f.kind {
+                ferry_apicompat::convert::FailureKind::Truncated => "upstream_truncated",
+                _ => "upstream_failed",
+            }),
+        }
+    }
+
+    /// Writes the usage record; returns the session writes still to do.
+    fn end(self, outcome: &Outcome) -> Option<Bookkeeping> {
+        let Self {
+            state,
+            source,
+            conv,
+            finisher,
+        } = self;
+        state
+            .metrics
+            .unknown_events_total
+            .inc_by([], source.unknown_events);
+        let first = source.first_event_at;
+        drop(source);
+        finisher.finish(
+            &state,
+            conv.usage(),
+            conv.response_id(),
+            first,
+            200,
+            outcome,
+        )
+    }
+}
+
+/// The SSE body of a streaming response.
+pub(crate) struct MessageStream {
+    live: Option<Live>,
+    /// Session writes of a finished stream; the last bytes wait for them, so the client's
+    /// next turn finds its bindings.
+    finishing: Option<Bookkeeping>,
+    /// Encoded frames waiting to be sent.
+    out: Vec<u8>,
+    evs: Vec<anthropic::StreamEvent>,
+}
+
+impl MessageStream {
+    /// A stream that first sends `prelude` (already encoded), then continues from `live`.
+    pub(crate) fn new(live: Live, prelude: Vec<u8>) -> Self {
+        live.state.metrics.open_streams.inc();
+        Self {
+            live: Some(live),
+            finishing: None,
+            out: prelude,
+            evs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.live.is_none() && self.finishing.is_none() && self.out.is_empty()
+    }
+}
+
+impl Body for MessageStream {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(f) = this.finishing.as_mut() {
+                if f.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.finishing = None;
+            }
+            if !this.out.is_empty() {
+                // Everything converted so far goes out as one chunk.
+                let chunk = Bytes::from(std::mem::take(&mut this.out));
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            let Some(live) = this.live.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let pulled = match live.source.poll_pull(cx) {
+                Poll::Ready(p) => p,
+                Poll::Pending => return Poll::Pending,
+            };
+            let ended = live.step(pulled, &mut this.evs, &mut this.out);
+            encode_events(&mut this.evs, &mut this.out);
+            if let Some(outcome) = ended
+                && let Some(live) = this.live.take()
+            {
+                live.state.metrics.open_streams.dec();
+                this.finishing = live.end(&outcome);
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        MessageStream::is_end_stream(self)
+    }
+}
+
+impl Drop for MessageStream {
+    fn drop(&mut self) {
+        if let Some(book) = self.finishing.take() {
+            spawn_detached(book);
+        }
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        live.state.metrics.open_streams.dec();
+        // The client went away before the end. Keep reading the upstream until its
+        // terminal event so the usage is known and recorded (billing), bounded by the
+        // data-interval timeout (the source's idle timer), the shutdown signal and
+        // DRAIN_LIMIT; then drop the upstream.
+        live.source.disable_keepalive();
+        let limit = live
+            .state
+            .config
+            .gateway
+            .stream_data_interval_timeout
+            .map_or(DRAIN_LIMIT, |d| d.max(Duration::from_secs(1)) * 4)
+            .min(DRAIN_LIMIT);
+        let drain = async move {
+            let mut evs = Vec::new();
+            let mut sink = Vec::new();
+            let run = async {
+                loop {
+                    let pulled = live.source.pull().await;
+                    let ended = live.step(pulled, &mut evs, &mut sink);
+                    evs.clear();
+                    sink.clear();
+                    if ended.is_some() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(limit, run).await;
+            if let Some(book) = live.end(&Outcome::ClientDisconnected) {
+                book.await;
+            }
+        };
+        spawn_detached(Box::pin(drain));
+    }
+}
+
+/// Runs work that must finish although the client's response is gone: the drain after a
+/// disconnect (usage is recorded at the upstream's terminal event, bounded by the idle
+/// timeout and DRAIN_LIMIT) and session writes of a finished stream.
+fn spawn_detached(work: Bookkeeping) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::warn!(target: "ferry::stream", "no runtime to finish a request's bookkeeping");
+        return;
+    }
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "outlives the request on purpose: the client left, and the upstream is drained to its terminal event so its usage is recorded (bounded by the idle timeout and DRAIN_LIMIT)"
+    )]
+    drop(tokio::spawn(work));
+}

@@ -1,0 +1,204 @@
+//! Talking to an upstream: pooled reqwest clients (one per proxy), the simulated upstream
+//! in process, and error bodies read with a cap.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, Stream, StreamExt as _};
+use http::{HeaderMap, HeaderValue};
+
+use crate::error::Error;
+
+/// The body of an upstream response, as chunks.
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
+/// An upstream response whose headers arrived.
+pub(crate) struct UpstreamReply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: ByteStream,
+}
+
+/// Largest upstream error body read (gateway.md §1 step 26a).
+pub(crate) const ERROR_BODY_CAP: usize = 2 * 1024 * 1024;
+
+/// A request to send to `{base_url}/responses`.
+pub(crate) struct HttpRequest {
+    pub(crate) url: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) proxy: Option<String>,
+}
+
+/// One pooled reqwest client per distinct proxy (none = direct).
+pub(crate) struct HttpClients {
+    clients: Mutex<HashMap<Option<String>, reqwest::Client>>,
+    connect_timeout: Duration,
+    header_timeout: Duration,
+}
+
+impl HttpClients {
+    pub(crate) fn new(connect_timeout: Duration, header_timeout: Duration) -> Self {
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            connect_timeout,
+            header_timeout,
+        }
+    }
+
+    fn client(&self, proxy: Option<&str>) -> Result<reqwest::Client, Error> {
+        let key = proxy.map(str::to_owned);
+        let mut map = self
+            .clients
+            .lock()
+            .map_err(|_| Error::Internal("client pool poisoned".into()))?;
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        // Only the account's `proxy` setting is used: environment proxies would make the
+        // gateway's routing depend on the shell it was started from.
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+        if let Some(p) = proxy {
+            // The proxy URL may carry credentials: the error text must not.
+            let proxy =
+                reqwest::Proxy::all(p).map_err(|_| Error::Startup("invalid proxy URL".into()))?;
+            b = b.proxy(proxy);
+        }
+        let c = b.build().map_err(|e| {
+            Error::Startup(format!("cannot build the HTTP client: {}", error_chain(&e)))
+        })?;
+        map.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Sends the request and waits (at most the header timeout) for the response headers.
+    pub(crate) async fn send(&self, req: HttpRequest) -> Result<UpstreamReply, Error> {
+        let client = self.client(req.proxy.as_deref())?;
+        let fut = client
+            .post(&req.url)
+            .headers(req.headers)
+            .body(req.body)
+            .send();
+        let resp = match tokio::time::timeout(self.header_timeout, fut).await {
+            Err(_) => return Err(Error::UpstreamTimeout("no response headers in time")),
+            Ok(Err(e)) => return Err(Error::UpstreamConnect(error_chain(&e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes_stream()
+            .map(|r| r.map_err(|e| error_chain(&e)))
+            .boxed();
+        Ok(UpstreamReply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A reqwest error as text without its URL (which could carry credentials in a proxy or
+/// base URL): the error's kind and its sources.
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else if e.is_body() || e.is_decode() {
+        "body error"
+    } else if e.is_request() {
+        "request error"
+    } else {
+        "error"
+    };
+    let mut out = kind.to_owned();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !text.contains("://") && !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// The simulated upstream, answered in process (no network).
+pub(crate) fn simulated(request: &serde_json::Value) -> UpstreamReply {
+    let reply = crate::sim::simulate(request, &crate::sim::SimOptions::default());
+    let mut headers = HeaderMap::new();
+    for (k, v) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.append(k, v);
+        }
+    }
+    let chunks: Vec<Result<Bytes, String>> = match reply.body {
+        crate::sim::SimBody::Events(frames) => frames.into_iter().map(Ok).collect(),
+        crate::sim::SimBody::Json(v) => vec![Ok(Bytes::from(v.to_string()))],
+    };
+    UpstreamReply {
+        status: reply.status,
+        headers,
+        body: stream::iter(chunks).boxed(),
+    }
+}
+
+/// Reads an error body, at most [`ERROR_BODY_CAP`] bytes and at most `timeout` long.
+pub(crate) async fn read_error_body(body: &mut ByteStream, timeout: Duration) -> Bytes {
+    let mut buf = BytesMut::new();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            let room = ERROR_BODY_CAP.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if buf.len() >= ERROR_BODY_CAP {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    buf.freeze()
+}
+
+/// The human message of an upstream error body: `error.message`, `message`, `detail`, …;
+/// for a non-JSON body (an HTML page from a proxy) a generic text.
+pub(crate) fn extract_error_message(status: u16, body: &[u8]) -> (Option<String>, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let s = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let err = v.get("error").unwrap_or(&serde_json::Value::Null);
+    let code = err
+        .get("code")
+        .and_then(s)
+        .or_else(|| err.get("type").and_then(s))
+        .or_else(|| v.get("code").and_then(s));
+    let msg = err
+        .get("message")
+        .and_then(s)
+        .or_else(|| s(err))
+        .or_else(|| v.get("message").and_then(s))
+        .or_else(|| v.get("detail").and_then(s))
+        .or_else(|| v.get("detail").and_then(|d| d.get("message")).and_then(s))
+        .unwrap_or_else(|| format!("upstream error: {status}"));
+    // The sanitiser lives with the upstream failure type in ferry-apicompat.
+    let clean = ferry_apicompat::convert::UpstreamFailure::new(
+        ferry_apicompat::convert::FailureKind::Failed,
+        code.clone(),
+        &msg,
+    );
+    (clean.code, clean.message)
+}
