@@ -1,1 +1,320 @@
-fn main() {}
+//! `ferry`: the gateway binary (Anthropic Messages clients → OpenAI Responses upstreams).
+//!
+//! | command | does |
+//! |---|---|
+//! | `ferry serve [--config FILE] [--listen ADDR]` | runs the gateway; prints `ferry listening on http://ADDR` to stderr when ready; stops cleanly on SIGINT/SIGTERM |
+//! | `ferry check-config --config FILE` | validates the file, prints every problem at once, exit 1 if any |
+//! | `ferry convert request\|stream\|response` | stdin → stdout conversions (see `convert.rs`) |
+//! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
+//!
+//! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
+//! format (coloured on a terminal), or JSON lines with `--log-format json` or
+//! `FERRY_LOG_FORMAT=json`. Config layering and `FERRY_*` overrides are in `config.rs`.
+#![forbid(unsafe_code)]
+
+mod config;
+mod convert;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use ferry_server::sim::{SimOptions, run_sim_upstream};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "A gateway that serves Anthropic Messages clients from OpenAI Responses models"
+)]
+struct Cli {
+    /// Log format: `pretty` (human; coloured on a terminal) or `json` (one object per line).
+    /// Default: $FERRY_LOG_FORMAT, else pretty. The filter is $RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// TOML config file; without it ferry runs on its embedded defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen address (overrides the config and FERRY_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Validate a config file and print every problem in it.
+    CheckConfig {
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Convert between the two APIs, stdin to stdout.
+    Convert {
+        #[command(subcommand)]
+        what: ConvertCommand,
+    },
+    /// Run the simulated OpenAI Responses upstream alone (POST /v1/responses).
+    SimUpstream {
+        /// Listen address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Paced mode: 200 ms to the first event, 10 ms between events, 50 text deltas
+        /// (each can be changed with the flags below). Without it: zero delay, 12 deltas.
+        #[arg(long)]
+        paced: bool,
+        /// Number of text deltas in an answer.
+        #[arg(long, value_name = "N")]
+        deltas: Option<usize>,
+        /// Milliseconds before the first event of a stream.
+        #[arg(long, value_name = "MS")]
+        ttft_ms: Option<u64>,
+        /// Milliseconds between two events of a stream.
+        #[arg(long, value_name = "MS")]
+        event_interval_ms: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConvertCommand {
+    /// Anthropic Messages request (stdin) → the Responses request ferry sends (stdout).
+    Request {
+        /// Upstream model to put in the request (default: the client's model, unmapped).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Responses SSE stream (stdin) → the Anthropic SSE stream ferry emits (stdout).
+    Stream {
+        /// Client model shown in the output (default: the upstream's).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Responses response JSON (stdin) → the Anthropic message JSON (stdout).
+    Response {
+        /// Client model shown in the output (default: the upstream's).
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr().lock(), "ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The process environment as a map (variables that are not UTF-8 are skipped).
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env = environment();
+    let log_format = match cli.log_format {
+        Some(f) => f,
+        None => match env
+            .get("FERRY_LOG_FORMAT")
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            Some(s) if s == "json" => LogFormat::Json,
+            Some(s) if s.is_empty() || s == "pretty" => LogFormat::Pretty,
+            Some(other) => {
+                anyhow::bail!("FERRY_LOG_FORMAT must be `pretty` or `json`, got {other:?}")
+            }
+            None => LogFormat::Pretty,
+        },
+    };
+    match cli.command {
+        Command::Serve { config, listen } => {
+            init_logging(log_format)?;
+            serve(config, listen, &env)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => Ok(check_config(&config, &env)),
+        Command::Convert { what } => match what {
+            ConvertCommand::Request { model } => {
+                convert::request(model.as_deref())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ConvertCommand::Stream { model } => {
+                convert::stream(model.as_deref())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ConvertCommand::Response { model } => Ok(if convert::response(model.as_deref())? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }),
+        },
+        Command::SimUpstream {
+            listen,
+            paced,
+            deltas,
+            ttft_ms,
+            event_interval_ms,
+        } => {
+            init_logging(log_format)?;
+            let (default_deltas, default_ttft, default_interval) =
+                if paced { (50, 200, 10) } else { (12, 0, 0) };
+            let opts = SimOptions {
+                deltas: deltas.unwrap_or(default_deltas).max(1),
+                ttft: Duration::from_millis(ttft_ms.unwrap_or(default_ttft)),
+                event_interval: Duration::from_millis(
+                    event_interval_ms.unwrap_or(default_interval),
+                ),
+                ..SimOptions::default()
+            };
+            sim_upstream(listen, opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let loaded = config::load_file(config.as_deref(), listen.as_deref(), env)
+        .map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    for note in &loaded.notes {
+        tracing::info!(target: "ferry", "{note}");
+    }
+    runtime()?.block_on(async {
+        let server = ferry_server::bind(loaded.config)
+            .await
+            .context("cannot start the gateway")?;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "ferry listening on http://{}",
+            server.local_addr()
+        );
+        server
+            .run(shutdown_signal())
+            .await
+            .context("the gateway failed")?;
+        tracing::info!(target: "ferry", "stopped");
+        Ok(())
+    })
+}
+
+fn check_config(path: &std::path::Path, env: &BTreeMap<String, String>) -> ExitCode {
+    match config::load_file(Some(path), None, env) {
+        Ok(loaded) => {
+            let c = &loaded.config;
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}: ok ({} account{}, {} client key{}, listen {})",
+                path.display(),
+                c.accounts.len(),
+                if c.accounts.len() == 1 { "" } else { "s" },
+                c.client_keys.len(),
+                if c.client_keys.len() == 1 { "" } else { "s" },
+                c.server.listen,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            let _ = writeln!(std::io::stderr().lock(), "{}: {problems}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sim_upstream(listen: SocketAddr, opts: SimOptions) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        tracing::info!(
+            target: "ferry::sim",
+            deltas = opts.deltas,
+            ttft_ms = opts.ttft.as_millis() as u64,
+            event_interval_ms = opts.event_interval.as_millis() as u64,
+            "simulated upstream ready"
+        );
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "ferry sim-upstream listening on http://{addr}"
+        );
+        run_sim_upstream(listener, opts, shutdown_signal())
+            .await
+            .context("the simulated upstream failed")
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!(target: "ferry", "shutdown requested");
+}

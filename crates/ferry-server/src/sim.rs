@@ -49,9 +49,9 @@
 //!   `[[status:CODE]]` answers HTTP CODE with an OpenAI error body (429 adds `retry-after: 1`).
 //!
 //! Usage: `input_tokens` is estimated as bytes/4 of the instructions, input and tools;
-//! `cached_tokens` is the estimate of everything before the last user message, counted only
-//! from 1,024 tokens and in steps of 128 (OpenAI's prompt-cache granularity), so it grows
-//! turn by turn in a conversation; `output_tokens` is bytes/4 of the output plus the
+//! `cached_tokens` is the estimate of the previous request's prompt (instructions, tools and
+//! the input before the model's last output), counted only from 1,024 tokens and in steps of
+//! 128 (OpenAI's prompt-cache granularity): 0 on a first turn, then growing turn by turn; `output_tokens` is bytes/4 of the output plus the
 //! reasoning tokens (64 low, 128 medium, 256 high, 512 xhigh).
 
 use std::collections::VecDeque;
@@ -554,9 +554,33 @@ impl Plan {
         let fixed = size_of(req.get("instructions")) + size_of(req.get("tools"));
         let input_size = size_of(req.get("input"));
         let input_tokens = estimate_tokens(fixed + input_size).max(1);
-        let prefix_size =
-            fixed + last_user.map_or(0, |i| input[..i].iter().map(|v| v.to_string().len()).sum());
-        let prefix_tokens = estimate_tokens(prefix_size);
+        // The previous request of this conversation ended where the model's last output
+        // (assistant message, reasoning, tool call) begins; that prompt is in the cache.
+        let is_model_output = |item: &Value| {
+            let typ = item
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("message");
+            match typ {
+                "message" => item.get("role").and_then(Value::as_str) == Some("assistant"),
+                other => !other.ends_with("_output") && other != "item_reference",
+            }
+        };
+        let previous_end = input.iter().rposition(is_model_output).map(|last| {
+            input[..=last]
+                .iter()
+                .rposition(|i| !is_model_output(i))
+                .map_or(0, |i| i + 1)
+        });
+        let prefix_tokens = previous_end.map_or(0, |end| {
+            estimate_tokens(
+                fixed
+                    + input[..end]
+                        .iter()
+                        .map(|v| v.to_string().len())
+                        .sum::<usize>(),
+            )
+        });
         let cached_tokens = if prefix_tokens >= 1024 {
             (prefix_tokens / 128 * 128).min(input_tokens)
         } else {
@@ -1007,7 +1031,7 @@ struct EventWriter {
 impl EventWriter {
     fn emit(&mut self, kind: &str, mut payload: Value) {
         if let Value::Object(m) = &mut payload {
-            // `type` first, `sequence_number` last, as OpenAI writes them.
+            // `type` and `sequence_number` on every event, as OpenAI writes them.
             let mut ordered = Map::new();
             ordered.insert("type".to_owned(), json!(kind));
             ordered.append(m);
@@ -1543,6 +1567,14 @@ mod tests {
                 .as_u64()
                 .unwrap()
         };
+        let first = json!({"instructions": long, "input": [user("first")]});
+        let SimBody::Json(v) = simulate(&first, &opts()).body else {
+            panic!("expected JSON")
+        };
+        assert_eq!(
+            v["usage"]["input_tokens_details"]["cached_tokens"],
+            json!(0)
+        );
         let (one, two, three) = (turn(0), turn(1), turn(2));
         assert_eq!(one, 0);
         assert!(two > 0 && two % 128 == 0, "{two}");
