@@ -310,8 +310,9 @@ pub fn classify_with(
 /// Classifies a stream that failed (`response.failed` / `error` event) before any client output.
 ///
 /// `error` is the event's error object (`{"code":…,"message":…}`) or the whole event JSON. The
-/// code decides: rate-limit and quota codes act like a 429, overload codes like a 529,
-/// `server_error`-like codes like a 500; request-scoped errors and anything else are fatal.
+/// code decides: rate-limit and quota codes act like a 429, overload codes like a 503 with an
+/// overload message (failover without penalty), `server_error`-like codes like a 500;
+/// request-scoped errors and anything else are fatal.
 pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Disposition {
     let info = ErrorInfo::parse(error);
     let status = if info.has_code(&[
@@ -321,10 +322,7 @@ pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Dispositi
     ]) {
         StatusCode::TOO_MANY_REQUESTS
     } else if info.is_overload() {
-        match StatusCode::from_u16(529) {
-            Ok(s) => s,
-            Err(_) => return Disposition::Fatal,
-        }
+        StatusCode::SERVICE_UNAVAILABLE
     } else if info.has_code(&["server_error", "internal_error", "internal_server_error"]) {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {

@@ -1,1 +1,9 @@
-mod suite {}
+//! The one integration test binary of ferry-accounts.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the calling test loudly"
+)]
+
+mod suite;

@@ -1,0 +1,10 @@
+mod classify;
+mod codex;
+mod config;
+mod cooldown;
+mod headers;
+mod model;
+mod oauth;
+mod pool;
+mod support;
+mod tier;

@@ -1,0 +1,537 @@
+//! Pool selection, slots, cooldowns and availability, under `tokio::time::pause()`.
+
+use std::time::Duration;
+
+use ferry_accounts::{
+    AccountConfig, AccountState, AccountsError, Cooldown, CooldownKind, Disposition,
+    FailoverReason, Lease, Pool, PoolOptions, Secret, Selection, Unavailable,
+};
+use http::{HeaderMap, StatusCode};
+use pretty_assertions::assert_eq;
+use tokio::time::{Instant, advance};
+
+use super::support::headers;
+
+fn key(name: &str, priority: i32, concurrency: u32) -> AccountConfig {
+    let mut a = AccountConfig::api_key(
+        name,
+        "http://127.0.0.1:9/v1",
+        Secret::new(format!("sk-{name}")),
+    );
+    a.priority = priority;
+    a.concurrency = concurrency;
+    a
+}
+
+fn oauth(name: &str) -> AccountConfig {
+    let mut a = AccountConfig::oauth(name, Secret::new("at"), Some(Secret::new("rt")));
+    a.token_url = Some("http://127.0.0.1:9/oauth/token".into());
+    a
+}
+
+fn pool(accounts: Vec<AccountConfig>) -> Pool {
+    Pool::new(accounts, PoolOptions::default()).unwrap()
+}
+
+async fn pick(pool: &Pool, selection: &Selection<'_>) -> Lease {
+    pool.acquire(selection).await.unwrap()
+}
+
+fn names(leases: &[Lease]) -> Vec<&str> {
+    leases.iter().map(Lease::name).collect()
+}
+
+fn error(pool: &Pool, lease: &Lease, status: u16, h: &[(&str, &str)], body: &str) -> Disposition {
+    pool.on_upstream_error(
+        lease,
+        StatusCode::from_u16(status).unwrap(),
+        &headers(h),
+        body.as_bytes(),
+        0,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn selection_by_priority_then_load_then_sticky() {
+    let pool = pool(vec![key("a", 0, 2), key("b", 0, 2), key("c", 1, 1)]);
+    let any = Selection::default();
+    let mut leases = Vec::new();
+    for _ in 0..5 {
+        leases.push(pick(&pool, &any).await);
+    }
+    assert_eq!(names(&leases), ["a", "b", "a", "b", "c"]);
+    let in_flight: Vec<_> = pool
+        .statuses()
+        .iter()
+        .map(|s| (s.in_flight, s.concurrency))
+        .collect();
+    assert_eq!(in_flight, [(2, 2), (2, 2), (1, 1)]);
+    leases.clear();
+    assert_eq!(pool.statuses().iter().map(|s| s.in_flight).sum::<u32>(), 0);
+
+    // The sticky account wins over priority while healthy.
+    let sticky = pick(
+        &pool,
+        &Selection {
+            preferred: Some("c"),
+            exclude: &[],
+        },
+    )
+    .await;
+    assert_eq!(sticky.name(), "c");
+    // Sticky but full: the next best account instead of waiting.
+    let other = pick(
+        &pool,
+        &Selection {
+            preferred: Some("c"),
+            exclude: &[],
+        },
+    )
+    .await;
+    assert_eq!(other.name(), "a");
+    // Excluded accounts are skipped; an unknown preference is ignored.
+    let excluded = ["a".to_owned()];
+    let next = pick(
+        &pool,
+        &Selection {
+            preferred: Some("zzz"),
+            exclude: &excluded,
+        },
+    )
+    .await;
+    assert_eq!(next.name(), "b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn load_is_relative_to_concurrency() {
+    let pool = pool(vec![key("small", 0, 1), key("big", 0, 4)]);
+    let any = Selection::default();
+    let first = pick(&pool, &any).await;
+    let second = pick(&pool, &any).await;
+    let third = pick(&pool, &any).await;
+    assert_eq!(names(&[first, second, third]), ["small", "big", "big"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limited_account_is_skipped_until_its_reset() {
+    let pool = pool(vec![key("a", 0, 4), key("b", 1, 4)]);
+    let any = Selection::default();
+    let lease = pick(&pool, &any).await;
+    assert_eq!(lease.name(), "a");
+    let d = error(&pool, &lease, 429, &[("retry-after", "30")], "");
+    assert_eq!(
+        d,
+        Disposition::Failover {
+            cooldown: Cooldown::For {
+                duration: Duration::from_secs(30),
+                kind: CooldownKind::RateLimited
+            },
+            reason: FailoverReason::RateLimited
+        }
+    );
+    drop(lease);
+    assert_eq!(pick(&pool, &any).await.name(), "b");
+    assert_eq!(
+        pool.statuses()[0].state,
+        AccountState::CoolingDown {
+            kind: CooldownKind::RateLimited,
+            reason: FailoverReason::RateLimited,
+            remaining: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(
+        (
+            pool.available("a"),
+            pool.available("b"),
+            pool.available("x")
+        ),
+        (Some(false), Some(true), None)
+    );
+    advance(Duration::from_secs(29)).await;
+    assert_eq!(pick(&pool, &any).await.name(), "b");
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(pick(&pool, &any).await.name(), "a");
+    assert!(pool.statuses()[0].available());
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_codex_window_blocks_until_it_resets_cases_30_31() {
+    let pool = pool(vec![oauth("chatgpt"), key("backup", 1, 4)]);
+    let any = Selection::default();
+    let lease = pick(&pool, &any).await;
+    assert_eq!(lease.name(), "chatgpt");
+    let half = [
+        ("x-codex-primary-used-percent", "50"),
+        ("x-codex-primary-reset-after-seconds", "7200"),
+        ("x-codex-primary-window-minutes", "300"),
+    ];
+    error(&pool, &lease, 429, &half, "");
+    drop(lease);
+    assert_eq!(pick(&pool, &any).await.name(), "backup");
+    advance(Duration::from_secs(5)).await;
+    let lease = pick(&pool, &any).await;
+    assert_eq!(
+        lease.name(),
+        "chatgpt",
+        "below 100 %: only the 5 s fallback"
+    );
+
+    let full = [
+        ("x-codex-primary-used-percent", "100"),
+        ("x-codex-primary-reset-after-seconds", "3600"),
+        ("x-codex-primary-window-minutes", "300"),
+    ];
+    error(&pool, &lease, 429, &full, "");
+    drop(lease);
+    advance(Duration::from_secs(3599)).await;
+    assert_eq!(pick(&pool, &any).await.name(), "backup");
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(pick(&pool, &any).await.name(), "chatgpt");
+
+    // The 429's usage headers are kept as the account's snapshot.
+    let usage = pool.codex_usage();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].0, "chatgpt");
+    assert_eq!(
+        usage[0].1.usage.five_hour.and_then(|w| w.used_percent),
+        Some(100.0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_unavailable_reports_kind_and_earliest_retry_after() {
+    let pool = pool(vec![key("a", 0, 4), key("b", 0, 4)]);
+    let any = Selection::default();
+    let a = pick(&pool, &any).await;
+    let b = pick(&pool, &any).await;
+    error(&pool, &a, 429, &[("retry-after", "30")], "");
+    error(&pool, &b, 429, &[("retry-after", "10")], "");
+    let err = pool.acquire(&any).await.unwrap_err();
+    assert!(
+        matches!(err, AccountsError::AllUnavailable { kind: Unavailable::RateLimited, retry_after: Some(d) } if d == Duration::from_secs(10)),
+        "{err:?}"
+    );
+    error(&pool, &b, 529, &[("retry-after", "60")], "");
+    let err = pool.acquire(&any).await.unwrap_err();
+    assert!(
+        matches!(err, AccountsError::AllUnavailable { kind: Unavailable::Overloaded, retry_after: Some(d) } if d == Duration::from_secs(30)),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "all upstream accounts are unavailable (overloaded)"
+    );
+    assert!(!pool.is_ready());
+
+    let everyone = ["a".to_owned(), "b".to_owned()];
+    let err = pool
+        .acquire(&Selection {
+            preferred: None,
+            exclude: &everyone,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountsError::AllUnavailable {
+                kind: Unavailable::Exhausted,
+                retry_after: None
+            }
+        ),
+        "{err:?}"
+    );
+
+    let empty = Pool::new(Vec::new(), PoolOptions::default()).unwrap();
+    assert!(matches!(
+        empty.acquire(&any).await,
+        Err(AccountsError::NoAccounts)
+    ));
+    assert!(!empty.is_ready());
+}
+
+#[tokio::test(start_paused = true)]
+async fn third_structured_403_in_180_minutes_disables_case_33() {
+    let pool = pool(vec![key("a", 0, 4), key("b", 0, 4)]);
+    let only_a = ["b".to_owned()];
+    let sel = Selection {
+        preferred: None,
+        exclude: &only_a,
+    };
+    let body = r#"{"error":{"message":"forbidden"}}"#;
+    let ten_min = Cooldown::For {
+        duration: Duration::from_secs(600),
+        kind: CooldownKind::Error,
+    };
+    for _ in 0..2 {
+        let lease = pick(&pool, &sel).await;
+        assert_eq!(
+            error(&pool, &lease, 403, &[], body),
+            Disposition::Failover {
+                cooldown: ten_min,
+                reason: FailoverReason::Forbidden
+            }
+        );
+        drop(lease);
+        advance(Duration::from_secs(600)).await;
+    }
+    let lease = pick(&pool, &sel).await;
+    assert_eq!(
+        error(&pool, &lease, 403, &[], body),
+        Disposition::Failover {
+            cooldown: Cooldown::Disabled,
+            reason: FailoverReason::Forbidden
+        }
+    );
+    drop(lease);
+    assert_eq!(
+        pool.statuses()[0].state,
+        AccountState::Disabled {
+            reason: FailoverReason::Forbidden
+        }
+    );
+    advance(Duration::from_secs(24 * 3600)).await;
+    assert_eq!(pool.available("a"), Some(false));
+    assert!(pool.is_ready(), "b is still fine");
+
+    // 403s older than 180 minutes no longer count.
+    let pool2 = pool_after_two_old_403s().await;
+    assert_eq!(
+        pool2.statuses()[0].state,
+        AccountState::CoolingDown {
+            kind: CooldownKind::Error,
+            reason: FailoverReason::Forbidden,
+            remaining: Duration::from_secs(600),
+        }
+    );
+}
+
+async fn pool_after_two_old_403s() -> Pool {
+    let pool = pool(vec![key("a", 0, 4)]);
+    let any = Selection::default();
+    let body = r#"{"error":{"message":"forbidden"}}"#;
+    for _ in 0..2 {
+        let lease = pick(&pool, &any).await;
+        error(&pool, &lease, 403, &[], body);
+        drop(lease);
+        advance(Duration::from_secs(600)).await;
+    }
+    advance(Duration::from_secs(180 * 60)).await;
+    let lease = pick(&pool, &any).await;
+    error(&pool, &lease, 403, &[], body);
+    pool
+}
+
+#[tokio::test(start_paused = true)]
+async fn html_403_fails_over_without_penalty_case_32() {
+    let pool = pool(vec![key("a", 0, 4)]);
+    let any = Selection::default();
+    for _ in 0..5 {
+        let lease = pick(&pool, &any).await;
+        let d = error(
+            &pool,
+            &lease,
+            403,
+            &[],
+            "<html><body>blocked by proxy</body></html>",
+        );
+        assert_eq!(
+            d,
+            Disposition::Failover {
+                cooldown: Cooldown::None,
+                reason: FailoverReason::Forbidden
+            }
+        );
+    }
+    assert_eq!(pool.statuses()[0].state, AccountState::Ready);
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_key_401_disables_immediately() {
+    let pool = pool(vec![key("a", 0, 4)]);
+    let lease = pick(&pool, &Selection::default()).await;
+    error(
+        &pool,
+        &lease,
+        401,
+        &[],
+        r#"{"error":{"code":"invalid_api_key"}}"#,
+    );
+    assert_eq!(
+        pool.statuses()[0].state,
+        AccountState::Disabled {
+            reason: FailoverReason::Unauthorized
+        }
+    );
+    let err = pool.acquire(&Selection::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountsError::AllUnavailable {
+                kind: Unavailable::Exhausted,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_for_a_free_slot_then_gives_up() {
+    let pool = pool(vec![key("a", 0, 1)]);
+    let any = Selection::default();
+    let held = pick(&pool, &any).await;
+    let start = Instant::now();
+    let (second, ()) = tokio::join!(pool.acquire(&any), async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(held);
+    });
+    assert_eq!(second.unwrap().name(), "a");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+
+    let _held = pick(&pool, &any).await;
+    let start = Instant::now();
+    let err = pool.acquire(&any).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert!(
+        matches!(err, AccountsError::AllUnavailable { kind: Unavailable::Overloaded, retry_after: Some(d) } if d == Duration::from_secs(1)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_pool_picks_up_an_account_whose_cooldown_ends() {
+    let pool = pool(vec![key("a", 0, 1), key("b", 0, 1)]);
+    let any = Selection::default();
+    let a = pick(&pool, &any).await;
+    let _b = pick(&pool, &any).await;
+    error(&pool, &a, 429, &[("retry-after", "3")], "");
+    drop(a);
+    // b is busy and a cools down: the waiter wakes when a's cooldown ends.
+    let start = Instant::now();
+    let next = pick(&pool, &any).await;
+    assert_eq!(
+        (next.name(), start.elapsed()),
+        ("a", Duration::from_secs(3))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_mode_retries_the_same_account_then_fails_over() {
+    let mut pooled = key("relay", 0, 4);
+    pooled.pool_mode = true;
+    let pool = pool(vec![pooled]);
+    let lease = pick(&pool, &Selection::default()).await;
+    let mut got = Vec::new();
+    for retries in 0..4 {
+        got.push(pool.on_upstream_error(
+            &lease,
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            b"",
+            retries,
+        ));
+    }
+    let retry = Disposition::RetrySameAccount {
+        after: Duration::from_millis(500),
+        reason: FailoverReason::RateLimited,
+    };
+    assert_eq!(
+        got,
+        [
+            retry,
+            retry,
+            retry,
+            Disposition::Failover {
+                cooldown: Cooldown::For {
+                    duration: Duration::from_secs(5),
+                    kind: CooldownKind::RateLimited
+                },
+                reason: FailoverReason::RateLimited
+            }
+        ]
+    );
+    // Same-account retries leave the account alone; only the final failover cools it down.
+    assert_eq!(pool.available("relay"), Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn oauth_429_storm_detection() {
+    let pool = pool(vec![oauth("o"), key("k", 0, 64)]);
+    let o = pick(&pool, &Selection::default()).await;
+    assert_eq!(o.name(), "o");
+    let k = pick(
+        &pool,
+        &Selection {
+            preferred: Some("k"),
+            exclude: &[],
+        },
+    )
+    .await;
+    for _ in 0..30 {
+        error(&pool, &k, 429, &[], "");
+    }
+    assert!(!pool.in_rate_limit_storm(), "API-key 429s don't count");
+    for _ in 0..19 {
+        error(&pool, &o, 429, &[], "");
+    }
+    assert!(!pool.in_rate_limit_storm());
+    error(&pool, &o, 429, &[], "");
+    assert!(pool.in_rate_limit_storm());
+    advance(Duration::from_secs(10)).await;
+    assert!(!pool.in_rate_limit_storm());
+}
+
+#[tokio::test(start_paused = true)]
+async fn success_records_codex_usage_for_oauth_only() {
+    let pool = pool(vec![oauth("o"), key("k", 1, 4)]);
+    let usage_headers = headers(&[
+        ("x-codex-primary-used-percent", "12"),
+        ("x-codex-primary-window-minutes", "300"),
+        ("x-codex-primary-reset-after-seconds", "100"),
+    ]);
+    let o = pick(&pool, &Selection::default()).await;
+    let k = pick(
+        &pool,
+        &Selection {
+            preferred: Some("k"),
+            exclude: &[],
+        },
+    )
+    .await;
+    pool.on_success(&o, &usage_headers);
+    pool.on_success(&k, &usage_headers);
+    let snapshots = pool.codex_usage();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].0, "o");
+    assert_eq!(snapshots[0].1.observed_at, Instant::now());
+    assert_eq!(
+        snapshots[0]
+            .1
+            .usage
+            .five_hour
+            .and_then(|w| w.reset_after_seconds),
+        Some(100)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_failures_before_output_apply_cooldowns() {
+    let pool = pool(vec![key("a", 0, 4)]);
+    let lease = pick(&pool, &Selection::default()).await;
+    let event = ferry_testkit::ev_failed("resp_1", "rate_limit_exceeded", "Rate limit reached");
+    let d = pool.on_stream_failure(&lease, event.to_string().as_bytes(), 0);
+    assert_eq!(d.reason(), Some(FailoverReason::RateLimited));
+    assert_eq!(pool.available("a"), Some(false));
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(pool.available("a"), Some(true));
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let err = Pool::new(vec![key("a", 0, 0)], PoolOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "account \"a\": concurrency: must be at least 1"
+    );
+}

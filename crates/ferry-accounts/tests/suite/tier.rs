@@ -1,0 +1,119 @@
+//! Fast mode and the service-tier policy (gateway.md §1 step 10, §3d, §7 cases 24–26).
+
+use ferry_accounts::{
+    AccountsError, FAST_MODE_BETA, ServiceTierPolicy, apply_service_tier_policy, has_beta_token,
+    headers_have_beta_token, normalize_service_tier,
+};
+use pretty_assertions::assert_eq;
+use serde_json::{Map, Value, json};
+
+use super::support::headers;
+
+#[test]
+fn beta_tokens() {
+    let cases = [
+        ("fast-mode-2026-02-01", true),
+        ("claude-code-20250219, fast-mode-2026-02-01", true),
+        (" fast-mode-2026-02-01 ,x", true),
+        ("fast-mode-2026-02-01x", false),
+        ("FAST-MODE-2026-02-01", false),
+        ("", false),
+    ];
+    let got: Vec<_> = cases
+        .iter()
+        .map(|(h, _)| has_beta_token(h, FAST_MODE_BETA))
+        .collect();
+    let want: Vec<_> = cases.iter().map(|(_, w)| *w).collect();
+    assert_eq!(got, want);
+    assert!(!has_beta_token("a,,b", ""));
+    let multi = headers(&[
+        ("anthropic-beta", "a"),
+        ("anthropic-beta", "b, fast-mode-2026-02-01"),
+    ]);
+    assert!(headers_have_beta_token(&multi, FAST_MODE_BETA));
+    assert!(!headers_have_beta_token(&headers(&[]), FAST_MODE_BETA));
+}
+
+#[test]
+fn tier_aliases() {
+    let got: Vec<_> = [
+        "fast", "Priority", "auto", "default", "standard", "flex", "scale", "turbo", "",
+    ]
+    .iter()
+    .map(|t| normalize_service_tier(t))
+    .collect();
+    assert_eq!(
+        got,
+        [
+            Some("priority"),
+            Some("priority"),
+            Some("auto"),
+            Some("default"),
+            Some("default"),
+            Some("flex"),
+            Some("scale"),
+            None,
+            None
+        ]
+    );
+}
+
+fn body(tier: Option<&str>) -> Map<String, Value> {
+    let mut b = Map::new();
+    b.insert("model".into(), json!("gpt-5.4"));
+    if let Some(t) = tier {
+        b.insert("service_tier".into(), json!(t));
+    }
+    b
+}
+
+#[test]
+fn policies_cases_24_to_26() {
+    use ServiceTierPolicy::{Block, Filter, Pass};
+    // (policy, requested tier, result, tier left in the body)
+    type Case = (
+        ServiceTierPolicy,
+        Option<&'static str>,
+        Result<Option<&'static str>, ()>,
+        Option<&'static str>,
+    );
+    let cases: [Case; 10] = [
+        (
+            Pass,
+            Some("priority"),
+            Ok(Some("priority")),
+            Some("priority"),
+        ),
+        (Pass, Some("fast"), Ok(Some("priority")), Some("priority")),
+        (Pass, None, Ok(None), None),
+        (Pass, Some("turbo"), Ok(Some("turbo")), Some("turbo")),
+        (Filter, Some("priority"), Ok(None), None),
+        (Filter, Some("auto"), Ok(Some("auto")), Some("auto")),
+        (Block, Some("fast"), Err(()), Some("fast")),
+        (Block, Some("flex"), Err(()), Some("flex")),
+        (Block, Some("default"), Ok(Some("default")), Some("default")),
+        (Block, None, Ok(None), None),
+    ];
+    for (policy, tier, want, left) in cases {
+        let mut b = body(tier);
+        let got = apply_service_tier_policy(policy, &mut b, "gpt-5.4");
+        let got = got.map(|t| t.map(|s| s.to_owned())).map_err(|e| {
+            assert!(matches!(e, AccountsError::ServiceTierBlocked { .. }));
+        });
+        assert_eq!(
+            got,
+            want.map(|w| w.map(str::to_owned)),
+            "{policy:?} {tier:?}"
+        );
+        assert_eq!(
+            b.get("service_tier").and_then(Value::as_str),
+            left,
+            "{policy:?} {tier:?}"
+        );
+    }
+    let err = apply_service_tier_policy(Block, &mut body(Some("fast")), "gpt-5.4").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service_tier=priority is not allowed for model gpt-5.4"
+    );
+}
