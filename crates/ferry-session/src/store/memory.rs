@@ -210,7 +210,9 @@ impl MemoryStore {
                     .fetch_sub(key.len() + old.value.len(), Ordering::Relaxed);
             }
             MapEntry::Vacant(vacant) => {
-                vacant.insert(entry);
+                // Keep the entry locked until the index and the counters know about it,
+                // so a concurrent delete of the same key cannot count it out first.
+                let _held = vacant.insert(entry);
                 self.shard(seq).insert(record);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
                 self.entries.fetch_add(1, Ordering::Relaxed);
