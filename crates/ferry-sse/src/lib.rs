@@ -1,1 +1,15 @@
-//! placeholder
+//! Incremental SSE parsing, Anthropic SSE encoding and Responses stream accumulation.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod encode;
+mod error;
+mod frame;
+mod parser;
+
+pub use crate::{
+    encode::{PING_FRAME, encode_error, encode_frame},
+    error::ParseError,
+    frame::Frame,
+    parser::Parser,
+};

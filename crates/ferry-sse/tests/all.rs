@@ -1,1 +1,3 @@
-mod suite {}
+//! The ferry-sse integration tests (one binary; see `suite/`).
+
+mod suite;
