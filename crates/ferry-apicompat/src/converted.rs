@@ -29,7 +29,9 @@ impl<T> Converted<T> {
 }
 
 /// One thing a conversion dropped or changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialises as `{"path": …, "kind": …, "detail": …}` (for logs and `ferry convert`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Dropped {
     /// JSON path of the dropped or changed part in the input, e.g. `messages[3].content[1]`.

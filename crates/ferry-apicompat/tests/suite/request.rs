@@ -355,3 +355,103 @@ fn convert_rejects_malformed_known_blocks_built_in_code() {
         "messages[0].content[0]: invalid `tool_use` block: missing field `name`"
     );
 }
+
+fn is_valid_upstream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn tool_name() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        // Valid names, including ones that look like shortened names.
+        proptest::collection::vec(
+            prop_oneof![Just('a'), Just('Z'), Just('_'), Just('-'), Just('7')],
+            1..70
+        )
+        .prop_map(|c| c.into_iter().collect::<String>()),
+        // Anything at all: unicode, dots, slashes, spaces, very long.
+        proptest::collection::vec(any::<char>(), 0..150)
+            .prop_map(|c| c.into_iter().collect::<String>()),
+        // MCP-style long names.
+        (1usize..4).prop_map(|n| format!("mcp__{}__tool", "server_name_".repeat(n * 4))),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Every name maps to a valid upstream name and back to itself, whatever else is in
+    /// the set, and the mapping does not depend on the order names are seen in.
+    #[test]
+    fn tool_names_round_trip(names in proptest::collection::vec(tool_name(), 1..6)) {
+        use ferry_apicompat::convert::ToolNames;
+        let map = ToolNames::from_names(names.iter().map(String::as_str));
+        let reversed = ToolNames::from_names(names.iter().rev().map(String::as_str));
+        proptest::prop_assert_eq!(&map, &reversed);
+        let mut upstream = BTreeSet::new();
+        for name in &names {
+            let up = map.to_upstream(name);
+            proptest::prop_assert!(is_valid_upstream_name(&up), "{:?} -> {:?}", name, up);
+            let back = map.to_client(&up).into_owned();
+            proptest::prop_assert_eq!(&back, name);
+            upstream.insert(up.into_owned());
+        }
+        let distinct: BTreeSet<&String> = names.iter().collect();
+        proptest::prop_assert_eq!(upstream.len(), distinct.len());
+    }
+}
+
+#[test]
+fn tool_names_are_stable_and_keep_valid_names() {
+    use ferry_apicompat::convert::ToolNames;
+    let long = "mcp__my_extremely_long_server_name_for_testing__and_an_even_longer_tool_name_that_overflows";
+    let names = ToolNames::from_names(["Bash", long, "a.b"]);
+    assert_eq!(names.to_upstream("Bash"), "Bash");
+    assert_eq!(
+        names.to_upstream(long),
+        "mcp__my_extremely_lo__longer_tool_name_that_overflows_974f526abb"
+    );
+    assert_eq!(names.to_upstream("a.b"), "a_b_2e7336dc8e");
+    assert_eq!(names.to_client("a_b_2e7336dc8e"), "a.b");
+    assert_eq!(names.to_client("unknown_tool"), "unknown_tool");
+    // A name the map has not seen is rewritten the same way.
+    assert_eq!(
+        ToolNames::default().to_upstream(long),
+        names.to_upstream(long)
+    );
+    assert_eq!(
+        names.renamed().collect::<Vec<_>>(),
+        vec![
+            ("a.b", "a_b_2e7336dc8e"),
+            (
+                long,
+                "mcp__my_extremely_lo__longer_tool_name_that_overflows_974f526abb"
+            ),
+        ]
+    );
+}
+
+/// A tool name in the request (definition, history, tool_choice) maps back through the
+/// `ToolNames` built from the same request.
+#[test]
+fn tool_names_from_request_cover_history_and_choice() {
+    use ferry_apicompat::convert::ToolNames;
+    let path = fixtures().join("requests/cases/r30_tool_names_long.json");
+    let req = anthropic::parse_request(&std::fs::read(&path).unwrap()).unwrap();
+    let names = ToolNames::from_request(&req);
+    let converted = request::convert(&req, &Options::new()).unwrap().value;
+    let mut seen = 0;
+    for item in &converted.input {
+        if let responses::InputItem::FunctionCall(call) = item {
+            assert!(is_valid_upstream_name(&call.name));
+            if names.to_client(&call.name) != call.name.as_str() {
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 2, "two of three names need rewriting");
+}

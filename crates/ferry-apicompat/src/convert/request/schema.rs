@@ -346,7 +346,156 @@ pub(crate) fn unsupported_regex(pattern: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
     use super::*;
+
+    #[expect(clippy::needless_pass_by_value, reason = "lets the tests pass json! literals")]
+    fn check(schema: Value) -> (Value, Vec<String>) {
+        sanitize(Some(&schema))
+    }
+
+    #[test]
+    fn valid_schema_is_unchanged_except_dollar_schema() {
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The command", "maxLength": 100},
+                "timeout": {"type": "number", "minimum": 0, "default": 30},
+                "when": {"type": "string", "format": "date-time"},
+                "id": {"type": "string", "pattern": "^[a-z]+$"},
+                "mode": {"anyOf": [{"type": "string", "enum": ["a"]}, {"type": "null"}]},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+            },
+            "required": ["command"],
+            "additionalProperties": false
+        });
+        let mut want = schema.clone();
+        want.as_object_mut().unwrap().remove("$schema");
+        assert_eq!(check(schema), (want, vec![]));
+    }
+
+    #[test]
+    fn missing_and_non_object_schemas() {
+        let empty = json!({"type": "object", "properties": {}});
+        assert_eq!(sanitize(None).0, empty);
+        assert_eq!(sanitize(Some(&Value::Null)).0, empty);
+        assert_eq!(check(json!("not a schema")).0, empty);
+        assert_eq!(check(json!({"type": "string"})).0, empty);
+        assert_eq!(
+            check(json!({"type": "object", "required": ["a"]})),
+            (
+                json!({"type": "object", "properties": {}, "required": ["a"]}),
+                vec!["added empty `properties` to the object at the top level".to_owned()]
+            )
+        );
+    }
+
+    #[test]
+    fn nested_repairs() {
+        let (schema, repairs) = check(json!({
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "meta": {"type": "object", "additionalProperties": {"type": "string"}},
+                "list": {"type": "array"},
+                "any": {"type": null},
+                "pw": {"type": "string", "pattern": "(?=x)"},
+                "bad": 5,
+                "flag": true,
+                "deep": {"type": "array", "items": {"type": "object", "properties": {
+                    "u": {"type": "string", "format": "uri-reference"}
+                }}}
+            }
+        }));
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string"},
+                    "meta": {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
+                    "list": {"type": "array", "items": {}},
+                    "any": {},
+                    "pw": {"type": "string"},
+                    "flag": true,
+                    "deep": {"type": "array", "items": {"type": "object", "properties": {
+                        "u": {"type": "string"}
+                    }}}
+                }
+            })
+        );
+        assert_eq!(
+            repairs,
+            vec![
+                "removed `type: null` at properties.any",
+                "removed unsupported format \"uri-reference\" at properties.deep.items.properties.u",
+                "added empty `items` to the array at properties.list",
+                "added empty `properties` to the object at properties.meta",
+                "removed pattern using a lookahead at properties.pw",
+                "removed unsupported format \"uri\" at properties.url",
+                "removed `properties.bad` at the top level: not a schema",
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_combinators_are_merged() {
+        let (schema, repairs) = check(json!({
+            "oneOf": [
+                {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+                {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "boolean"}}}
+            ]
+        }));
+        assert_eq!(
+            schema,
+            json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "boolean"}}})
+        );
+        assert_eq!(repairs.len(), 2);
+
+        let (schema, _) = check(json!({
+            "type": "object",
+            "allOf": [
+                {"properties": {"a": {"type": "string"}}, "required": ["a"]},
+                {"properties": {"b": {"type": "string"}}, "required": ["b"]}
+            ],
+            "not": {"required": ["c"]}
+        }));
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "required": ["a", "b"]
+            })
+        );
+    }
+
+    #[test]
+    fn nested_all_of_is_merged() {
+        let (schema, repairs) = check(json!({
+            "type": "object",
+            "properties": {"x": {"allOf": [
+                {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+                {"description": "more", "properties": {"b": {"type": "integer"}}}
+            ]}}
+        }));
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {"x": {
+                    "type": "object",
+                    "description": "more",
+                    "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+                    "required": ["a"]
+                }}
+            })
+        );
+        assert_eq!(repairs, vec!["merged `allOf` at properties.x"]);
+    }
 
     #[test]
     fn regex_dialect() {
