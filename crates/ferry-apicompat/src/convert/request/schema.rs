@@ -351,7 +351,10 @@ mod tests {
 
     use super::*;
 
-    #[expect(clippy::needless_pass_by_value, reason = "lets the tests pass json! literals")]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "lets the tests pass json! literals"
+    )]
     fn check(schema: Value) -> (Value, Vec<String>) {
         sanitize(Some(&schema))
     }
