@@ -93,8 +93,9 @@ pub use crate::{
         OAuthTokens, REFRESH_TIMEOUT,
     },
     pool::{
-        Account, AccountState, AccountStatus, Credential, Lease, Pool, PoolOptions,
-        REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW, Selection, UsageSnapshot,
+        Account, AccountState, AccountStatus, Credential, DEFAULT_SLOT_TTL, Lease, Pool,
+        PoolOptions, REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW, Selection,
+        SharedSlots, UsageSnapshot,
     },
     ratelimit::{
         CodexUsage, CodexWindow, DEFAULT_RATE_LIMIT_FALLBACK, RATE_LIMIT_FALLBACK_BOUNDS,

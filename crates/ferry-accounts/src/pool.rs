@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use ferry_session::Store;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -34,6 +35,9 @@ pub struct PoolOptions {
     pub rate_limit_fallback: Duration,
     /// OAuth token refresh settings (HTTP client, state directory, skew).
     pub oauth: OAuthOptions,
+    /// Concurrency slots shared with other replicas through the session store (`None`: local
+    /// limits only).
+    pub shared_slots: Option<SharedSlots>,
 }
 
 impl Default for PoolOptions {
@@ -42,9 +46,44 @@ impl Default for PoolOptions {
             slot_wait: Duration::from_secs(30),
             rate_limit_fallback: DEFAULT_RATE_LIMIT_FALLBACK,
             oauth: OAuthOptions::default(),
+            shared_slots: None,
         }
     }
 }
+
+/// Per-account concurrency limits shared by every replica using the same session store
+/// (`[session] store = "redis"`).
+///
+/// A lease holds a local slot *and* a store slot `accounts:slot:{name}` with the account's
+/// `concurrency` as the limit. A store slot expires after `ttl` even if its holder crashed.
+/// When the store fails, the pool fails open: local limits still apply, a warning is logged.
+#[derive(Clone, Debug)]
+pub struct SharedSlots {
+    /// The session store.
+    pub store: Arc<dyn Store>,
+    /// How long a slot is held at most (`gateway.concurrency_slot_ttl_minutes`, default 30 min).
+    pub ttl: Duration,
+    /// How often a waiter re-checks the store (other replicas' releases are not signalled).
+    pub poll_interval: Duration,
+}
+
+impl SharedSlots {
+    /// Shared slots in `store` with the default TTL (30 minutes) and poll interval (250 ms).
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            ttl: DEFAULT_SLOT_TTL,
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+
+    fn key(account: &str) -> String {
+        format!("accounts:slot:{account}")
+    }
+}
+
+/// Default lifetime of a shared concurrency slot (gateway.md §6: 30 minutes).
+pub const DEFAULT_SLOT_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Which account to pick for one attempt.
 #[derive(Clone, Copy, Debug, Default)]
@@ -202,6 +241,7 @@ pub struct Lease {
     pool: Arc<Inner>,
     account: Arc<Account>,
     generation: AtomicU64,
+    shared: bool,
 }
 
 /// The credential for one upstream request.
@@ -214,8 +254,8 @@ pub struct Credential {
 }
 
 enum Pick {
-    Leased(Arc<Account>),
-    Busy(Option<Instant>),
+    /// Healthy accounts in preference order.
+    Candidates(Vec<Arc<Account>>, Option<Instant>),
     Unavailable(Unavailable, Option<Duration>),
 }
 
@@ -278,30 +318,55 @@ impl Pool {
             let released = self.inner.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            match self.pick(selection) {
-                Pick::Leased(account) => {
-                    return Ok(Lease {
-                        pool: Arc::clone(&self.inner),
-                        account,
-                        generation: AtomicU64::new(0),
-                    });
-                }
+            let (candidates, next_recovery) = match self.pick(selection) {
+                Pick::Candidates(candidates, next_recovery) => (candidates, next_recovery),
                 Pick::Unavailable(kind, retry_after) => {
                     return Err(AccountsError::AllUnavailable { kind, retry_after });
                 }
-                Pick::Busy(next_recovery) => {
-                    if Instant::now() >= deadline {
-                        return Err(AccountsError::AllUnavailable {
-                            kind: Unavailable::Overloaded,
-                            retry_after: Some(Duration::from_secs(1)),
-                        });
-                    }
-                    let wake = next_recovery.map_or(deadline, |t| t.min(deadline));
-                    tokio::select! {
-                        () = &mut released => {}
-                        () = tokio::time::sleep_until(wake) => {}
+            };
+            for account in candidates {
+                if !account.try_reserve() {
+                    continue;
+                }
+                let mut shared = false;
+                if let Some(slots) = &self.inner.opts.shared_slots {
+                    let key = SharedSlots::key(account.name());
+                    match slots
+                        .store
+                        .try_acquire_slot(&key, account.config.concurrency, slots.ttl)
+                        .await
+                    {
+                        Ok(true) => shared = true,
+                        Ok(false) => {
+                            account.in_flight.fetch_sub(1, Ordering::AcqRel);
+                            continue;
+                        }
+                        Err(err) => {
+                            tracing::warn!(account = %account.name(), error = %err, "shared concurrency slot unavailable; using the local limit only");
+                        }
                     }
                 }
+                return Ok(Lease {
+                    pool: Arc::clone(&self.inner),
+                    account,
+                    generation: AtomicU64::new(0),
+                    shared,
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(AccountsError::AllUnavailable {
+                    kind: Unavailable::Overloaded,
+                    retry_after: Some(Duration::from_secs(1)),
+                });
+            }
+            let mut wake = next_recovery.map_or(deadline, |t| t.min(deadline));
+            if let Some(slots) = &self.inner.opts.shared_slots {
+                wake = wake.min(now + slots.poll_interval);
+            }
+            tokio::select! {
+                () = &mut released => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
         }
     }
@@ -362,12 +427,7 @@ impl Pool {
             let sticky = healthy.remove(pos);
             healthy.insert(0, sticky);
         }
-        for account in healthy {
-            if account.try_reserve() {
-                return Pick::Leased(Arc::clone(account));
-            }
-        }
-        Pick::Busy(earliest)
+        Pick::Candidates(healthy.into_iter().cloned().collect(), earliest)
     }
 
     /// Classifies an upstream error response on `lease`'s account and applies the outcome:
@@ -624,7 +684,35 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.account.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.shared {
+            self.release_shared();
+        }
         self.pool.released.notify_waiters();
+    }
+}
+
+impl Lease {
+    fn release_shared(&self) {
+        let Some(slots) = self.pool.opts.shared_slots.clone() else {
+            return;
+        };
+        let key = SharedSlots::key(self.account.name());
+        let account = self.account.name().to_owned();
+        match tokio::runtime::Handle::try_current() {
+            // Outlives the request on purpose: Drop cannot await, and the store slot must be
+            // given back even though the request that held it is gone. It is one short store
+            // call; if it fails, the slot's TTL frees it.
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Err(err) = slots.store.release_slot(&key).await {
+                        tracing::warn!(account = %account, error = %err, "cannot release shared concurrency slot; it expires with its ttl");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(account = %account, "no runtime to release the shared concurrency slot; it expires with its ttl");
+            }
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Pool selection, slots, cooldowns and availability, under `tokio::time::pause()`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_accounts::{
     AccountConfig, AccountState, AccountsError, Cooldown, CooldownKind, Disposition,
-    FailoverReason, Lease, Pool, PoolOptions, Secret, Selection, Unavailable,
+    FailoverReason, Lease, Pool, PoolOptions, Secret, Selection, SharedSlots, Unavailable,
 };
+use ferry_session::{BoxFuture, MemoryLimits, MemoryStore, Store, StoreError};
 use http::{HeaderMap, StatusCode};
 use pretty_assertions::assert_eq;
 use tokio::time::{Instant, advance};
@@ -534,4 +536,122 @@ fn invalid_configs_are_rejected() {
         err.to_string(),
         "account \"a\": concurrency: must be at least 1"
     );
+}
+
+fn shared_pool(store: Arc<dyn Store>, accounts: Vec<AccountConfig>) -> Pool {
+    let opts = PoolOptions {
+        shared_slots: Some(SharedSlots::new(store)),
+        ..PoolOptions::default()
+    };
+    Pool::new(accounts, opts).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_share_concurrency_slots_through_the_store() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(MemoryLimits::default()));
+    // Two replicas, each with a local limit of 2, sharing a limit of 2 for "a".
+    let replica1 = shared_pool(Arc::clone(&store), vec![key("a", 0, 2), key("b", 1, 2)]);
+    let replica2 = shared_pool(Arc::clone(&store), vec![key("a", 0, 2), key("b", 1, 2)]);
+    let any = Selection::default();
+    let first = pick(&replica1, &any).await;
+    let second = pick(&replica1, &any).await;
+    assert_eq!(names(&[first, second]), ["a", "a"]);
+    // Store slots are given back by a spawned task: let it run.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // Both leases above were dropped: each replica now takes one of a's two shared slots.
+    let held = [pick(&replica1, &any).await, pick(&replica2, &any).await];
+    assert_eq!(names(&held), ["a", "a"]);
+    // "a" is full across replicas although replica2 holds only one local slot: b is used.
+    assert_eq!(pick(&replica2, &any).await.name(), "b");
+
+    // Only b left and it is full everywhere: replica2 waits until replica1 releases a.
+    let only_a = ["b".to_owned()];
+    let sel = Selection {
+        preferred: None,
+        exclude: &only_a,
+    };
+    let start = Instant::now();
+    let [one, two] = held;
+    let (waited, ()) = tokio::join!(pick(&replica2, &sel), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(one);
+    });
+    assert_eq!(waited.name(), "a");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1) && start.elapsed() <= Duration::from_millis(1250),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(two);
+}
+
+/// A store whose every operation fails, like an unreachable Redis.
+#[derive(Debug)]
+struct DownStore;
+
+fn down<T>() -> BoxFuture<'static, Result<T, StoreError>> {
+    Box::pin(async {
+        Err(StoreError::Redis {
+            op: "acquire_slot",
+            reason: "connection refused".into(),
+        })
+    })
+}
+
+impl Store for DownStore {
+    fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        down()
+    }
+    fn get_many<'a>(
+        &'a self,
+        _: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        down()
+    }
+    fn set<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [u8],
+        _: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn try_acquire_slot<'a>(
+        &'a self,
+        _: &'a str,
+        _: u32,
+        _: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        down()
+    }
+    fn release_slot<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        down()
+    }
+    fn backend(&self) -> &'static str {
+        "down"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_falls_back_to_local_limits() {
+    let pool = shared_pool(Arc::new(DownStore), vec![key("a", 0, 1)]);
+    let any = Selection::default();
+    let held = pick(&pool, &any).await;
+    assert_eq!(held.name(), "a");
+    let err = pool.acquire(&any).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountsError::AllUnavailable {
+                kind: Unavailable::Overloaded,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(held);
+    assert_eq!(pick(&pool, &any).await.name(), "a");
 }
