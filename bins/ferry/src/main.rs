@@ -150,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, listen } => {
             init_logging(log_format)?;
-            serve(config, listen, &env)?;
+            serve(config.as_deref(), listen.as_deref(), &env)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => Ok(check_config(&config, &env)),
@@ -219,12 +219,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(
-    config: Option<PathBuf>,
-    listen: Option<String>,
+    config: Option<&std::path::Path>,
+    listen: Option<&str>,
     env: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
-    let loaded = config::load_file(config.as_deref(), listen.as_deref(), env)
-        .map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    let loaded =
+        config::load_file(config, listen, env).map_err(|problems| anyhow::anyhow!("{problems}"))?;
     for note in &loaded.notes {
         tracing::info!(target: "ferry", "{note}");
     }

@@ -1,0 +1,310 @@
+//! Runs the built `ferry` binary (`CARGO_BIN_EXE_ferry`) as a user would.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use serde_json::Value;
+
+fn ferry() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.env_remove("OPENAI_API_KEY")
+        .env_remove("RUST_LOG")
+        .env_remove("FERRY_LOG_FORMAT")
+        .env_remove("FERRY_LISTEN");
+    cmd
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = ferry()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn convert_request_turns_a_claude_code_request_into_a_responses_request() {
+    let body = std::fs::read(fixtures().join("requests/claude-code/02_bash_turn1.json")).unwrap();
+    let out = run_with_stdin(&["convert", "request"], &body);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let converted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let original: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(converted["model"], original["model"]);
+    assert_eq!(converted["stream"], Value::Bool(true));
+    assert_eq!(converted["store"], Value::Bool(false));
+    let input = converted["input"].as_array().unwrap();
+    assert_eq!(input[0]["role"], "developer");
+    assert_eq!(
+        converted["tools"].as_array().unwrap().len(),
+        original["tools"].as_array().unwrap().len()
+    );
+    // What the conversion left out is listed on stderr, not mixed into the JSON.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ferry: dropped metadata"), "{stderr}");
+}
+
+#[test]
+fn convert_request_maps_the_model_when_asked() {
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let out = run_with_stdin(&["convert", "request", "--model", "gpt-5.1"], body);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let converted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(converted["model"], "gpt-5.1");
+    assert_eq!(
+        converted["input"],
+        serde_json::json!([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}])
+    );
+}
+
+#[test]
+fn convert_request_rejects_a_malformed_block_with_its_path() {
+    let body = br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#;
+    let out = run_with_stdin(&["convert", "request"], body);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("messages[0].content[0]"), "{stderr}");
+}
+
+#[test]
+fn convert_stream_ends_in_message_stop() {
+    let sse = std::fs::read(fixtures().join("upstream/b11_usage_cached_tokens.sse")).unwrap();
+    let out = run_with_stdin(&["convert", "stream", "--model", "claude-opus-4-8"], &sse);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(
+        text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{text}"
+    );
+    assert!(text.contains("\"model\":\"claude-opus-4-8\""), "{text}");
+}
+
+#[test]
+fn convert_stream_without_a_terminal_event_ends_in_an_error_event() {
+    let sse = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-5.1\",\"status\":\"in_progress\",\"output\":[]}}\n\n";
+    let out = run_with_stdin(&["convert", "stream"], sse);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\n"), "{text}");
+}
+
+#[test]
+fn convert_response_gives_the_message_or_the_error() {
+    let body = std::fs::read(fixtures().join("upstream/b01_text.json")).unwrap();
+    let out = run_with_stdin(&["convert", "response", "--model", "claude-x"], &body);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["model"], "claude-x");
+
+    let failed = std::fs::read(fixtures().join("upstream/b10_failed.json")).unwrap();
+    let out = run_with_stdin(&["convert", "response"], &failed);
+    assert!(!out.status.success());
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["type"], "error");
+}
+
+#[test]
+fn check_config_lists_every_problem_and_fails() {
+    let dir = std::env::temp_dir().join(format!("ferry-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisen = \"x\"\n[[client_keys]]\nname = \"a\"\nkey = \"${FERRY_TEST_SURELY_UNSET}\"\n",
+    )
+    .unwrap();
+    let out = ferry()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .env_remove("FERRY_TEST_SURELY_UNSET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 config problems"), "{stderr}");
+    assert!(stderr.contains("server.lisen: unknown field"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "client_keys[0].key: environment variable FERRY_TEST_SURELY_UNSET is not set"
+        ),
+        "{stderr}"
+    );
+
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[[accounts]]\nname = \"sim\"\nkind = \"simulated\"\n",
+    )
+    .unwrap();
+    let out = ferry()
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 account"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A running ferry process that announced its address on stderr.
+struct Running {
+    child: Child,
+    addr: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], ready: &'static str) -> Self {
+        let mut child = ferry()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // From here on, Drop kills the process if the test fails.
+        let mut running = Self {
+            child,
+            addr: String::new(),
+            stderr: rx,
+        };
+        loop {
+            let line = running
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .expect("ferry did not announce its address");
+            if let Some(addr) = line.strip_prefix(ready) {
+                running.addr = addr.to_owned();
+                return running;
+            }
+        }
+    }
+
+    fn request(&self, raw: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// SIGTERM, then the exit status and every stderr line.
+    fn stop(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        (status, self.stderr.try_iter().collect())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn serve_announces_itself_answers_and_stops_on_sigterm() {
+    let mut server = Running::start(
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
+        "ferry listening on http://",
+    );
+    assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
+    let health = server.request("GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"hello"}]}"#;
+    let reply = server.request(&format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("Simulated reply to"), "{reply}");
+    let (status, lines) = server.stop();
+    assert!(status.success(), "{status:?} {lines:?}");
+    // JSON logs: every other stderr line is one JSON object.
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+}
+
+#[test]
+fn sim_upstream_serves_responses_streams() {
+    let mut sim = Running::start(
+        &["sim-upstream", "--listen", "127.0.0.1:0", "--deltas", "5"],
+        "ferry sim-upstream listening on http://",
+    );
+    let body = r#"{"model":"gpt-5.1","stream":true,"input":[{"role":"user","content":"hi"}]}"#;
+    let reply = sim.request(&format!(
+        "POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(
+        reply.matches("event: response.output_text.delta\n").count(),
+        5
+    );
+    assert!(reply.contains("event: response.completed\n"), "{reply}");
+    let (status, _) = sim.stop();
+    assert!(status.success());
+}
