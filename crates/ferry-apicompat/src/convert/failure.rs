@@ -197,11 +197,10 @@ fn sanitize_word(word: &str) -> String {
     {
         return word.replace(trimmed, &format!("{}***", &trimmed[..3]));
     }
-    if (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.contains('?')
+    if (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && let Some((base, _)) = trimmed.split_once('?')
     {
-        if let Some((base, _)) = trimmed.split_once('?') {
-            return word.replace(trimmed, &format!("{base}?***"));
-        }
+        return word.replace(trimmed, &format!("{base}?***"));
     }
     for key in ["key=", "token=", "api_key=", "access_token=", "secret="] {
         if let Some(pos) = trimmed.to_ascii_lowercase().find(key) {

@@ -11,8 +11,9 @@
 //!
 //! - the first block not yet closed (the *head*) streams live; content for any later block
 //!   is buffered and replayed as one delta when that block becomes the head;
-//! - a text or thinking block is closed as soon as a later block is created (the upstream
-//!   moved on to another item); a later piece of the same item opens a new block;
+//! - a live text or thinking block is closed as soon as a later block exists (the upstream
+//!   moved on to another item); a later piece of the same item opens a new block, while a
+//!   queued block keeps collecting its item's content until it goes live;
 //! - a `tool_use` block is never cut short: it stays the head until its arguments are done,
 //!   and everything after it waits (parallel tool calls are serialised in arrival order,
 //!   each with its start, deltas and stop contiguous).
@@ -452,23 +453,21 @@ impl StreamConverter {
     /// Finds the item an event refers to: by id, then call id, then output index; an event
     /// that names none of them refers to the latest item of its kind.
     fn find_item(&self, at: ItemRef<'_>, kind: ItemKind) -> Option<usize> {
-        if let Some(id) = at.id {
-            if let Some(i) = self
+        if let Some(id) = at.id
+            && let Some(i) = self
                 .items
                 .iter()
                 .position(|it| it.id.as_deref() == Some(id))
-            {
-                return Some(i);
-            }
+        {
+            return Some(i);
         }
-        if let Some(call_id) = at.call_id {
-            if let Some(i) = self
+        if let Some(call_id) = at.call_id
+            && let Some(i) = self
                 .items
                 .iter()
                 .position(|it| it.kind == kind && it.call_id == call_id)
-            {
-                return Some(i);
-            }
+        {
+            return Some(i);
         }
         if let Some(index) = at.output_index {
             return self
@@ -491,10 +490,10 @@ impl StreamConverter {
             if item.output_index.is_none() {
                 item.output_index = at.output_index;
             }
-            if item.call_id.is_empty() {
-                if let Some(call_id) = at.call_id {
-                    item.call_id = call_id.to_owned();
-                }
+            if item.call_id.is_empty()
+                && let Some(call_id) = at.call_id
+            {
+                item.call_id = call_id.to_owned();
             }
             return i;
         }
@@ -712,10 +711,10 @@ impl StreamConverter {
     /// is not a prefix of `full`, nothing can be corrected and nothing is emitted.
     fn reconcile(&mut self, i: usize, key: PartKey, full: &str, out: &mut Vec<Out>) {
         let emitted = *self.part(i, key);
-        if let Some(missing) = emitted.missing(full) {
-            if !missing.is_empty() {
-                self.emit_part(i, key, missing, out);
-            }
+        if let Some(missing) = emitted.missing(full)
+            && !missing.is_empty()
+        {
+            self.emit_part(i, key, missing, out);
         }
     }
 
@@ -751,13 +750,8 @@ impl StreamConverter {
         self.new_block(i, kind, None)
     }
 
-    /// Appends a block. Text and thinking blocks before it are done: the upstream moved on.
+    /// Appends a block (the caller then runs [`advance`](Self::advance)).
     fn new_block(&mut self, item: usize, kind: BlockKind, payload: Option<ContentBlock>) -> usize {
-        for block in &mut self.blocks[self.head..] {
-            if matches!(block.kind, BlockKind::Text | BlockKind::Thinking) {
-                block.done = true;
-            }
-        }
         self.blocks.push(Block {
             item,
             kind,
@@ -804,10 +798,16 @@ impl StreamConverter {
                 }
                 self.start_block(b, out);
             }
-            if !self.blocks[b].done {
+            // A live text or thinking block ends once a later block exists: the upstream
+            // moved on. Queued blocks keep taking content until they are live.
+            let later = b + 1 < self.blocks.len();
+            let block = &mut self.blocks[b];
+            if later && matches!(block.kind, BlockKind::Text | BlockKind::Thinking) {
+                block.done = true;
+            }
+            if !block.done {
                 return;
             }
-            let block = &mut self.blocks[b];
             if let Some(signature) = block.signature.take() {
                 out.push(Out::ContentBlockDelta {
                     index: block.index,
