@@ -381,6 +381,43 @@ fn e06_late_text_and_reasoning_never_close_the_active_tool() {
 }
 
 #[test]
+fn e14_done_events_of_other_items_do_not_close_the_active_tool() {
+    let events = events_of("e14_late_done_events_do_not_close_the_tool.sse");
+    let m = reassemble(&events).unwrap();
+    assert_eq!(
+        m["content"],
+        json!([
+            {"type": "tool_use", "id": "call_A", "name": "get_weather", "input": {"city": "Rome"}},
+            {"type": "thinking", "thinking": "Thought only in done.", "signature": ENC},
+            {"type": "text", "text": "Text only in done."},
+        ])
+    );
+    // The tool's block is the first one and nothing else starts before it stops.
+    let first_stop = events
+        .iter()
+        .position(|e| matches!(e, TEvent::ContentBlockStop { .. }))
+        .unwrap();
+    let second_start = events
+        .iter()
+        .position(|e| matches!(e, TEvent::ContentBlockStart { index: 1, .. }))
+        .unwrap();
+    assert!(first_stop < second_start);
+}
+
+#[test]
+fn s18_terminal_response_completes_pending_tools_in_order() {
+    let m = message_of("s18_terminal_completes_pending_tools.sse");
+    assert_eq!(
+        m["content"],
+        json!([
+            {"type": "tool_use", "id": "call_R", "name": "Read", "input": {"file_path": "/a.md"}},
+            {"type": "tool_use", "id": "call_W", "name": "get_weather", "input": {"city": "Oslo"}},
+        ])
+    );
+    assert_eq!(m["stop_reason"], "tool_use");
+}
+
+#[test]
 fn e08_refusal_is_text_with_stop_reason_refusal() {
     let m = message_of("e08_refusal.sse");
     assert_eq!(
