@@ -165,7 +165,7 @@ name = "e2e-upstream"
 {account}
 default_model = "gpt-5.1"
 [accounts.model_mapping]
-"claude-sonnet-4-5" = "gpt-5.1"
+"claude-opus-4-8" = "gpt-5.1"
 "claude-haiku-*" = "gpt-5.1-codex-mini"
 "#
     )

@@ -51,7 +51,10 @@
 //! Usage: `input_tokens` is estimated as bytes/4 of the instructions, input and tools;
 //! `cached_tokens` is the estimate of the previous request's prompt (instructions, tools and
 //! the input before the model's last output), counted only from 1,024 tokens and in steps of
-//! 128 (OpenAI's prompt-cache granularity): 0 on a first turn, then growing turn by turn; `output_tokens` is bytes/4 of the output plus the
+//! 128 (OpenAI's prompt-cache granularity): 0 on a first turn, then growing turn by turn.
+//! A request with `previous_response_id` (a continuation of a simulated response) is priced
+//! as the whole conversation, everything before it cached: the response id ends with the
+//! conversation's token count, so this needs no server state; `output_tokens` is bytes/4 of the output plus the
 //! reasoning tokens (64 low, 128 medium, 256 high, 512 xhigh).
 
 use std::collections::VecDeque;
@@ -413,6 +416,25 @@ fn plausible(schema: &Value, arg: &mut Option<String>, depth: usize) -> Value {
     }
 }
 
+/// Cached tokens as OpenAI reports them: nothing below 1,024, then in steps of 128.
+fn cache_granular(tokens: u64) -> u64 {
+    if tokens >= 1024 {
+        tokens / 128 * 128
+    } else {
+        0
+    }
+}
+
+/// The conversation size (tokens) carried at the end of a simulated response id
+/// (`resp_` + 32 hex of hash + 8 hex of tokens); `None` for any other id.
+fn response_id_tokens(id: &str) -> Option<u64> {
+    let hex = id.strip_prefix("resp_")?;
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(&hex[32..], 16).ok()
+}
+
 fn estimate_tokens(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4)
 }
@@ -507,6 +529,7 @@ enum Item {
 struct Plan {
     directives: Directives,
     id_base: String,
+    response_id: String,
     created_at: u64,
     deltas: usize,
     echo: Map<String, Value>,
@@ -581,10 +604,18 @@ impl Plan {
                         .sum::<usize>(),
             )
         });
-        let cached_tokens = if prefix_tokens >= 1024 {
-            (prefix_tokens / 128 * 128).min(input_tokens)
-        } else {
-            0
+        // A continuation: the upstream holds the earlier conversation, whose size the
+        // previous response id carries (see `response_id_tokens`); all of it is cached.
+        let prior = req
+            .get("previous_response_id")
+            .and_then(Value::as_str)
+            .and_then(response_id_tokens);
+        let (input_tokens, cached_tokens) = match prior {
+            Some(prior) => (prior + input_tokens, cache_granular(prior)),
+            None => (
+                input_tokens,
+                cache_granular(prefix_tokens).min(input_tokens),
+            ),
         };
 
         let mut items = Vec::new();
@@ -749,9 +780,10 @@ impl Plan {
         echo.insert("service_tier".to_owned(), json!(tier));
 
         let deltas = opts.deltas.max(1);
-        Self {
+        let mut plan = Self {
             directives,
             id_base,
+            response_id: String::new(),
             created_at,
             deltas,
             echo,
@@ -759,12 +791,26 @@ impl Plan {
             input_tokens,
             cached_tokens,
             reasoning_tokens,
-        }
+        };
+        // The id ends with the conversation's size after this answer, so a continuation
+        // (`previous_response_id`) can be priced without server state.
+        let (_, output_bytes) = plan.output_items();
+        let total = plan.input_tokens + plan.output_tokens(output_bytes);
+        plan.response_id = format!(
+            "resp_{}{:08x}",
+            plan.id_base,
+            total.min(u64::from(u32::MAX))
+        );
+        plan
+    }
+
+    fn output_tokens(&self, output_bytes: usize) -> u64 {
+        estimate_tokens(output_bytes) + self.reasoning_tokens
     }
 
     fn response(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
         let mut r = Map::new();
-        r.insert("id".to_owned(), json!(format!("resp_{}", self.id_base)));
+        r.insert("id".to_owned(), json!(self.response_id));
         r.insert("object".to_owned(), json!("response"));
         r.insert("created_at".to_owned(), json!(self.created_at));
         r.insert("status".to_owned(), json!(status));
@@ -840,7 +886,7 @@ impl Plan {
     }
 
     fn usage(&self, output_bytes: usize) -> Value {
-        let output_tokens = estimate_tokens(output_bytes) + self.reasoning_tokens;
+        let output_tokens = self.output_tokens(output_bytes);
         json!({
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens},
@@ -1579,6 +1625,29 @@ mod tests {
         assert_eq!(one, 0);
         assert!(two > 0 && two % 128 == 0, "{two}");
         assert!(three > two, "{three} > {two}");
+    }
+
+    #[test]
+    fn continuations_are_priced_as_the_whole_conversation() {
+        let long = "lorem ipsum dolor sit amet ".repeat(400);
+        let first = json!({"input": [user(&long)]});
+        let SimBody::Json(one) = simulate(&first, &opts()).body else {
+            panic!("expected JSON")
+        };
+        let id = one["id"].as_str().unwrap();
+        let total = one["usage"]["total_tokens"].as_u64().unwrap();
+        assert_eq!(response_id_tokens(id), Some(total));
+        let next = json!({"previous_response_id": id, "input": [user("and then?")]});
+        let SimBody::Json(two) = simulate(&next, &opts()).body else {
+            panic!("expected JSON")
+        };
+        let usage = &two["usage"];
+        assert_eq!(
+            usage["input_tokens_details"]["cached_tokens"],
+            json!(total / 128 * 128)
+        );
+        assert!(usage["input_tokens"].as_u64().unwrap() > total, "{usage}");
+        assert_eq!(response_id_tokens("resp_abc"), None);
     }
 
     #[test]
