@@ -1,0 +1,323 @@
+//! Upstream errors before and after the first byte: statuses, failed and incomplete
+//! responses, cut streams.
+
+use ferry_testkit::upstream::{mount_sse_once, mount_status, start};
+use ferry_testkit::*;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+use super::common::*;
+
+fn error_body(kind: &str, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": kind, "message": message}})
+}
+
+async fn answer_for(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+    stream: bool,
+) -> (u16, Option<String>, Value, usize) {
+    let upstream = start().await;
+    let mock = mount_status(&upstream, status, headers, body).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", stream)).await;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(resp.headers().contains_key("request-id"));
+    (status, retry_after, json_body(resp).await, mock.count())
+}
+
+#[tokio::test]
+async fn request_errors_keep_the_upstream_status_and_message() {
+    let got = answer_for(
+        400,
+        &[],
+        r#"{"error":{"message":"Your input exceeds the context window of this model.","code":"context_length_exceeded"}}"#,
+        true,
+    )
+    .await;
+    assert_eq!(
+        got,
+        (
+            400,
+            None,
+            error_body(
+                "invalid_request_error",
+                "Your input exceeds the context window of this model."
+            ),
+            1
+        )
+    );
+    let got = answer_for(
+        404,
+        &[],
+        r#"{"error":{"message":"The model `gpt-x` does not exist"}}"#,
+        false,
+    )
+    .await;
+    assert_eq!(
+        got,
+        (
+            404,
+            None,
+            error_body("not_found_error", "The model `gpt-x` does not exist"),
+            1
+        )
+    );
+}
+
+#[tokio::test]
+async fn account_errors_map_after_failover_is_exhausted() {
+    let got = answer_for(500, &[], r#"{"error":{"message":"boom"}}"#, true).await;
+    assert_eq!(
+        got,
+        (
+            502,
+            None,
+            error_body("api_error", "upstream temporarily unavailable"),
+            1
+        )
+    );
+    let got = answer_for(
+        429,
+        &[("retry-after", "7")],
+        r#"{"error":{"message":"Rate limit reached"}}"#,
+        false,
+    )
+    .await;
+    assert_eq!(
+        got,
+        (
+            429,
+            Some("7".into()),
+            error_body("rate_limit_error", "upstream rate limit exceeded"),
+            1
+        )
+    );
+    let got = answer_for(529, &[], r#"{"error":{"message":"overloaded"}}"#, false).await;
+    assert_eq!(
+        got,
+        (
+            529,
+            None,
+            error_body("overloaded_error", "upstream overloaded"),
+            1
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_account_is_not_called_again_until_it_resets() {
+    let upstream = start().await;
+    let mock = mount_status(
+        &upstream,
+        429,
+        &[("retry-after", "30")],
+        r#"{"error":{"message":"slow down"}}"#,
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    assert_eq!(server.messages(&request("hi", true)).await.status(), 429);
+    let second = server.messages(&request("hi", true)).await;
+    assert_eq!(second.status(), 429);
+    let after: u64 = second.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&after), "retry-after {after}");
+    assert_eq!(
+        json_body(second).await,
+        error_body(
+            "rate_limit_error",
+            "every upstream account is rate limited; retry later"
+        )
+    );
+    assert_eq!(mock.count(), 1);
+    assert_eq!(
+        server
+            .metric("ferry_account_available{account=\"primary\"}")
+            .await,
+        0.0
+    );
+    let ready = server
+        .client
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn upstream_messages_are_sanitised() {
+    let body = format!(
+        r#"{{"error":{{"message":"Bad value: key {TEST_UPSTREAM_KEY} see https://x.example/v1?token=abc&key=def","code":"invalid_value"}}}}"#
+    );
+    let (status, _, got, _) = answer_for(400, &[], &body, true).await;
+    assert_eq!(status, 400);
+    let msg = got["error"]["message"].as_str().unwrap();
+    assert!(!msg.contains(TEST_UPSTREAM_KEY), "{msg}");
+    assert!(!msg.contains("token=abc"), "{msg}");
+    assert!(msg.starts_with("Bad value: key sk-***"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_failed_response_before_output_is_a_clean_json_error() {
+    for (code, status, kind) in [
+        ("context_length_exceeded", 400, "invalid_request_error"),
+        ("server_error", 502, "api_error"),
+    ] {
+        let upstream = start().await;
+        let _m = mount_sse_once(
+            &upstream,
+            sse(vec![
+                ev_created("resp_f"),
+                ev_failed("resp_f", code, "it failed"),
+            ]),
+        )
+        .await;
+        let server = TestServer::start(config(&upstream.uri())).await;
+        let resp = server.messages(&request("hi", true)).await;
+        assert_eq!(resp.status().as_u16(), status, "{code}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(
+            json_body(resp).await,
+            error_body(kind, "it failed"),
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failure_after_output_ends_the_stream_with_an_error_event() {
+    let upstream = start().await;
+    let evs = vec![
+        ev_created("resp_f"),
+        ev_message_added(0, "msg_1"),
+        ev_text_delta(0, "msg_1", "partial"),
+        ev_failed("resp_f", "server_error", "the model crashed"),
+    ];
+    let mock = mount_sse_once(&upstream, sse(evs)).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let events = parse_sse(&resp.text().await.unwrap());
+    assert_eq!(streamed_text(&events), "partial");
+    let last = events.last().unwrap();
+    assert_eq!(last.data, error_body("api_error", "the model crashed"));
+    assert_eq!(mock.count(), 1);
+}
+
+#[tokio::test]
+async fn incomplete_responses_stop_with_max_tokens() {
+    let upstream = start().await;
+    let evs = vec![
+        ev_created("resp_i"),
+        ev_message_added(0, "msg_1"),
+        ev_text_delta(0, "msg_1", "trunc"),
+        ev_incomplete("resp_i", "max_output_tokens", Usage::new(5, 3)),
+    ];
+    let _m = ferry_testkit::upstream::mount_sse(&upstream, sse(evs)).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let delta = events.iter().find(|e| e.name == "message_delta").unwrap();
+    assert_eq!(delta.data["delta"]["stop_reason"], json!("max_tokens"));
+    assert_eq!(names(&events).last(), Some(&"message_stop"));
+    let body = json_body(server.messages(&request("hi", false)).await).await;
+    assert_eq!(body["stop_reason"], json!("max_tokens"));
+    assert_eq!(body["content"], json!([{"type": "text", "text": "trunc"}]));
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_with_an_error_event_never_a_bare_close() {
+    let upstream = start().await;
+    let evs = vec![
+        ev_created("resp_c"),
+        ev_message_added(0, "msg_1"),
+        ev_text_delta(0, "msg_1", "half"),
+    ];
+    let _m = mount_sse_once(&upstream, sse(evs)).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&events), "half");
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error");
+    assert_eq!(last.data["error"]["type"], json!("api_error"));
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_output_is_a_json_error() {
+    let upstream = start().await;
+    let mock = mount_sse_once(&upstream, sse(vec![ev_created("resp_c")])).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(
+        json_body(resp).await,
+        error_body("api_error", "upstream stream ended before a terminal event")
+    );
+    assert_eq!(mock.count(), 1);
+}
+
+#[tokio::test]
+async fn events_without_event_lines_are_understood() {
+    let upstream = start().await;
+    let _m = mount_sse_once(
+        &upstream,
+        sse_data_only(text_events("resp_d", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&events), "ok");
+}
+
+#[tokio::test]
+async fn unknown_upstream_events_are_skipped_and_counted() {
+    let upstream = start().await;
+    let mut evs = text_events("resp_u", &["o", "k"], Usage::new(1, 1));
+    evs.insert(2, json!({"type": "response.future_thing", "x": 1}));
+    evs.insert(5, json!({"type": "keepalive"}));
+    let _m = mount_sse_once(&upstream, sse(evs)).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&events), "ok");
+    assert_eq!(names(&events).last(), Some(&"message_stop"));
+    assert_eq!(
+        server.metric("ferry_upstream_unknown_events_total").await,
+        2.0
+    );
+}

@@ -1,0 +1,5 @@
+mod common;
+mod errors;
+mod streaming;
+mod text;
+mod tools;

@@ -1,0 +1,224 @@
+//! Time-dependent stream behaviour against a scripted upstream: keep-alive pings, the
+//! data-interval timeout, client disconnects (usage still recorded) and graceful shutdown.
+
+use std::time::Duration;
+
+use ferry_testkit::scripted::{Script, ScriptedUpstream, Step};
+use ferry_testkit::*;
+use futures_util::StreamExt as _;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+use super::common::*;
+
+fn send(evs: Vec<Value>) -> Step {
+    Step::Send(sse(evs))
+}
+
+fn ms(n: u64) -> Step {
+    Step::Sleep(Duration::from_millis(n))
+}
+
+fn fast_config(uri: &str, keepalive_ms: u64, idle_ms: u64) -> ferry_server::Config {
+    let mut c = config(uri);
+    c.gateway.stream_keepalive_interval = Some(Duration::from_millis(keepalive_ms));
+    c.gateway.stream_data_interval_timeout = Some(Duration::from_millis(idle_ms));
+    c
+}
+
+#[tokio::test]
+async fn a_stalled_upstream_gets_pings_then_an_error_event() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_s"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "wait"),
+        ]),
+        Step::Hang,
+    ])])
+    .await;
+    let server = TestServer::start(fast_config(&upstream.uri(), 100, 550)).await;
+    let started = tokio::time::Instant::now();
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let events = parse_sse(&resp.text().await.unwrap());
+    let elapsed = started.elapsed();
+    let n = names(&events);
+    assert_eq!(
+        &n[..3],
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta"
+        ]
+    );
+    let pings = n.iter().filter(|n| **n == "ping").count();
+    assert!((3..=6).contains(&pings), "{n:?}");
+    assert_eq!(
+        events.last().unwrap().data,
+        json!({"type": "error", "error": {"type": "api_error", "message": "stream data interval timeout: the upstream sent nothing for too long"}})
+    );
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn pings_keep_a_slow_first_token_alive() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        ms(350),
+        send(text_events("resp_k", &["late"], Usage::new(3, 1))),
+    ])])
+    .await;
+    let server = TestServer::start(fast_config(&upstream.uri(), 100, 2000)).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let n = names(&events);
+    assert_eq!(n[0], "ping", "{n:?}");
+    assert_eq!(streamed_text(&events), "late");
+    assert_eq!(n.last(), Some(&"message_stop"));
+}
+
+#[tokio::test]
+async fn a_stalled_upstream_gives_a_json_client_504() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![ev_created("resp_s")]),
+        Step::Hang,
+    ])])
+    .await;
+    let server = TestServer::start(fast_config(&upstream.uri(), 100, 300)).await;
+    let resp = server.messages(&request("hi", false)).await;
+    assert_eq!(resp.status(), 504);
+    assert_eq!(json_body(resp).await["error"]["type"], json!("api_error"));
+}
+
+#[tokio::test]
+async fn a_connection_cut_mid_stream_ends_with_an_error_event() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_x"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "so far"),
+        ]),
+        Step::Cut,
+    ])])
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&events), "so far");
+    assert_eq!(events.last().unwrap().name, "error");
+}
+
+#[tokio::test]
+async fn usage_is_recorded_when_the_client_disconnects() {
+    let (logs, _guard) = capture_logs();
+    let mut rest = vec![ev_text_delta(0, "m", " more")];
+    rest.push(ev_completed("resp_d", Usage::new(11, 5).cached(4)));
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_d"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "first"),
+        ]),
+        ms(300),
+        send(rest),
+    ])])
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("first"));
+    drop(body); // the client goes away mid-stream
+
+    let usage = logs.wait_for("ferry::usage", 1).await;
+    assert_eq!(usage.len(), 1);
+    let u = &usage[0];
+    assert_eq!(
+        (
+            &u["outcome"],
+            &u["input_tokens"],
+            &u["output_tokens"],
+            &u["cache_read_tokens"],
+            &u["account"]
+        ),
+        (
+            &json!("client_disconnected"),
+            &json!(7),
+            &json!(5),
+            &json!(4),
+            &json!("primary")
+        )
+    );
+    assert_eq!(upstream.completed(), 1, "the upstream was read to its end");
+    assert_eq!(
+        server.metric("ferry_tokens_total{kind=\"output\"}").await,
+        5.0
+    );
+    assert_eq!(server.metric("ferry_open_streams").await, 0.0);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_with_an_error_event() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_g"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "going"),
+        ]),
+        ms(5000),
+        send(vec![ev_completed("resp_g", Usage::new(1, 1))]),
+    ])])
+    .await;
+    let mut cfg = config(&upstream.uri());
+    cfg.server.shutdown_grace = Duration::from_millis(200);
+    let server = TestServer::start(cfg).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let reading = tokio::spawn(async move { resp.text().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = tokio::time::Instant::now();
+    server.shutdown().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let events = parse_sse(&reading.await.unwrap());
+    assert_eq!(streamed_text(&events), "going");
+    assert_eq!(
+        events.last().unwrap().data,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "the gateway is shutting down"}})
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_short_stream_finish() {
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_h"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "quick"),
+        ]),
+        ms(150),
+        send(vec![ev_completed("resp_h", Usage::new(1, 1))]),
+    ])])
+    .await;
+    let mut cfg = config(&upstream.uri());
+    cfg.server.shutdown_grace = Duration::from_secs(3);
+    let server = TestServer::start(cfg).await;
+    let resp = server.messages(&request("hi", true)).await;
+    let reading = tokio::spawn(async move { resp.text().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    server.shutdown().await.unwrap();
+    let events = parse_sse(&reading.await.unwrap());
+    assert_eq!(names(&events).last(), Some(&"message_stop"));
+}
