@@ -298,7 +298,7 @@ impl Metrics {
             ),
             failovers_total: CounterVec::new(
                 "ferry_failovers_total",
-                "Account switches before the first byte, by reason.",
+                "Account switches and same-account retries before the first byte, by reason.",
                 ["reason"],
             ),
             tokens_total: CounterVec::new("ferry_tokens_total", "Tokens by kind.", ["kind"]),

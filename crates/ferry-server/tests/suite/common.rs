@@ -33,6 +33,10 @@ impl TestServer {
         let server = ferry_server::bind(config).await.unwrap();
         let base = format!("http://{}", server.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the server runs for the whole test"
+        )]
         let handle = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));

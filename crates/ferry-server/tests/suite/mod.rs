@@ -1,5 +1,12 @@
+mod bad_inputs;
 mod common;
+mod config;
 mod errors;
+mod failover;
+mod http;
+mod reliability;
+mod secrets;
+mod session;
 mod streaming;
 mod text;
 mod tools;

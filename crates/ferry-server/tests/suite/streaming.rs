@@ -187,6 +187,10 @@ async fn shutdown_ends_open_streams_with_an_error_event() {
     let server = TestServer::start(cfg).await;
     let resp = server.messages(&request("hi", true)).await;
     assert_eq!(resp.status(), 200);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the client reads while the test shuts the server down"
+    )]
     let reading = tokio::spawn(async move { resp.text().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = tokio::time::Instant::now();
@@ -216,6 +220,10 @@ async fn shutdown_lets_a_short_stream_finish() {
     cfg.server.shutdown_grace = Duration::from_secs(3);
     let server = TestServer::start(cfg).await;
     let resp = server.messages(&request("hi", true)).await;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the client reads while the test shuts the server down"
+    )]
     let reading = tokio::spawn(async move { resp.text().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(30)).await;
     server.shutdown().await.unwrap();

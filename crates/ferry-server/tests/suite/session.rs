@@ -1,0 +1,192 @@
+//! Sessions through the gateway: prompt-cache keys, session ids, continuation and its
+//! single full-replay retry, fast mode and the service-tier policy.
+
+use ferry_testkit::upstream::{
+    Invariants, mount_sequence, mount_sse, sse_response, start, status_response,
+};
+use ferry_testkit::*;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+use super::common::*;
+
+fn turn2() -> Value {
+    let mut r = request("hi", true);
+    r["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "and now?"}
+    ]);
+    r
+}
+
+fn ok(id: &str) -> wiremock::ResponseTemplate {
+    sse_response(sse(text_events(id, &["ok"], Usage::new(2, 1))))
+}
+
+#[tokio::test]
+async fn the_next_turn_continues_the_previous_response() {
+    let upstream = start().await;
+    let mock = mount_sequence(&upstream, vec![ok("resp_1"), ok("resp_2")]).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let _ = server
+        .messages(&request("hi", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let _ = server.messages(&turn2()).await.text().await.unwrap();
+    mock.set_invariants(Invariants {
+        expect_prompt_cache_key: true,
+        ..Invariants::default()
+    });
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body.get("previous_response_id"), None);
+    assert_eq!(reqs[1].body["previous_response_id"], json!("resp_1"));
+    // Only the new turn travels; the upstream holds the rest.
+    assert_eq!(reqs[1].input().len(), 1, "{:#}", reqs[1].body["input"]);
+    assert_eq!(
+        reqs[0].body["prompt_cache_key"],
+        reqs[1].body["prompt_cache_key"]
+    );
+    let sid = |i: usize| reqs[i].header("session_id").map(str::to_owned);
+    assert!(sid(0).is_some());
+    assert_eq!(sid(0), sid(1));
+}
+
+#[tokio::test]
+async fn a_lost_previous_response_is_replayed_once_in_full() {
+    let upstream = start().await;
+    let not_found = status_response(
+        400,
+        &[],
+        r#"{"error":{"message":"Previous response with id 'resp_1' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}"#,
+    );
+    let mock = mount_sequence(&upstream, vec![ok("resp_1"), not_found, ok("resp_3")]).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let _ = server
+        .messages(&request("hi", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let resp = server.messages(&turn2()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(streamed_text(&parse_sse(&resp.text().await.unwrap())), "ok");
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[1].body["previous_response_id"], json!("resp_1"));
+    assert_eq!(reqs[2].body.get("previous_response_id"), None);
+    assert_eq!(reqs[2].input().len(), 3, "the full history is replayed");
+    assert_eq!(
+        reqs[1].body["prompt_cache_key"],
+        reqs[2].body["prompt_cache_key"]
+    );
+    assert_eq!(
+        server
+            .metric("ferry_failovers_total{reason=\"rate_limited\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn continuation_off_sends_the_full_history() {
+    let upstream = start().await;
+    let mock = mount_sequence(&upstream, vec![ok("resp_1"), ok("resp_2")]).await;
+    let mut c = config(&upstream.uri());
+    c.accounts[0].continuation = false;
+    let server = TestServer::start(c).await;
+    let _ = server
+        .messages(&request("hi", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let _ = server.messages(&turn2()).await.text().await.unwrap();
+    let reqs = mock.requests();
+    assert_eq!(reqs[1].body.get("previous_response_id"), None);
+    assert_eq!(reqs[1].input().len(), 3);
+}
+
+#[tokio::test]
+async fn claude_code_turns_share_one_cache_key() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_cc", &["ok"], Usage::new(2, 1))),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    for case in ["02_bash_turn1", "03_bash_turn2_tool_result"] {
+        let _ = server
+            .messages(&claude_code_request(case))
+            .await
+            .text()
+            .await
+            .unwrap();
+    }
+    mock.set_invariants(Invariants {
+        expect_prompt_cache_key: true,
+        ..Invariants::default()
+    });
+    let reqs = mock.requests();
+    let key = |i: usize| {
+        reqs[i].body["prompt_cache_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(key(0).starts_with("anthropic-metadata-"), "{}", key(0));
+    assert_eq!(key(0), key(1));
+}
+
+#[tokio::test]
+async fn fast_mode_asks_for_priority_within_the_account_policy() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_f", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let mut policies = Vec::new();
+    for policy in [
+        ferry_accounts::ServiceTierPolicy::Pass,
+        ferry_accounts::ServiceTierPolicy::Filter,
+        ferry_accounts::ServiceTierPolicy::Block,
+    ] {
+        let mut c = config(&upstream.uri());
+        c.accounts[0].service_tier_policy = policy;
+        let server = TestServer::start(c).await;
+        let resp = server
+            .post("/v1/messages")
+            .header(
+                "anthropic-beta",
+                "claude-code-20250219, fast-mode-2026-02-01",
+            )
+            .body(serde_json::to_vec(&request("hi", false)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let kind = json_body(resp).await["error"]["type"]
+            .as_str()
+            .map(str::to_owned);
+        policies.push((status, kind));
+    }
+    assert_eq!(
+        policies,
+        vec![
+            (200, None),
+            (200, None),
+            (403, Some("permission_error".to_owned()))
+        ]
+    );
+    let tiers: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|r| r.body.get("service_tier").cloned().unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(tiers, vec![json!("priority"), Value::Null]);
+}
