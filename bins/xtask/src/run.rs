@@ -121,3 +121,33 @@ impl Suites {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_on_path() {
+        assert!(on_path("sh"));
+        assert!(!on_path("ferry-xtask-no-such-program"));
+    }
+
+    #[test]
+    fn renders_env_then_program_then_args() {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["test", "--workspace"]).env("INSTA_UPDATE", "no");
+        assert_eq!(render(&cmd), "INSTA_UPDATE=no cargo test --workspace");
+    }
+
+    #[test]
+    fn the_tally_fails_when_a_suite_fails() {
+        let mut ok = Suites::default();
+        ok.run("a", || Ok(()));
+        assert!(ok.finish().is_ok());
+        let mut bad = Suites::default();
+        bad.run("a", || Ok(()));
+        bad.run("b", || anyhow::bail!("boom"));
+        let err = bad.finish().unwrap_err();
+        assert_eq!(err.to_string(), "1 suite(s) failed");
+    }
+}
