@@ -1,5 +1,6 @@
 //! The Anthropic SSE encoder.
 
+use ferry_apicompat::anthropic;
 use serde::Serialize;
 
 /// The keep-alive frame Anthropic clients expect, byte for byte.
@@ -37,6 +38,30 @@ fn write_data_lines(payload: &[u8], buf: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// Appends one Anthropic stream event to `buf` as `event: NAME\ndata: JSON\n\n`, with the
+/// JSON serialised straight into `buf` (no intermediate string).
+///
+/// `Ping` encodes to exactly [`PING_FRAME`]. Serialising the wire types cannot fail; if it
+/// ever did, the partial frame is removed and an `api_error` event written instead, so the
+/// client never sees a broken frame.
+pub fn encode_event(event: &anthropic::StreamEvent, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    buf.extend_from_slice(b"event: ");
+    buf.extend(
+        event
+            .event_name()
+            .bytes()
+            .filter(|&b| b != b'\n' && b != b'\r'),
+    );
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut *buf, event).is_err() {
+        buf.truncate(start);
+        encode_error("api_error", "failed to encode a stream event", buf);
+        return;
+    }
+    buf.extend_from_slice(b"\n\n");
 }
 
 /// Appends an Anthropic `error` event to `buf`:

@@ -35,10 +35,12 @@ pub enum ParseError {
         offset: u64,
     },
     /// A frame's payload is not a Responses stream event of a known shape.
-    #[error("invalid upstream event{}: {source}", event_suffix(.event.as_deref()))]
+    #[error("invalid upstream event{}: {source}", event_suffix(.kind.as_deref().or(.event.as_deref())))]
     InvalidEvent {
         /// The frame's `event:` name, if it had one.
         event: Option<String>,
+        /// The payload's `type`, if it has a string one.
+        kind: Option<String>,
         /// Why the payload did not parse.
         source: ConvertError,
     },

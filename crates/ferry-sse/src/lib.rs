@@ -2,13 +2,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accumulate;
+mod decode;
 mod encode;
 mod error;
 mod frame;
 mod parser;
 
 pub use crate::{
-    encode::{PING_FRAME, encode_error, encode_frame},
+    accumulate::Accumulator,
+    decode::decode_event,
+    encode::{PING_FRAME, encode_error, encode_event, encode_frame},
     error::ParseError,
     frame::Frame,
     parser::Parser,

@@ -1,5 +1,9 @@
+mod accumulate;
+mod decode;
+mod encode;
 mod malformed;
 mod parser;
+mod pipeline;
 mod props;
 mod splits;
 #[expect(

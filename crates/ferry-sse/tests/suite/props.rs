@@ -10,10 +10,9 @@ use proptest::{
 /// Fixed seed, so CI runs the same cases every time.
 const SEED: [u8; 32] = *b"ferry-sse proptest seed 2026-v1!";
 
-/// Case count of the parser properties: 100,000 by default (they are cheap, a few seconds
-/// in a debug build); `FERRY_SSE_PROPTEST_CASES` overrides it.
-fn cases(default: u32) -> u32 {
-    std::env::var("FERRY_SSE_PROPTEST_CASES")
+/// Case count of a property: the environment variable `var` when set, else `default`.
+pub(crate) fn cases(var: &str, default: u32) -> u32 {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
@@ -32,12 +31,20 @@ pub(crate) fn runner(cases: u32) -> TestRunner {
     )
 }
 
-/// Sorted cut offsets into a buffer of `len` bytes.
-pub(crate) fn cuts(len: usize) -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(0..=len, 0..12).prop_map(|mut v| {
-        v.sort_unstable();
-        v
-    })
+/// Up to 11 random cut points, placed into a buffer with [`place`]. Independent of the
+/// buffer, so no per-case strategy has to be built.
+pub(crate) fn cuts() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::vec(any::<u32>(), 0..12)
+}
+
+/// Sorted offsets into a buffer of `len` bytes.
+pub(crate) fn place(cuts: &[u32], len: usize) -> Vec<usize> {
+    let mut offsets: Vec<usize> = cuts
+        .iter()
+        .map(|&c| usize::try_from(c).unwrap() % (len + 1))
+        .collect();
+    offsets.sort_unstable();
+    offsets
 }
 
 /// Pieces malformed and well-formed streams are made of.
@@ -85,14 +92,12 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
 /// chunks: never a panic, and always the unsplit result.
 #[test]
 fn random_streams_in_random_chunks_parse_like_the_whole() {
-    let strategy = stream().prop_flat_map(|bytes| {
-        let len = bytes.len();
-        (Just(bytes), cuts(len), 0usize..48)
-    });
-    runner(cases(100_000))
+    let strategy = (stream(), cuts(), 0usize..48);
+    runner(cases("FERRY_SSE_PROPTEST_CASES", 100_000))
         .run(&strategy, |(bytes, cuts, max)| {
             let whole = parse_chunks(max, [&bytes[..]]);
             let bytewise = parse_chunks(max, bytes.chunks(1));
+            let cuts = place(&cuts, bytes.len());
             let got = parse_chunks(max, split_at(&bytes, &cuts));
             assert_same_as_reference("random", &whole, &bytewise.errors, &got, &cuts);
             Ok(())
@@ -113,14 +118,12 @@ fn fixtures_in_random_chunks_parse_like_the_whole() {
             )
         })
         .collect();
-    let strategy = (0..fixtures.len()).prop_flat_map(|i| {
-        let len = fixtures[i].bytes.len();
-        (Just(i), cuts(len))
-    });
-    runner(cases(20_000))
+    let strategy = (0..fixtures.len(), cuts());
+    runner(cases("FERRY_SSE_PROPTEST_CASES", 20_000))
         .run(&strategy, |(i, cuts)| {
             let Fixture { name, bytes, max } = &fixtures[i];
             let (whole, bytewise) = &references[i];
+            let cuts = place(&cuts, bytes.len());
             let got = parse_chunks(*max, split_at(bytes, &cuts));
             assert_same_as_reference(name, whole, &bytewise.errors, &got, &cuts);
             Ok(())

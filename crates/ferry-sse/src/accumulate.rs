@@ -1,0 +1,593 @@
+//! Rebuilding a Responses response from its stream events.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ferry_apicompat::responses::{
+    self, CustomToolCallItem, FunctionCallItem, ItemStatus, MessageItem, OutputContent, OutputItem,
+    ReasoningContent, ReasoningItem, StreamEvent, SummaryPart,
+};
+use serde_json::Value;
+
+/// Collects the events of a Responses stream so that the complete response can be rebuilt,
+/// for a client that asked for a non-streamed answer.
+///
+/// Feed every event to [`on_event`](Accumulator::on_event), then pass the terminal event's
+/// response to [`supplement`](Accumulator::supplement): some upstreams end the stream with
+/// an empty or partial `output`, and the text, reasoning summaries and tool arguments that
+/// arrived as deltas would otherwise be lost (the reference's `SupplementResponseOutput`).
+///
+/// Items are keyed by `output_index` (events without one are placed by `item_id`, then next
+/// to the last item seen). For each item, the `output_item.done` payload wins over
+/// `output_item.added`, a `.done` text wins over the concatenated deltas, and whatever the
+/// terminal response already has wins over both: the accumulator only fills what is empty
+/// or missing.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    items: BTreeMap<u32, Acc>,
+    /// Item ids and call ids → output index.
+    index_of: HashMap<String, u32>,
+    last_index: Option<u32>,
+    /// The latest response object of a lifecycle or terminal event.
+    response: Option<responses::Response>,
+    /// `usage` at the top level of a terminal event (some relays send it there).
+    top_usage: Option<responses::Usage>,
+}
+
+/// What the stream said about one output item.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    /// The item of `output_item.done`, else of `output_item.added`.
+    item: Option<OutputItem>,
+    done: bool,
+    item_id: Option<String>,
+    call_id: Option<String>,
+    name: Option<String>,
+    /// Message text per `content_index`.
+    text: BTreeMap<u32, String>,
+    /// Message refusal per `content_index`.
+    refusal: BTreeMap<u32, String>,
+    /// Reasoning summary text per `summary_index`.
+    summary: BTreeMap<u32, String>,
+    /// Raw reasoning text per `content_index`.
+    reasoning: BTreeMap<u32, String>,
+    arguments: Option<String>,
+    input: Option<String>,
+}
+
+/// Appends a delta to the text of part `index`.
+fn append(parts: &mut BTreeMap<u32, String>, index: Option<u32>, delta: &str) {
+    parts.entry(index.unwrap_or(0)).or_default().push_str(delta);
+}
+
+/// Sets the full text of part `index`; an empty full text does not erase streamed deltas.
+fn replace(parts: &mut BTreeMap<u32, String>, index: Option<u32>, full: &str) {
+    let part = parts.entry(index.unwrap_or(0)).or_default();
+    if !full.is_empty() {
+        full.clone_into(part);
+    }
+}
+
+fn set_full(slot: &mut Option<String>, full: &str) {
+    if !full.is_empty() || slot.is_none() {
+        *slot = Some(full.to_owned());
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
+}
+
+impl Accumulator {
+    /// An empty accumulator for one response.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one upstream event. Events that carry no output are ignored.
+    pub fn on_event(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::Created(e) | StreamEvent::InProgress(e) | StreamEvent::Queued(e) => {
+                self.response = Some(e.response.clone());
+            }
+            StreamEvent::Completed(t)
+            | StreamEvent::Incomplete(t)
+            | StreamEvent::Failed(t)
+            | StreamEvent::Done(t) => {
+                if let Some(usage) = &t.usage {
+                    self.top_usage = Some(usage.clone());
+                }
+                self.response = Some(t.response.clone());
+            }
+            StreamEvent::OutputItemAdded(e) => {
+                let acc = self.item_slot(e.output_index, &e.item);
+                if !acc.done {
+                    acc.item = Some(e.item.clone());
+                }
+            }
+            StreamEvent::OutputItemDone(e) => {
+                let acc = self.item_slot(e.output_index, &e.item);
+                acc.item = Some(e.item.clone());
+                acc.done = true;
+            }
+            StreamEvent::OutputTextDelta(d) => {
+                append(
+                    &mut self.slot(d.output_index, d.item_id.as_deref()).text,
+                    d.content_index,
+                    &d.delta,
+                );
+            }
+            StreamEvent::OutputTextDone(t) => {
+                replace(
+                    &mut self.slot(t.output_index, t.item_id.as_deref()).text,
+                    t.content_index,
+                    &t.text,
+                );
+            }
+            StreamEvent::RefusalDelta(d) => {
+                append(
+                    &mut self.slot(d.output_index, d.item_id.as_deref()).refusal,
+                    d.content_index,
+                    &d.delta,
+                );
+            }
+            StreamEvent::RefusalDone(r) => {
+                replace(
+                    &mut self.slot(r.output_index, r.item_id.as_deref()).refusal,
+                    r.content_index,
+                    &r.refusal,
+                );
+            }
+            StreamEvent::ContentPartDone(p) => self.part_done(p, false),
+            StreamEvent::ReasoningSummaryPartDone(p) => self.part_done(p, true),
+            StreamEvent::ReasoningSummaryTextDelta(d) => {
+                append(
+                    &mut self.slot(d.output_index, d.item_id.as_deref()).summary,
+                    d.summary_index,
+                    &d.delta,
+                );
+            }
+            StreamEvent::ReasoningSummaryTextDone(t) => {
+                replace(
+                    &mut self.slot(t.output_index, t.item_id.as_deref()).summary,
+                    t.summary_index,
+                    &t.text,
+                );
+            }
+            StreamEvent::ReasoningTextDelta(d) => {
+                append(
+                    &mut self.slot(d.output_index, d.item_id.as_deref()).reasoning,
+                    d.content_index,
+                    &d.delta,
+                );
+            }
+            StreamEvent::ReasoningTextDone(t) => {
+                replace(
+                    &mut self.slot(t.output_index, t.item_id.as_deref()).reasoning,
+                    t.content_index,
+                    &t.text,
+                );
+            }
+            StreamEvent::FunctionCallArgumentsDelta(d)
+            | StreamEvent::CustomToolCallInputDelta(d) => {
+                let is_args = matches!(event, StreamEvent::FunctionCallArgumentsDelta(_));
+                let acc =
+                    self.call_slot(d.output_index, d.item_id.as_deref(), d.call_id.as_deref());
+                let target = if is_args {
+                    &mut acc.arguments
+                } else {
+                    &mut acc.input
+                };
+                target.get_or_insert_with(String::new).push_str(&d.delta);
+            }
+            StreamEvent::FunctionCallArgumentsDone(a) => {
+                let acc =
+                    self.call_slot(a.output_index, a.item_id.as_deref(), a.call_id.as_deref());
+                set_full(&mut acc.arguments, &a.arguments);
+                if let Some(name) = non_empty(a.name.as_deref()) {
+                    acc.name = Some(name.to_owned());
+                }
+            }
+            StreamEvent::CustomToolCallInputDone(i) => {
+                let acc =
+                    self.call_slot(i.output_index, i.item_id.as_deref(), i.call_id.as_deref());
+                set_full(&mut acc.input, &i.input);
+            }
+            _ => {}
+        }
+    }
+
+    /// Fills the `output` of a terminal response from what the stream carried.
+    ///
+    /// Items the terminal response lacks are inserted at their `output_index`; items it has
+    /// (matched by id or call id, else by position and type) keep every non-empty field and
+    /// get their empty text, summary, arguments or input filled in. A complete terminal
+    /// response comes back unchanged. When the response has no `usage`, the top-level
+    /// `usage` of the terminal event is used.
+    pub fn supplement(&self, mut terminal: responses::Response) -> responses::Response {
+        if terminal.usage.is_none() {
+            terminal.usage.clone_from(&self.top_usage);
+        }
+        let mut output = std::mem::take(&mut terminal.output);
+        let mut matched = vec![false; output.len()];
+        let mut missing = Vec::new();
+        for (&index, acc) in &self.items {
+            match find(&output, &matched, index, acc) {
+                Some(at) => {
+                    matched[at] = true;
+                    acc.fill(&mut output[at]);
+                }
+                None => missing.extend(acc.build().map(|item| (index, item))),
+            }
+        }
+        for (index, item) in missing {
+            let at = usize::try_from(index).map_or(output.len(), |i| i.min(output.len()));
+            output.insert(at, item);
+        }
+        terminal.output = output;
+        terminal
+    }
+
+    /// The response as far as the stream went: the latest response object seen (or an
+    /// empty one), supplemented.
+    pub fn response(&self) -> responses::Response {
+        self.supplement(self.response.clone().unwrap_or_default())
+    }
+
+    /// The slot of an event that names its item by `output_index` and/or `item_id`.
+    fn slot(&mut self, output_index: Option<u32>, item_id: Option<&str>) -> &mut Acc {
+        self.call_slot(output_index, item_id, None)
+    }
+
+    fn call_slot(
+        &mut self,
+        output_index: Option<u32>,
+        item_id: Option<&str>,
+        call_id: Option<&str>,
+    ) -> &mut Acc {
+        let item_id = non_empty(item_id);
+        let call_id = non_empty(call_id);
+        let index = output_index
+            .or_else(|| item_id.and_then(|id| self.index_of.get(id).copied()))
+            .or_else(|| call_id.and_then(|id| self.index_of.get(id).copied()))
+            .or(self.last_index)
+            .unwrap_or(0);
+        self.last_index = Some(index);
+        for id in [item_id, call_id].into_iter().flatten() {
+            self.index_of.entry(id.to_owned()).or_insert(index);
+        }
+        let acc = self.items.entry(index).or_default();
+        if let (None, Some(id)) = (&acc.item_id, item_id) {
+            acc.item_id = Some(id.to_owned());
+        }
+        if let (None, Some(id)) = (&acc.call_id, call_id) {
+            acc.call_id = Some(id.to_owned());
+        }
+        acc
+    }
+
+    /// The slot of an `output_item.*` event.
+    fn item_slot(&mut self, output_index: Option<u32>, item: &OutputItem) -> &mut Acc {
+        let call_id = match item {
+            OutputItem::FunctionCall(f) => Some(f.call_id.as_str()),
+            OutputItem::CustomToolCall(c) => Some(c.call_id.as_str()),
+            _ => None,
+        };
+        self.call_slot(output_index, item.id(), call_id)
+    }
+
+    /// `content_part.done` / `reasoning_summary_part.done`: the full part, which some
+    /// upstreams send instead of a `.done` text event.
+    fn part_done(&mut self, p: &responses::PartEvent, summary: bool) {
+        let Some(part) = p.part.as_ref() else { return };
+        let text = |key: &str| part.get(key).and_then(Value::as_str);
+        let acc = self.slot(p.output_index, p.item_id.as_deref());
+        match part.get("type").and_then(Value::as_str) {
+            Some("summary_text") if summary => {
+                if let Some(t) = text("text") {
+                    fill_part(&mut acc.summary, p.summary_index, t);
+                }
+            }
+            Some("output_text") if !summary => {
+                if let Some(t) = text("text") {
+                    fill_part(&mut acc.text, p.content_index, t);
+                }
+            }
+            Some("refusal") if !summary => {
+                if let Some(t) = text("refusal") {
+                    fill_part(&mut acc.refusal, p.content_index, t);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sets a part's text from a full part only when no text was streamed for it.
+fn fill_part(parts: &mut BTreeMap<u32, String>, index: Option<u32>, full: &str) {
+    let part = parts.entry(index.unwrap_or(0)).or_default();
+    if part.is_empty() {
+        full.clone_into(part);
+    }
+}
+
+/// The terminal item that corresponds to an accumulated one: same id or call id, else the
+/// item at its output index when that one has the same type and no conflicting id.
+fn find(output: &[OutputItem], matched: &[bool], index: u32, acc: &Acc) -> Option<usize> {
+    let id = acc.id();
+    let call_id = acc.call();
+    let free = |i: &usize| !matched[*i];
+    if let Some(at) = (0..output.len()).filter(free).find(|&i| {
+        let item = &output[i];
+        (id.is_some() && item.id() == id) || (call_id.is_some() && item_call_id(item) == call_id)
+    }) {
+        return Some(at);
+    }
+    let at = usize::try_from(index).ok()?;
+    let item = output.get(at)?;
+    let same_type = acc.kind().is_none_or(|kind| kind == item.type_name());
+    let no_conflict = item.id().is_none() || id.is_none();
+    (free(&at) && same_type && no_conflict).then_some(at)
+}
+
+fn item_call_id(item: &OutputItem) -> Option<&str> {
+    match item {
+        OutputItem::FunctionCall(f) => non_empty(Some(&f.call_id)),
+        OutputItem::CustomToolCall(c) => non_empty(Some(&c.call_id)),
+        _ => None,
+    }
+}
+
+impl Acc {
+    fn id(&self) -> Option<&str> {
+        self.item
+            .as_ref()
+            .and_then(OutputItem::id)
+            .or(non_empty(self.item_id.as_deref()))
+    }
+
+    fn call(&self) -> Option<&str> {
+        self.item
+            .as_ref()
+            .and_then(item_call_id)
+            .or(non_empty(self.call_id.as_deref()))
+    }
+
+    /// The item type, from the item itself or from the kind of content streamed for it.
+    fn kind(&self) -> Option<&str> {
+        if let Some(item) = &self.item {
+            return Some(item.type_name());
+        }
+        if !self.text.is_empty() || !self.refusal.is_empty() {
+            Some("message")
+        } else if !self.summary.is_empty() || !self.reasoning.is_empty() {
+            Some("reasoning")
+        } else if self.arguments.is_some() {
+            Some("function_call")
+        } else if self.input.is_some() {
+            Some("custom_tool_call")
+        } else {
+            None
+        }
+    }
+
+    /// The complete item: the item event's payload, or one made up from the streamed
+    /// content when there was no item event, with the streamed content filled in.
+    fn build(&self) -> Option<OutputItem> {
+        let mut item = match &self.item {
+            Some(item) => item.clone(),
+            None => self.skeleton()?,
+        };
+        self.fill_streamed(&mut item);
+        Some(item)
+    }
+
+    /// An empty item of the streamed content's kind.
+    fn skeleton(&self) -> Option<OutputItem> {
+        let id = self.item_id.clone().unwrap_or_default();
+        let status = Some(ItemStatus::Completed);
+        Some(match self.kind()? {
+            "message" => OutputItem::Message(MessageItem {
+                id,
+                role: Some("assistant".to_owned()),
+                status,
+                content: Vec::new(),
+            }),
+            "reasoning" => OutputItem::Reasoning(ReasoningItem {
+                id,
+                status,
+                ..ReasoningItem::default()
+            }),
+            "function_call" => OutputItem::FunctionCall(FunctionCallItem {
+                id,
+                call_id: self.call_id.clone().unwrap_or_default(),
+                name: self.name.clone().unwrap_or_default(),
+                status,
+                ..FunctionCallItem::default()
+            }),
+            _ => OutputItem::CustomToolCall(CustomToolCallItem {
+                id,
+                call_id: self.call_id.clone().unwrap_or_default(),
+                name: self.name.clone().unwrap_or_default(),
+                status,
+                ..CustomToolCallItem::default()
+            }),
+        })
+    }
+
+    /// Fills the empty fields of a terminal item from the item events, then from the
+    /// streamed content.
+    fn fill(&self, target: &mut OutputItem) {
+        if let Some(item) = &self.item {
+            fill_item(target, item);
+        }
+        self.fill_streamed(target);
+    }
+
+    fn fill_streamed(&self, target: &mut OutputItem) {
+        match target {
+            OutputItem::Message(m) => {
+                let mut parts: BTreeMap<u32, OutputContent> = BTreeMap::new();
+                for (&i, text) in &self.text {
+                    parts.insert(i, output_text(text.clone()));
+                }
+                for (&i, refusal) in &self.refusal {
+                    parts.entry(i).or_insert_with(|| OutputContent::Refusal {
+                        refusal: refusal.clone(),
+                    });
+                }
+                fill_parts(&mut m.content, parts, |part, streamed| {
+                    match (part, streamed) {
+                        (
+                            OutputContent::OutputText { text, .. },
+                            OutputContent::OutputText { text: new, .. },
+                        )
+                        | (
+                            OutputContent::Refusal { refusal: text },
+                            OutputContent::Refusal { refusal: new },
+                        ) if text.is_empty() => *text = new,
+                        _ => {}
+                    }
+                });
+            }
+            OutputItem::Reasoning(r) => {
+                let summary = self
+                    .summary
+                    .iter()
+                    .map(|(&i, t)| (i, SummaryPart::SummaryText { text: t.clone() }))
+                    .collect();
+                fill_parts(&mut r.summary, summary, |part, streamed| {
+                    if let (
+                        SummaryPart::SummaryText { text },
+                        SummaryPart::SummaryText { text: new },
+                    ) = (part, streamed)
+                        && text.is_empty()
+                    {
+                        *text = new;
+                    }
+                });
+                if !self.reasoning.is_empty() {
+                    let content = self
+                        .reasoning
+                        .iter()
+                        .map(|(&i, t)| (i, ReasoningContent::ReasoningText { text: t.clone() }))
+                        .collect();
+                    fill_parts(
+                        r.content.get_or_insert_with(Vec::new),
+                        content,
+                        |part, streamed| {
+                            if let (
+                                ReasoningContent::ReasoningText { text },
+                                ReasoningContent::ReasoningText { text: new },
+                            ) = (part, streamed)
+                                && text.is_empty()
+                            {
+                                *text = new;
+                            }
+                        },
+                    );
+                }
+            }
+            OutputItem::FunctionCall(f) => {
+                fill_str(&mut f.arguments, self.arguments.as_deref());
+                fill_str(&mut f.call_id, self.call_id.as_deref());
+                fill_str(&mut f.name, self.name.as_deref());
+                fill_str(&mut f.id, self.item_id.as_deref());
+            }
+            OutputItem::CustomToolCall(c) => {
+                fill_str(&mut c.input, self.input.as_deref());
+                fill_str(&mut c.call_id, self.call_id.as_deref());
+                fill_str(&mut c.name, self.name.as_deref());
+                fill_str(&mut c.id, self.item_id.as_deref());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn output_text(text: String) -> OutputContent {
+    OutputContent::OutputText {
+        text,
+        annotations: Vec::new(),
+    }
+}
+
+fn fill_str(target: &mut String, value: Option<&str>) {
+    if let Some(value) = value
+        && target.is_empty()
+    {
+        value.clone_into(target);
+    }
+}
+
+/// Merges streamed parts (by index) into `parts`: an existing part gets `merge`d, a part
+/// past the end is appended, in index order.
+fn fill_parts<T>(parts: &mut Vec<T>, streamed: BTreeMap<u32, T>, merge: impl Fn(&mut T, T)) {
+    for (i, part) in streamed {
+        match usize::try_from(i).ok().and_then(|i| parts.get_mut(i)) {
+            Some(existing) => merge(existing, part),
+            None => parts.push(part),
+        }
+    }
+}
+
+/// Fills the empty fields of `target` from `source`, an item of the same type.
+fn fill_item(target: &mut OutputItem, source: &OutputItem) {
+    match (target, source) {
+        (OutputItem::Message(t), OutputItem::Message(s)) => {
+            fill_str(&mut t.id, Some(&s.id));
+            if t.role.is_none() {
+                t.role.clone_from(&s.role);
+            }
+            if t.content.is_empty() {
+                t.content.clone_from(&s.content);
+            } else {
+                for (part, from) in t.content.iter_mut().zip(&s.content) {
+                    match (part, from) {
+                        (
+                            OutputContent::OutputText { text, .. },
+                            OutputContent::OutputText { text: new, .. },
+                        )
+                        | (
+                            OutputContent::Refusal { refusal: text },
+                            OutputContent::Refusal { refusal: new },
+                        ) => fill_str(text, Some(new)),
+                        _ => {}
+                    }
+                }
+                t.content
+                    .extend(s.content.iter().skip(t.content.len()).cloned());
+            }
+        }
+        (OutputItem::Reasoning(t), OutputItem::Reasoning(s)) => {
+            fill_str(&mut t.id, Some(&s.id));
+            if t.summary.is_empty() {
+                t.summary.clone_from(&s.summary);
+            }
+            if t.content.is_none() {
+                t.content.clone_from(&s.content);
+            }
+            if t.encrypted_content.is_none() {
+                t.encrypted_content.clone_from(&s.encrypted_content);
+            }
+        }
+        (OutputItem::FunctionCall(t), OutputItem::FunctionCall(s)) => {
+            fill_str(&mut t.id, Some(&s.id));
+            fill_str(&mut t.call_id, Some(&s.call_id));
+            fill_str(&mut t.name, Some(&s.name));
+            fill_str(&mut t.arguments, Some(&s.arguments));
+        }
+        (OutputItem::CustomToolCall(t), OutputItem::CustomToolCall(s)) => {
+            fill_str(&mut t.id, Some(&s.id));
+            fill_str(&mut t.call_id, Some(&s.call_id));
+            fill_str(&mut t.name, Some(&s.name));
+            fill_str(&mut t.input, Some(&s.input));
+        }
+        (OutputItem::WebSearchCall(t), OutputItem::WebSearchCall(s)) => {
+            fill_str(&mut t.id, Some(&s.id));
+            if t.action.is_none() {
+                t.action.clone_from(&s.action);
+            }
+        }
+        _ => {}
+    }
+}

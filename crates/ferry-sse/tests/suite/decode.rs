@@ -1,0 +1,106 @@
+//! Frames to upstream events: `[DONE]`, injected types, typed errors.
+
+use ferry_apicompat::responses::StreamEvent;
+use ferry_sse::{Frame, ParseError, decode_event};
+use pretty_assertions::assert_eq;
+
+use super::support::{UPSTREAM_MAX, events, fixtures_root, parse_chunks};
+
+#[test]
+fn done_and_blank_frames_carry_no_event() {
+    assert!(decode_event(&Frame::new(None, "[DONE]")).is_none());
+    assert!(decode_event(&Frame::new(Some("response.completed"), " \n")).is_none());
+}
+
+/// gateway.md §7 case 6: the type comes from the `event:` line.
+#[test]
+fn a_payload_without_type_is_typed_by_its_event_name() {
+    let bytes = std::fs::read(fixtures_root().join("sse/case6_missing_type.sse")).unwrap();
+    let frames = parse_chunks(UPSTREAM_MAX, [&bytes[..]]).frames;
+    let event = decode_event(&frames[0]).unwrap().unwrap();
+    assert!(matches!(&event, StreamEvent::Completed(_)), "{event:?}");
+    assert!(event.is_terminal());
+    let usage = event.response().unwrap().usage.as_ref().unwrap();
+    assert_eq!(
+        (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens()
+        ),
+        (15, 6, 5)
+    );
+}
+
+#[test]
+fn the_upstream_fixture_typed_by_event_lines_decodes_fully() {
+    let bytes =
+        std::fs::read(fixtures_root().join("upstream/b12_type_from_event_line.sse")).unwrap();
+    let kinds: Vec<String> = events(&bytes).iter().map(|e| e.kind().to_owned()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.output_text.delta",
+            "response.completed"
+        ]
+    );
+}
+
+#[test]
+fn unknown_kinds_are_events_not_errors() {
+    let event = decode_event(&Frame::new(
+        None,
+        "{\"type\":\"response.future_thing\",\"x\":1}",
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(event.kind(), "response.future_thing");
+    assert!(matches!(event, StreamEvent::Unknown { .. }));
+}
+
+#[test]
+fn a_known_kind_that_does_not_parse_is_a_typed_error() {
+    let bad_delta = Frame::new(
+        None,
+        "{\"type\":\"response.output_text.delta\",\"delta\":5}",
+    );
+    let err = decode_event(&bad_delta).unwrap().unwrap_err();
+    assert!(matches!(
+        &err,
+        ParseError::InvalidEvent { event: None, kind: Some(k), .. } if k == "response.output_text.delta"
+    ));
+    assert!(!err.is_terminal_event());
+
+    let bad_terminal = Frame::new(Some("response.completed"), "{\"response\":{\"output\":7}}");
+    let err = decode_event(&bad_terminal).unwrap().unwrap_err();
+    assert!(err.is_terminal_event(), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("invalid upstream event `response.completed`: "),
+        "{err}"
+    );
+
+    // Not JSON at all: no kind, judged by the event name.
+    let garbage = Frame::new(Some("error"), "not json");
+    let err = decode_event(&garbage).unwrap().unwrap_err();
+    assert!(matches!(&err, ParseError::InvalidEvent { kind: None, .. }));
+    assert!(err.is_terminal_event());
+    let garbage = Frame::new(None, "not json");
+    assert!(
+        !decode_event(&garbage)
+            .unwrap()
+            .unwrap_err()
+            .is_terminal_event()
+    );
+}
+
+#[test]
+fn parse_errors_are_never_terminal_events() {
+    assert!(
+        !ParseError::LineTooLong {
+            limit: 1,
+            offset: 0
+        }
+        .is_terminal_event()
+    );
+}
