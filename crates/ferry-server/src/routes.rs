@@ -193,7 +193,7 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Byte
 
 /// `{"type":"error","error":{"type":…,"message":…}}` with the error's status.
 pub(crate) fn error_response(err: &Error) -> Response<ResponseBody> {
-    let mut resp = json_response(err.status(), &error_body(err));
+    let mut resp = json_bytes_response(err.status(), error_body(err));
     if let Some(after) = err.retry_after() {
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -207,19 +207,40 @@ pub(crate) fn error_response(err: &Error) -> Response<ResponseBody> {
     resp
 }
 
-/// The Anthropic error body for `err`.
-pub(crate) fn error_body(err: &Error) -> serde_json::Value {
-    serde_json::json!({
-        "type": "error",
-        "error": { "type": err.anthropic_type(), "message": err.client_message() },
+/// The Anthropic error body for `err`, fields in the API's order.
+pub(crate) fn error_body(err: &Error) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        error: Inner<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Inner<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        message: &'a str,
+    }
+    let message = err.client_message();
+    serde_json::to_vec(&Envelope {
+        kind: "error",
+        error: Inner {
+            kind: err.anthropic_type(),
+            message: &message,
+        },
     })
+    .unwrap_or_default()
 }
 
 pub(crate) fn json_response(
     status: StatusCode,
     value: &serde_json::Value,
 ) -> Response<ResponseBody> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+    json_bytes_response(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A JSON response from already serialised bytes (keeps the serialiser's field order).
+pub(crate) fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
     let mut r = Response::new(ResponseBody::full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -228,7 +249,6 @@ pub(crate) fn json_response(
     );
     r
 }
-
 fn text_response(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut r = Response::new(ResponseBody::full(text.into()));
     *r.status_mut() = status;

@@ -38,7 +38,7 @@ use self::usage::{Outcome, UsageRecord};
 use crate::auth;
 use crate::body::ResponseBody;
 use crate::error::Error;
-use crate::routes::{error_response, json_response, read_body};
+use crate::routes::{error_response, json_bytes_response, read_body};
 use crate::state::AppState;
 
 /// How long reading an upstream error body may take.
@@ -867,8 +867,8 @@ async fn respond_json(
             let msg = message.value;
             let usage = msg.usage;
             let response_id = Some(msg.id.clone());
-            let body = serde_json::to_value(&msg).unwrap_or(Value::Null);
-            let mut resp = json_response(StatusCode::OK, &body);
+            let body = serde_json::to_vec(&msg).unwrap_or_default();
+            let mut resp = json_bytes_response(StatusCode::OK, body);
             let h = resp.headers_mut();
             for (k, v) in &client_headers {
                 h.append(k, v.clone());
