@@ -47,19 +47,18 @@ fn random_chunkings_convert_like_the_whole_stream() {
 fn frame_pool() -> Vec<Vec<u8>> {
     let mut pool = Vec::new();
     for fixture in upstream_fixtures() {
-        for frame in fixture.bytes.split_inclusive(|&b| b == b'\n').fold(
-            vec![Vec::new()],
-            |mut frames: Vec<Vec<u8>>, line| {
-                frames.last_mut().unwrap().extend_from_slice(line);
-                if line == b"\n" {
-                    frames.push(Vec::new());
+        let mut frame = Vec::new();
+        for line in fixture.bytes.split_inclusive(|&b| b == b'\n') {
+            frame.extend_from_slice(line);
+            if line == b"\n" {
+                let done = std::mem::take(&mut frame);
+                if done.iter().any(|b| !b.is_ascii_whitespace()) {
+                    pool.push(done);
                 }
-                frames
-            },
-        ) {
-            if frame.iter().any(|b| !b.is_ascii_whitespace()) {
-                pool.push(frame);
             }
+        }
+        if frame.iter().any(|b| !b.is_ascii_whitespace()) {
+            pool.push(frame);
         }
     }
     pool

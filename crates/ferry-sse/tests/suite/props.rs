@@ -39,10 +39,7 @@ pub(crate) fn cuts() -> impl Strategy<Value = Vec<u32>> {
 
 /// Sorted offsets into a buffer of `len` bytes.
 pub(crate) fn place(cuts: &[u32], len: usize) -> Vec<usize> {
-    let mut offsets: Vec<usize> = cuts
-        .iter()
-        .map(|&c| usize::try_from(c).unwrap() % (len + 1))
-        .collect();
+    let mut offsets: Vec<usize> = cuts.iter().map(|&c| c as usize % (len + 1)).collect();
     offsets.sort_unstable();
     offsets
 }
