@@ -4,6 +4,7 @@ mod config;
 mod errors;
 mod failover;
 mod http;
+mod oauth;
 mod reliability;
 mod secrets;
 mod session;

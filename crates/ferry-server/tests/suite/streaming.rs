@@ -230,3 +230,26 @@ async fn shutdown_lets_a_short_stream_finish() {
     let events = parse_sse(&reading.await.unwrap());
     assert_eq!(names(&events).last(), Some(&"message_stop"));
 }
+
+#[tokio::test]
+async fn an_upstream_without_response_headers_times_out() {
+    let upstream = ferry_testkit::upstream::start().await;
+    let slow = ferry_testkit::upstream::sse_response(sse(text_events(
+        "resp_t",
+        &["late"],
+        Usage::new(1, 1),
+    )))
+    .set_delay(Duration::from_secs(3));
+    let _m = ferry_testkit::upstream::mount_sequence(&upstream, vec![slow]).await;
+    let mut c = config(&upstream.uri());
+    c.gateway.upstream_header_timeout = Duration::from_millis(300);
+    let server = TestServer::start(c).await;
+    let started = tokio::time::Instant::now();
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        json_body(resp).await,
+        json!({"type": "error", "error": {"type": "api_error", "message": "upstream timed out: no response headers in time"}})
+    );
+}
