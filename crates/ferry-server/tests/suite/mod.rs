@@ -8,6 +8,7 @@ mod oauth;
 mod reliability;
 mod secrets;
 mod session;
+mod snapshots;
 mod streaming;
 mod text;
 mod tools;
