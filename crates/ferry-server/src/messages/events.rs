@@ -157,11 +157,10 @@ impl EventSource {
                     self.eof = true;
                     return Poll::Ready(Pulled::Eof);
                 }
-                let payload = frame.payload_with_type();
-                if payload.trim().is_empty() {
+                let Some(decoded) = ferry_sse::decode_event(&frame) else {
                     continue;
-                }
-                match responses::StreamEvent::from_json(&payload) {
+                };
+                match decoded {
                     Ok(ev) => {
                         if self.first_event_at.is_none() {
                             self.first_event_at = Some(Instant::now());
@@ -172,16 +171,12 @@ impl EventSource {
                         }
                         return Poll::Ready(Pulled::Event(Box::new(ev)));
                     }
+                    Err(e) if e.is_terminal_event() => {
+                        return Poll::Ready(Pulled::Failed(Fault::BadTerminal(e.to_string())));
+                    }
                     Err(e) => {
-                        let kind = event_type(&payload)
-                            .or(frame.event.clone())
-                            .unwrap_or_default();
-                        if responses::StreamEvent::is_terminal_kind(&kind) {
-                            return Poll::Ready(Pulled::Failed(Fault::BadTerminal(e.to_string())));
-                        }
                         self.skipped_events += 1;
-                        tracing::warn!(target: "ferry::upstream", kind = %kind, error = %e, "malformed upstream event skipped");
-                        continue;
+                        tracing::warn!(target: "ferry::upstream", error = %e, "malformed upstream event skipped");
                     }
                 }
             }
@@ -230,16 +225,4 @@ impl EventSource {
             return Poll::Pending;
         }
     }
-}
-
-/// The `type` of an event payload, without parsing the rest.
-fn event_type(payload: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    }
-    serde_json::from_str::<Envelope>(payload)
-        .ok()
-        .and_then(|e| e.kind)
 }

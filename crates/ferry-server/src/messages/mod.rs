@@ -10,7 +10,6 @@
 //! are sent only once the first content (or a keep-alive ping, or the whole answer) is
 //! ready, so everything before that can still become a clean JSON error or another attempt.
 
-mod accumulate;
 pub(crate) mod events;
 pub(crate) mod headers;
 pub(crate) mod stream;
@@ -814,7 +813,7 @@ async fn respond_json(
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
-    let mut acc = accumulate::Accumulator::new();
+    let mut acc = ferry_sse::Accumulator::new();
     let terminal = loop {
         match source.pull().await {
             Pulled::Event(ev) => {

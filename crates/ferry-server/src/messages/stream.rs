@@ -23,12 +23,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(600);
 /// Appends the SSE encoding of `events` to `buf`.
 pub(crate) fn encode_events(events: &mut Vec<anthropic::StreamEvent>, buf: &mut Vec<u8>) {
     for ev in events.drain(..) {
-        match serde_json::to_vec(&ev) {
-            Ok(json) => ferry_sse::encode_frame(ev.event_name(), &json, buf),
-            Err(e) => {
-                ferry_sse::encode_error("api_error", &format!("cannot encode an event: {e}"), buf)
-            }
-        }
+        ferry_sse::encode_event(&ev, buf);
     }
 }
 
