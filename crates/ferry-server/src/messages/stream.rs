@@ -135,12 +135,22 @@ impl MessageStream {
     /// A stream that first sends `prelude` (already encoded), then continues from `live`.
     pub(crate) fn new(live: Live, prelude: Vec<u8>) -> Self {
         live.state.metrics.open_streams.inc();
-        Self {
-            live: Some(live),
+        let mut this = Self {
+            live: None,
             finishing: None,
             out: prelude,
             evs: Vec::new(),
+        };
+        if live.conv.is_finished() {
+            // The whole answer is already in the prelude: end now rather than wait for an
+            // upstream that may keep its connection open after the terminal event.
+            let outcome = live.conv_outcome();
+            live.state.metrics.open_streams.dec();
+            this.finishing = live.end(&outcome);
+        } else {
+            this.live = Some(live);
         }
+        this
     }
 
     pub(crate) fn is_end_stream(&self) -> bool {

@@ -253,3 +253,54 @@ async fn an_upstream_without_response_headers_times_out() {
         json!({"type": "error", "error": {"type": "api_error", "message": "upstream timed out: no response headers in time"}})
     );
 }
+
+#[tokio::test]
+async fn a_terminal_event_ends_the_answer_even_if_the_upstream_stays_open() {
+    // gateway.md §7 case 6/7: a comment line, then a terminal event whose data has no
+    // `type` (it is only in the `event:` line), and the connection never closes.
+    let completed = ev_completed_with_output(
+        "resp_o",
+        vec![message_item("msg_1", "ok", "completed")],
+        Usage::new(15, 6).cached(5),
+    );
+    let mut terminal = completed["response"].clone();
+    terminal["id"] = json!("resp_o");
+    let body = format!(
+        ": keep-alive\n\nevent: response.completed\ndata: {}\n\n",
+        json!({ "response": terminal })
+    );
+    let script = Script::sse(vec![
+        send(vec![ev_created("resp_o")]),
+        Step::Send(body),
+        Step::Hang,
+    ]);
+    let upstream = ScriptedUpstream::start(vec![script.clone(), script]).await;
+    let server = TestServer::start(fast_config(&upstream.uri(), 5000, 5000)).await;
+    let started = tokio::time::Instant::now();
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(names(&events).last(), Some(&"message_stop"));
+    let delta = events.iter().find(|e| e.name == "message_delta").unwrap();
+    assert_eq!(delta.data["delta"]["stop_reason"], json!("end_turn"));
+    assert_eq!(
+        (
+            &delta.data["usage"]["input_tokens"],
+            &delta.data["usage"]["output_tokens"],
+            &delta.data["usage"]["cache_read_input_tokens"]
+        ),
+        (&json!(10), &json!(6), &json!(5))
+    );
+    let body = json_body(server.messages(&request("hi", false)).await).await;
+    assert_eq!(body["content"], json!([{"type": "text", "text": "ok"}]));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
