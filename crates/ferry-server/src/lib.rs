@@ -8,12 +8,56 @@
 //! in `ferry-session`; the account pool in `ferry-accounts`. It prints nothing: the binary
 //! owns stdout/stderr and the tracing subscriber.
 //!
-//! Brief overview:
-//! - [`Config`] (built from [`RawConfig`] with [`Config::from_raw`], which reports every
-//!   problem at once as [`ConfigProblem`]s; [`Config::for_tests`] for tests);
-//! - [`bind`] → [`Server`] (`local_addr`, `run(shutdown)`), or [`serve`] in one call;
-//! - [`Error`], whose `status()`, `anthropic_type()` and `kind()` are the only place that
-//!   knows HTTP statuses.
+//! # Brief overview
+//!
+//! - [`Config`]: built from [`RawConfig`] (the TOML file, key for key) with
+//!   [`Config::from_raw`], which reports every problem at once as [`ConfigProblem`]s;
+//!   [`Config::for_tests`] gives a loopback config with one `simulated` account.
+//! - [`bind`] → [`Server`] (`local_addr`, then `run(shutdown)`), or [`serve`] in one call.
+//!   Shutdown is graceful: in-flight answers get `server.shutdown_grace`, then open streams
+//!   end with an `error` event.
+//! - [`Error`]: `status()`, `anthropic_type()` and `kind()` are the only mapping from a
+//!   failure to HTTP in the workspace.
+//! - [`sim`]: the simulated Responses upstream (in process for `simulated` accounts, and as
+//!   a standalone server for `ferry sim-upstream`).
+//!
+//! # The request path
+//!
+//! `POST …/v1/messages` → client key check → body (size-limited) → parse → session key
+//! (`ferry-session`) → per attempt: account lease and model route (`ferry-accounts`) →
+//! convert (`ferry-apicompat`) → continuation, todo guard, `prompt_cache_key` → OAuth Codex
+//! transform → service-tier policy → credential and headers → `POST {base_url}/responses`,
+//! always streamed → SSE frames and events (`ferry-sse`) → the client's stream, or one JSON
+//! message. Failover happens only before the client got a byte; headers go out with the
+//! first content. One usage record per request (`tracing` target `ferry::usage`) and the
+//! metrics of `GET /metrics`.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let server = ferry_server::bind(ferry_server::Config::for_tests()).await?;
+//! let addr = server.local_addr();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let running = tokio::spawn(server.run(async { let _ = stopped.await; }));
+//!
+//! // A raw HTTP/1.1 request, so the example needs no client library.
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! let body = r#"{"model":"claude-opus-4-8","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"#;
+//! let req = format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+//! conn.write_all(req.as_bytes()).await?;
+//! let mut answer = String::new();
+//! conn.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 200 OK"));
+//! assert!(answer.contains("request-id: req_"));
+//! assert!(answer.contains(r#""type":"message""#));
+//!
+//! stop.send(()).unwrap();
+//! running.await??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 
 mod auth;
