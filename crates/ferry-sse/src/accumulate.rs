@@ -200,7 +200,9 @@ impl Accumulator {
     ///
     /// Items the terminal response lacks are inserted at their `output_index`; items it has
     /// (matched by id or call id, else by position and type) keep every non-empty field and
-    /// get their empty text, summary, arguments or input filled in. A complete terminal
+    /// get their empty text, summary, arguments or input filled in. A streamed item with no
+    /// id at all is only added to an empty `output`, since it might duplicate one the
+    /// terminal response has elsewhere. A complete terminal
     /// response comes back unchanged. When the response has no `usage`, the top-level
     /// `usage` of the terminal event is used.
     pub fn supplement(&self, mut terminal: responses::Response) -> responses::Response {
@@ -208,6 +210,7 @@ impl Accumulator {
             terminal.usage.clone_from(&self.top_usage);
         }
         let mut output = std::mem::take(&mut terminal.output);
+        let was_empty = output.is_empty();
         let mut matched = vec![false; output.len()];
         let mut missing = Vec::new();
         for (&index, acc) in &self.items {
@@ -216,7 +219,12 @@ impl Accumulator {
                     matched[at] = true;
                     acc.fill(&mut output[at]);
                 }
-                None => missing.extend(acc.build().map(|item| (index, item))),
+                // An item without any id cannot be told apart from the terminal's own
+                // items: add it only to an empty output, never as a possible duplicate.
+                None if was_empty || acc.id().is_some() || acc.call().is_some() => {
+                    missing.extend(acc.build().map(|item| (index, item)));
+                }
+                None => {}
             }
         }
         for (index, item) in missing {

@@ -166,6 +166,27 @@ fn a_complete_terminal_output_comes_back_unchanged() {
 }
 
 #[test]
+fn an_anonymous_streamed_item_is_not_added_next_to_a_complete_output() {
+    // A relay that sends neither item ids nor output indexes.
+    let acc = accumulate(&[
+        json!({"type":"response.reasoning_summary_text.delta","delta":"thought"}),
+        json!({"type":"response.output_text.delta","delta":"answer"}),
+    ]);
+    let full = response(json!({"output":[
+        {"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"thought"}]},
+        {"type":"message","id":"msg_1","content":[{"type":"output_text","text":"answer","annotations":[]}]}
+    ]}));
+    assert_eq!(acc.supplement(full.clone()), full);
+    // With an empty output, it is all there is.
+    let rebuilt = acc.supplement(response(json!({"output":[]})));
+    assert_eq!(
+        output_json(&rebuilt),
+        json!([{"type":"message","id":"","role":"assistant","status":"completed","content":[
+            {"type":"output_text","text":"answer","annotations":[]}]}])
+    );
+}
+
+#[test]
 fn top_level_usage_fills_a_missing_response_usage() {
     let acc = accumulate(&[
         json!({"type":"response.completed","response":{"id":"r","status":"completed","output":[]},
