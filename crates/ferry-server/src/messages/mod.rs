@@ -166,6 +166,8 @@ async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
     let mut excluded: Vec<String> = Vec::new();
     let mut switches = 0u32;
     let mut last_error: Option<Error> = None;
+    // Why the last account was left; counted once another account actually takes over.
+    let mut pending_failover: Option<&'static str> = None;
     let mut reset = false;
     let error = loop {
         let selection = Selection {
@@ -176,6 +178,10 @@ async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
             Ok(lease) => lease,
             Err(e) => break last_error.take().unwrap_or_else(|| accounts_error(&e)),
         };
+        if let Some(reason) = pending_failover.take() {
+            state.metrics.failovers_total.inc([reason]);
+            record.failovers += 1;
+        }
         let account = lease.name().to_owned();
         let mut lease = Some(lease);
         let mut same_account_retries = 0u32;
@@ -207,7 +213,7 @@ async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
             Attempt::Fatal(e) => break e,
             Attempt::Skip => excluded.push(account),
             Attempt::Failover { error, reason } => {
-                state.metrics.failovers_total.inc([reason]);
+                pending_failover = Some(reason);
                 tracing::info!(target: "ferry::failover", request_id = %ctx.request_id, account = %account, reason, error = %error, "failing over");
                 if let Some(r) = &ctx.resolved {
                     state
@@ -218,7 +224,6 @@ async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
                 excluded.push(account);
                 last_error = Some(error);
                 switches += 1;
-                record.failovers = switches;
                 let budget = if reason == "rate_limited" && pool.in_rate_limit_storm() {
                     max_switches.min(1)
                 } else {
