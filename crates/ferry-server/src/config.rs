@@ -16,33 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// A credential: prints as `***` in `Debug` and `Display`, so it can't leak into logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The credential itself; only for putting it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A credential: prints as `***` in `Debug` and `Display` (the account pool's type).
+pub use ferry_accounts::Secret;
 
 /// The whole gateway configuration, validated.
 #[derive(Debug, Clone)]
