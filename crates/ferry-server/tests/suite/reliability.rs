@@ -53,10 +53,15 @@ impl RawUpstream {
         let connections = Arc::new(AtomicUsize::new(0));
         let (w, c) = (written.clone(), connections.clone());
         let answer = Arc::new(answer);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the test upstream runs for the whole test"
+        )]
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (w, answer) = (w.clone(), answer.clone());
+                #[expect(clippy::disallowed_methods, reason = "one task per test connection")]
                 tokio::spawn(async move {
                     if read_request_head(&mut stream).await {
                         answer(stream, w).await;
@@ -783,6 +788,10 @@ async fn tls_to_a_port_that_answers_garbage_is_a_502() {
     // Answers the TLS hello at once with a non-TLS banner.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test upstream runs for the whole test"
+    )]
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
@@ -808,4 +817,3 @@ async fn an_upstream_that_never_accepts_is_a_timeout() {
     assert_eq!(json_body(resp).await["error"]["type"], json!("api_error"));
     drop(listener);
 }
-
