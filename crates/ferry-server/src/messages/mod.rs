@@ -54,7 +54,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Error> {
     let mut record = UsageRecord::new(&request_id, "-", false, "");
     match prepare(&state, req, &mut record).await {
-        Ok(ctx) => Ok(run(&ctx, record).await),
+        Ok(ctx) => Ok(run(&Arc::new(ctx), record).await),
         Err(e) => {
             record.finish(&state, e.status().as_u16(), &Outcome::Error(e.kind()));
             Err(e)
@@ -158,7 +158,7 @@ enum Attempt {
 
 /// The attempt loop: account selection, same-account retries and failover, bounded by
 /// `gateway.max_account_switches` (one switch during an OAuth 429 storm).
-async fn run(ctx: &Ctx, mut record: UsageRecord) -> Response<ResponseBody> {
+async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<ResponseBody> {
     let state = &ctx.state;
     let pool = &state.pool;
     let max_switches = state.config.gateway.max_account_switches;
@@ -434,7 +434,7 @@ fn apply_suffix_effort(req: &mut anthropic::MessagesRequest, effort: &str) {
 
 /// One attempt on one account.
 async fn attempt(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     lease: Lease,
     record: &mut UsageRecord,
     reset: bool,
@@ -631,11 +631,27 @@ async fn attempt(
     {
         client_headers.insert(HeaderName::from_static("x-ferry-dropped"), v);
     }
-    if ctx.stream {
-        respond_stream(ctx, source, finisher, client_headers, same_account_retries).await
-    } else {
-        respond_json(ctx, source, finisher, client_headers, same_account_retries).await
-    }
+    // The first events (streams) or the whole answer (JSON) are read in their own task:
+    // if the client leaves meanwhile, hyper drops this future, but the upstream is still
+    // read to its terminal event so the usage is recorded. A stream that got going hands
+    // its body back; dropped unread, the body drains the upstream itself.
+    let ctx = Arc::clone(ctx);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "outlives the request if the client leaves: the upstream answer is read to its terminal event so its usage is recorded; bounded by the data-interval timeout"
+    )]
+    let task = tokio::spawn(async move {
+        if ctx.stream {
+            respond_stream(&ctx, source, finisher, client_headers, same_account_retries).await
+        } else {
+            respond_json(&ctx, source, finisher, client_headers, same_account_retries).await
+        }
+    });
+    task.await.unwrap_or_else(|e| {
+        Attempt::Fatal(Error::Internal(format!(
+            "reading the upstream answer failed: {e}"
+        )))
+    })
 }
 
 fn unix_now() -> u64 {

@@ -304,3 +304,60 @@ async fn a_terminal_event_ends_the_answer_even_if_the_upstream_stays_open() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn usage_is_recorded_when_a_json_client_leaves_early() {
+    let (logs, _guard) = capture_logs();
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![
+            ev_created("resp_j"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "slow"),
+        ]),
+        ms(300),
+        send(vec![ev_completed("resp_j", Usage::new(9, 4))]),
+    ])])
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let gave_up = server
+        .post("/v1/messages")
+        .timeout(Duration::from_millis(100))
+        .body(serde_json::to_vec(&request("hi", false)).unwrap())
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    let usage = logs.wait_for("ferry::usage", 1).await;
+    let u = &usage[0];
+    assert_eq!(
+        (&u["input_tokens"], &u["output_tokens"], &u["stream"]),
+        (&json!(9), &json!(4), &json!(false))
+    );
+    assert_eq!(upstream.completed(), 1);
+}
+
+#[tokio::test]
+async fn usage_is_recorded_when_a_stream_client_leaves_before_the_first_token() {
+    let (logs, _guard) = capture_logs();
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        send(vec![ev_created("resp_e")]),
+        ms(300),
+        send(text_events("resp_e", &["late"], Usage::new(8, 2))[2..].to_vec()),
+    ])])
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let gave_up = server
+        .post("/v1/messages")
+        .timeout(Duration::from_millis(100))
+        .body(serde_json::to_vec(&request("hi", true)).unwrap())
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    let usage = logs.wait_for("ferry::usage", 1).await;
+    let u = &usage[0];
+    assert_eq!(
+        (&u["input_tokens"], &u["output_tokens"], &u["outcome"]),
+        (&json!(8), &json!(2), &json!("client_disconnected"))
+    );
+    assert_eq!(upstream.completed(), 1);
+    assert_eq!(server.metric("ferry_open_streams").await, 0.0);
+}
