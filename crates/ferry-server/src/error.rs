@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ferry_apicompat::anthropic;
 use http::StatusCode;
 
 /// Everything that can end a request with an error.
@@ -91,8 +92,8 @@ pub enum Error {
     /// The upstream stream reported a failed response before any output.
     #[error("{message}")]
     UpstreamFailed {
-        /// The upstream error code, if any.
-        code: Option<String>,
+        /// What the failure means for the client (from the upstream code).
+        kind: anthropic::ErrorKind,
         /// Sanitised upstream message.
         message: String,
     },
@@ -133,11 +134,11 @@ impl Error {
             Self::UpstreamStatus {
                 status, failover, ..
             } => upstream_status(*status, *failover),
-            Self::UpstreamFailed { code, .. } => match failure_class(code.as_deref()) {
-                FailureClass::Invalid => StatusCode::BAD_REQUEST,
-                FailureClass::RateLimit => StatusCode::TOO_MANY_REQUESTS,
-                FailureClass::Overloaded => overloaded(),
-                FailureClass::Other => StatusCode::BAD_GATEWAY,
+            Self::UpstreamFailed { kind, .. } => match kind {
+                anthropic::ErrorKind::InvalidRequestError => StatusCode::BAD_REQUEST,
+                anthropic::ErrorKind::RateLimitError => StatusCode::TOO_MANY_REQUESTS,
+                anthropic::ErrorKind::OverloadedError => overloaded(),
+                _ => StatusCode::BAD_GATEWAY,
             },
             Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -232,29 +233,6 @@ fn upstream_status(status: u16, failover: bool) -> StatusCode {
         400..=499 => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         529 => overloaded(),
         _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-enum FailureClass {
-    Invalid,
-    RateLimit,
-    Overloaded,
-    Other,
-}
-
-fn failure_class(code: Option<&str>) -> FailureClass {
-    match code.unwrap_or_default() {
-        "context_length_exceeded"
-        | "cyber_policy"
-        | "invalid_prompt"
-        | "invalid_request_error"
-        | "invalid_image"
-        | "invalid_request" => FailureClass::Invalid,
-        "rate_limit_exceeded" | "insufficient_quota" | "usage_limit_reached" => {
-            FailureClass::RateLimit
-        }
-        "server_is_overloaded" | "slow_down" => FailureClass::Overloaded,
-        _ => FailureClass::Other,
     }
 }
 

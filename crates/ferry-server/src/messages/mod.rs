@@ -682,7 +682,7 @@ fn pre_output_failure(
         same_account_retries,
     );
     let error = Error::UpstreamFailed {
-        code: failure.code.clone(),
+        kind: failure.error_kind(),
         message: failure.message.clone(),
     };
     tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.lease.name(), failure = %failure, "upstream failed before any output");
