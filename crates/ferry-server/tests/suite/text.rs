@@ -71,3 +71,91 @@ async fn answers_json() {
     let body = json_body(resp).await;
     println!("{body:#}");
 }
+
+#[tokio::test]
+async fn one_usage_record_per_request_with_every_field() {
+    let (logs, _guard) = capture_logs();
+    let upstream = start().await;
+    let _mock = ferry_testkit::upstream::mount_sse(
+        &upstream,
+        sse(text_events(
+            "resp_u",
+            &["ok"],
+            Usage::new(2000, 7).cached(1500),
+        )),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server
+        .post("/v1/messages")
+        .header("anthropic-beta", "fast-mode-2026-02-01")
+        .body(serde_json::to_vec(&request("hi", true)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let _ = resp.text().await.unwrap();
+    let usage = logs.wait_for("ferry::usage", 1).await;
+    assert_eq!(usage.len(), 1);
+    let mut u = usage[0].clone();
+    let obj = u.as_object_mut().unwrap();
+    let request_id = obj.remove("request_id").unwrap();
+    assert!(request_id.as_str().unwrap().starts_with("req_"));
+    assert!(obj.remove("duration_ms").unwrap().is_u64());
+    assert!(obj.remove("first_token_ms").unwrap().is_u64());
+    assert_eq!(
+        u,
+        json!({
+            "message": "usage", "client": "alice", "account": "primary",
+            "model": "claude-opus-4-8", "billing_model": "gpt-5.1", "upstream_model": "gpt-5.1",
+            "stream": true, "status": 200, "outcome": "ok",
+            "input_tokens": 500, "output_tokens": 7, "cache_read_tokens": 1500, "cache_creation_tokens": 0,
+            "service_tier": "priority", "reasoning_effort": "medium", "prompt_cache_key_source": "digest",
+            "response_id": "resp_u", "failovers": 0
+        })
+    );
+    // 1500 of 2000 prompt tokens from the cache: a hit, not a miss.
+    assert_eq!(
+        server
+            .metric("ferry_tokens_total{kind=\"cache_read\"}")
+            .await,
+        1500.0
+    );
+    let text = server.metrics().await;
+    assert!(
+        text.contains("ferry_prompt_cache_hit_ratio_bucket{le=\"0.7\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferry_prompt_cache_hit_ratio_bucket{le=\"0.8\"} 1\n"),
+        "{text}"
+    );
+    assert_eq!(
+        server
+            .metric("ferry_cache_miss_total{reason=\"new_session\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_cold_first_turn_counts_as_a_new_session_miss() {
+    let upstream = start().await;
+    let _mock = ferry_testkit::upstream::mount_sse(
+        &upstream,
+        sse(text_events("resp_m", &["ok"], Usage::new(4000, 7))),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let _ = server
+        .messages(&request("hi", false))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .metric("ferry_cache_miss_total{reason=\"new_session\"}")
+            .await,
+        1.0
+    );
+}
