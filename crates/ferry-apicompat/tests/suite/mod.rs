@@ -1,5 +1,5 @@
 mod request;
 mod response;
 mod stream;
-mod upstream;
 mod stream_props;
+mod upstream;
