@@ -756,12 +756,23 @@ impl Cx {
                 "thinking is disabled: effort none sent",
             );
         }
-        let summary = (effort != ReasoningEffort::None).then(|| opts.reasoning_summary.clone());
+        // Thinking blocks reach the client only when it asked for thinking: Anthropic never
+        // returns them otherwise. Without a request for thinking the model still reasons at
+        // the effort above, but no summary is requested and no ciphertext is included, so the
+        // answer carries no thinking or redacted_thinking blocks.
+        let wants_thinking = matches!(
+            req.thinking,
+            Some(Thinking::Enabled { .. } | Thinking::Adaptive {} | Thinking::Unknown(_))
+        );
+        let visible = wants_thinking && effort != ReasoningEffort::None;
+        let summary = visible.then(|| opts.reasoning_summary.clone());
         out.reasoning = Some(Reasoning {
             effort: Some(effort),
             summary,
         });
-        out.include = vec!["reasoning.encrypted_content".to_owned()];
+        if visible {
+            out.include = vec!["reasoning.encrypted_content".to_owned()];
+        }
     }
 
     /// Sampling and the remaining top-level parameters.

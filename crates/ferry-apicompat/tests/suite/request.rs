@@ -296,20 +296,23 @@ fn effort_mapping() {
         let req = anthropic::parse_request(body.to_string().as_bytes()).unwrap();
         let out = request::convert(&req, &Options::new().with_model("gpt-5.4")).unwrap();
         let reasoning = serde_json::to_value(&out.value.reasoning).unwrap();
-        let summary = if want == Some("none") {
-            json!(null)
-        } else {
-            json!("auto")
-        };
+        // Thinking is visible (a summary and the ciphertext come back) only when the
+        // client asked for thinking and the effort is not `none`.
+        let visible = matches!(
+            thinking.get("type").and_then(|t| t.as_str()),
+            Some("enabled" | "adaptive")
+        ) && want != Some("none");
         let mut expected = json!({"effort": want});
-        if !summary.is_null() {
-            expected["summary"] = summary;
+        if visible {
+            expected["summary"] = json!("auto");
         }
         assert_eq!(reasoning, expected, "{thinking} {output_config}");
-        assert_eq!(
-            out.value.include,
+        let include: Vec<String> = if visible {
             vec!["reasoning.encrypted_content".to_owned()]
-        );
+        } else {
+            Vec::new()
+        };
+        assert_eq!(out.value.include, include, "{thinking} {output_config}");
     }
 }
 
