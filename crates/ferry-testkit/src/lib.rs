@@ -6,7 +6,8 @@
 //! - [`upstream`]: a wiremock upstream that records every request and checks
 //!   [`upstream::validate_request_invariants`] on each one;
 //! - [`scripted`]: a raw HTTP upstream for what wiremock cannot do (pauses between chunks,
-//!   a connection cut mid-body, an upstream that never finishes).
+//!   a connection cut mid-body, an upstream that never finishes);
+//! - [`redis`]: a real `redis-server` on a free port, for replicas sharing one session store.
 //!
 //! It may depend on `ferry-apicompat` and `ferry-sse` only (the tidy test checks this);
 //! the server's `TestServer` lives in `ferry-server`'s own tests.
@@ -18,6 +19,7 @@
 )]
 
 mod fixtures;
+pub mod redis;
 pub mod scripted;
 mod sse_builders;
 pub mod upstream;
