@@ -192,10 +192,6 @@ fn default_concurrency() -> u32 {
     8
 }
 
-fn default_true() -> bool {
-    true
-}
-
 /// One upstream account (`[[accounts]]` in the config file; keys as in interface.md).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -229,8 +225,14 @@ pub struct AccountConfig {
     /// Same-account retries in pool mode (default 3).
     #[serde(default)]
     pub pool_mode_retry_count: Option<u32>,
-    /// Send `previous_response_id` when a session binding exists (API-key accounts).
-    #[serde(default = "default_true")]
+    /// Continue sessions with `previous_response_id` (API-key accounts, GPT-5/Codex
+    /// models; default off). When on, ferry sends `store: true` so the upstream keeps each
+    /// response and the next turn can send only its new items: less bandwidth, and the
+    /// reasoning stays at the provider. The price is that the provider stores the
+    /// conversation (a privacy choice). Prompt caching works either way
+    /// (`prompt_cache_key` with an append-only prompt); off sends `store: false` and the
+    /// full history every turn.
+    #[serde(default)]
     pub continuation: bool,
     /// `pass`, `filter` or `block` for the request's `service_tier`.
     #[serde(default)]
@@ -302,7 +304,7 @@ impl AccountConfig {
             pool_mode: false,
             pool_mode_retry_status_codes: None,
             pool_mode_retry_count: None,
-            continuation: true,
+            continuation: false,
             service_tier_policy: ServiceTierPolicy::Pass,
             default_model: None,
             model_mapping: ModelMapping::default(),

@@ -61,6 +61,7 @@ service_tier_policy = "block"
         Secret::new("sk-live-secret"),
     );
     primary.proxy = Some(String::new());
+    primary.continuation = true;
     primary.default_model = Some("gpt-5.1".into());
     primary.model_mapping = ModelMapping::from_rules([
         ("claude-opus-4-8", "gpt-5.1-codex"),
@@ -108,7 +109,7 @@ fn defaults() {
             AccountKind::Simulated,
             0,
             8,
-            true,
+            false,
             ServiceTierPolicy::Pass,
             None
         )
