@@ -327,6 +327,10 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         cfg.continuation,
         &route.upstream,
     ) && applies.is_some();
+    if continuation {
+        // The upstream continues only from stored responses (`store: false` otherwise).
+        body.store = Some(true);
+    }
     let mut continued = false;
     if continuation
         && !reset
@@ -339,7 +343,10 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
             continued = true;
         }
     }
-    if sessions.config().todo_guard
+    // A continuation's upstream conversation already holds the guard (its first turn was
+    // sent in full): adding it again would repeat it in every delta.
+    if !continued
+        && sessions.config().todo_guard
         && keys::should_auto_inject(&route.upstream)
         && ferry_session::wants_todo_guard(&req)
     {

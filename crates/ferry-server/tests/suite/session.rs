@@ -24,11 +24,18 @@ fn ok(id: &str) -> wiremock::ResponseTemplate {
     sse_response(sse(text_events(id, &["ok"], Usage::new(2, 1))))
 }
 
+/// The test config with continuation switched on for its account.
+fn continuing(base_url: &str) -> ferry_server::Config {
+    let mut c = config(base_url);
+    c.accounts[0].continuation = true;
+    c
+}
+
 #[tokio::test]
 async fn the_next_turn_continues_the_previous_response() {
     let upstream = start().await;
     let mock = mount_sequence(&upstream, vec![ok("resp_1"), ok("resp_2")]).await;
-    let server = TestServer::start(config(&upstream.uri())).await;
+    let server = TestServer::start(continuing(&upstream.uri())).await;
     let _ = server
         .messages(&request("hi", true))
         .await
@@ -44,6 +51,11 @@ async fn the_next_turn_continues_the_previous_response() {
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].body.get("previous_response_id"), None);
     assert_eq!(reqs[1].body["previous_response_id"], json!("resp_1"));
+    // The upstream continues only from stored responses: every turn asks it to store.
+    assert_eq!(
+        (&reqs[0].body["store"], &reqs[1].body["store"]),
+        (&json!(true), &json!(true))
+    );
     // Only the new turn travels; the upstream holds the rest.
     assert_eq!(reqs[1].input().len(), 1, "{:#}", reqs[1].body["input"]);
     assert_eq!(
@@ -64,7 +76,7 @@ async fn a_lost_previous_response_is_replayed_once_in_full() {
         r#"{"error":{"message":"Previous response with id 'resp_1' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}"#,
     );
     let mock = mount_sequence(&upstream, vec![ok("resp_1"), not_found, ok("resp_3")]).await;
-    let server = TestServer::start(config(&upstream.uri())).await;
+    let server = TestServer::start(continuing(&upstream.uri())).await;
     let _ = server
         .messages(&request("hi", true))
         .await
@@ -95,9 +107,8 @@ async fn a_lost_previous_response_is_replayed_once_in_full() {
 async fn continuation_off_sends_the_full_history() {
     let upstream = start().await;
     let mock = mount_sequence(&upstream, vec![ok("resp_1"), ok("resp_2")]).await;
-    let mut c = config(&upstream.uri());
-    c.accounts[0].continuation = false;
-    let server = TestServer::start(c).await;
+    // Off is the default: nothing is stored at the provider.
+    let server = TestServer::start(config(&upstream.uri())).await;
     let _ = server
         .messages(&request("hi", true))
         .await
@@ -108,6 +119,10 @@ async fn continuation_off_sends_the_full_history() {
     let reqs = mock.requests();
     assert_eq!(reqs[1].body.get("previous_response_id"), None);
     assert_eq!(reqs[1].input().len(), 3);
+    assert_eq!(
+        (&reqs[0].body["store"], &reqs[1].body["store"]),
+        (&json!(false), &json!(false))
+    );
 }
 
 #[tokio::test]
