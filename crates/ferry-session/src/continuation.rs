@@ -12,6 +12,10 @@ use crate::keys::should_auto_inject;
 /// API-key accounts that allow it, and only for GPT-5/Codex upstream models. OAuth
 /// accounts never continue this way; they rely on `session_id` plus the
 /// `x-codex-turn-state` header and always send the full history.
+///
+/// When it holds, the server sends every request of the session with `store: true`: the
+/// upstream continues only from responses it stored. (The server's accounts have it off
+/// by default, because the provider then keeps the conversation.)
 pub fn continuation_enabled(
     api_key_account: bool,
     account_allows: bool,

@@ -36,6 +36,14 @@
 //!   when the request is exactly the next turn of the conversation that got it
 //!   ([`DigestChain::continues`]); Claude Code's sub-agents share one session id, and
 //!   continuing the wrong conversation would splice turns together.
+//! - **Continuation is opt-in and stores responses.** The upstream continues only from a
+//!   response it stored, so a request that may be continued later is sent with
+//!   `store: true` ([`continuation_enabled`]); without continuation ferry sends
+//!   `store: false` and the full history. Continuation saves bandwidth and keeps the
+//!   reasoning at the provider, but the provider then keeps the conversation: a privacy
+//!   choice, so the server's accounts enable it explicitly (`continuation = true`).
+//!   Prompt caching does not need it: `prompt_cache_key` and an append-only prompt keep
+//!   the cache warm either way.
 //! - **Keys do not depend on the account.** The digest chain is namespaced by the client
 //!   key only, so the key is known before an account is picked (sticky routing uses it).
 //!   Response ids and turn states are per account ([`SessionRef`]).

@@ -12,7 +12,7 @@ use pretty_assertions::assert_eq;
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 
-use super::support::{RedisServer, claude_code, req};
+use super::support::{RedisServer, RedisServerExt as _, claude_code, req};
 
 async fn all_keys(con: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
     let mut keys: Vec<String> = con.keys("*").await.unwrap();
