@@ -66,6 +66,9 @@ pub struct GatewayConfig {
     pub forced_codex_instructions_template: Option<String>,
     /// OAuth accounts: always present the Codex CLI user-agent.
     pub force_codex_cli: bool,
+    /// Longest time a shared (Redis) concurrency slot is held before it frees itself, so a
+    /// crashed replica cannot keep an account's slot forever.
+    pub concurrency_slot_ttl: Duration,
 }
 
 /// `[session]`
@@ -120,6 +123,7 @@ impl Config {
                 oauth_state_dir: None,
                 forced_codex_instructions_template: None,
                 force_codex_cli: false,
+                concurrency_slot_ttl: Duration::from_secs(1800),
             },
             session: SessionConfig {
                 store: SessionStoreKind::Memory,
@@ -243,6 +247,8 @@ pub struct RawGateway {
     pub forced_codex_instructions_template: Option<String>,
     /// default false
     pub force_codex_cli: Option<bool>,
+    /// default 1800; 60..=86400 (shared concurrency slots, `[session] store = "redis"`)
+    pub concurrency_slot_ttl_secs: Option<u64>,
 }
 
 /// `[session]` as written.
@@ -401,6 +407,15 @@ impl RawGateway {
         if let Some(d) = &oauth_state_dir {
             check_unexpanded(p, "gateway.oauth_state_dir", d);
         }
+        let concurrency_slot_ttl = secs_in(
+            p,
+            "gateway.concurrency_slot_ttl_secs",
+            self.concurrency_slot_ttl_secs,
+            1800,
+            60..=86_400,
+            false,
+        )
+        .unwrap_or_default();
         GatewayConfig {
             stream_keepalive_interval,
             stream_data_interval_timeout,
@@ -413,6 +428,7 @@ impl RawGateway {
                 .forced_codex_instructions_template
                 .filter(|t| !t.trim().is_empty()),
             force_codex_cli: self.force_codex_cli.unwrap_or(false),
+            concurrency_slot_ttl,
         }
     }
 }

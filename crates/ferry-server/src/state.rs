@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ferry_accounts::{AccountKind, Pool, PoolOptions};
+use ferry_accounts::{AccountKind, Pool, PoolOptions, SharedSlots};
 use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig};
 use tokio::sync::watch;
 
@@ -36,6 +36,11 @@ impl AppState {
         let store = ferry_session::open(&store_config)
             .await
             .map_err(|e| Error::Startup(format!("session store: {e}")))?;
+        let shared_slots =
+            matches!(config.session.store, SessionStoreKind::Redis { .. }).then(|| SharedSlots {
+                ttl: config.gateway.concurrency_slot_ttl,
+                ..SharedSlots::new(Arc::clone(&store))
+            });
         let sessions = Arc::new(Sessions::new(
             store,
             SessionConfig {
@@ -43,7 +48,12 @@ impl AppState {
                 ..SessionConfig::default()
             },
         ));
-        let mut pool_opts = PoolOptions::default();
+        // With a Redis store, every replica counts an account's in-flight requests in one
+        // place, so `concurrency` is a limit for the whole deployment, not per process.
+        let mut pool_opts = PoolOptions {
+            shared_slots,
+            ..PoolOptions::default()
+        };
         pool_opts
             .oauth
             .state_dir
