@@ -1,7 +1,7 @@
 //! A small Prometheus text-format registry.
 //!
 //! Written here rather than taken from `prometheus` or `metrics-exporter-prometheus`: ferry
-//! has ten fixed series with low-cardinality labels, and those crates bring a protobuf
+//! has a few fixed series with low-cardinality labels, and those crates bring a protobuf
 //! stack or their own HTTP server. Counters and histograms are atomics; labelled families
 //! are a mutex-guarded ordered map (a handful of label sets, touched once per request).
 
@@ -97,6 +97,48 @@ impl<const N: usize> GaugeVec<N> {
                     "{}{} {v}",
                     self.name,
                     label_str(&self.labels, vals, None)
+                );
+            }
+        }
+    }
+}
+
+/// A family of floating-point gauges keyed by label values (values set from a snapshot).
+#[derive(Debug)]
+pub(crate) struct FloatGaugeVec<const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    labels: [&'static str; N],
+    values: Mutex<BTreeMap<[String; N], f64>>,
+}
+
+impl<const N: usize> FloatGaugeVec<N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self {
+            name,
+            help,
+            labels,
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) fn set(&self, label_values: [&str; N], v: f64) {
+        let key = label_values.map(str::to_owned);
+        if let Ok(mut m) = self.values.lock() {
+            m.insert(key, v);
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        header(out, self.name, self.help, "gauge");
+        if let Ok(m) = self.values.lock() {
+            for (vals, v) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    self.name,
+                    label_str(&self.labels, vals, None),
+                    fmt_f64(*v)
                 );
             }
         }
@@ -267,6 +309,11 @@ pub(crate) struct Metrics {
     pub(crate) open_streams: Gauge,
     /// `ferry_account_available{account}`
     pub(crate) account_available: GaugeVec<1>,
+    /// `ferry_codex_usage_percent{account,window}`: the last Codex usage window reading
+    /// (`window` = `5h` | `7d`) of an OAuth account.
+    pub(crate) codex_usage_percent: FloatGaugeVec<2>,
+    /// `ferry_codex_usage_reset_seconds{account,window}`: time left until that window resets.
+    pub(crate) codex_usage_reset_seconds: FloatGaugeVec<2>,
     /// `ferry_dropped_fields_total{kind}`: parts of requests the conversion could not carry.
     pub(crate) dropped_total: CounterVec<1>,
     /// `ferry_upstream_unknown_events_total`: upstream event types ferry does not know.
@@ -318,6 +365,16 @@ impl Metrics {
                 "1 when the account can take traffic, else 0.",
                 ["account"],
             ),
+            codex_usage_percent: FloatGaugeVec::new(
+                "ferry_codex_usage_percent",
+                "Percent used of an OAuth account's Codex usage window (5h or 7d), as last reported by the upstream.",
+                ["account", "window"],
+            ),
+            codex_usage_reset_seconds: FloatGaugeVec::new(
+                "ferry_codex_usage_reset_seconds",
+                "Seconds until an OAuth account's Codex usage window (5h or 7d) resets, counted from its last report.",
+                ["account", "window"],
+            ),
             dropped_total: CounterVec::new(
                 "ferry_dropped_fields_total",
                 "Request parts the conversion dropped, by kind.",
@@ -344,6 +401,8 @@ impl Metrics {
         self.cache_miss_total.render(&mut out);
         self.open_streams.render(&mut out);
         self.account_available.render(&mut out);
+        self.codex_usage_percent.render(&mut out);
+        self.codex_usage_reset_seconds.render(&mut out);
         self.dropped_total.render(&mut out);
         self.unknown_events_total.render(&mut out);
         out

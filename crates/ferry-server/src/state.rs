@@ -1,6 +1,7 @@
 //! Process-wide state shared by every request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_accounts::{AccountKind, Pool, PoolOptions, SharedSlots};
 use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig};
@@ -85,12 +86,33 @@ impl AppState {
             .count()
     }
 
-    /// Sets `ferry_account_available{account}` from the pool.
+    /// Sets `ferry_account_available{account}` and the Codex usage gauges from the pool.
     pub(crate) fn refresh_account_gauges(&self) {
         for s in self.pool.statuses() {
             self.metrics
                 .account_available
                 .set([s.name.as_str()], i64::from(s.available()));
+        }
+        let now = tokio::time::Instant::now();
+        for (account, snapshot) in self.pool.codex_usage() {
+            let elapsed = now.saturating_duration_since(snapshot.observed_at);
+            let windows = [
+                ("5h", snapshot.usage.five_hour),
+                ("7d", snapshot.usage.seven_day),
+            ];
+            for (window, w) in windows {
+                let Some(w) = w else { continue };
+                let labels = [account.as_str(), window];
+                if let Some(percent) = w.used_percent {
+                    self.metrics.codex_usage_percent.set(labels, percent);
+                }
+                if let Some(reset) = w.reset_after_seconds {
+                    let left = Duration::from_secs(reset).saturating_sub(elapsed);
+                    self.metrics
+                        .codex_usage_reset_seconds
+                        .set(labels, left.as_secs_f64());
+                }
+            }
         }
     }
 
