@@ -3,6 +3,7 @@ mod common;
 mod config;
 mod errors;
 mod failover;
+mod failover_scenarios;
 mod http;
 mod oauth;
 mod reliability;
