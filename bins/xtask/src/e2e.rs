@@ -1,4 +1,6 @@
-//! The end-to-end suites: the official Anthropic Python SDK against a real `ferry serve`.
+//! The end-to-end suites: real clients against a real `ferry serve`: the official Anthropic
+//! Python SDK (`e2e/test_sdk.py`) and Claude Code in print mode (`e2e/test_claude_code.py`,
+//! the pinned release installed into `target/e2e-node` by [`install::claude_code`]).
 //!
 //! Two scenarios, each its own suite:
 //! - `simulated`: `ferry serve` with one account of kind `simulated` (the in-process upstream);
@@ -7,8 +9,10 @@
 //!
 //! Each scenario writes a config under `target/e2e/`, starts the processes on port 0 (the
 //! address is read from the `... listening on http://ADDR` line), runs every `e2e/test_*.py`
-//! with the venv python, stops ferry with SIGTERM (it must exit 0), and checks that no secret
-//! of the scenario appears in ferry's log (`target/e2e/<scenario>-*.log`).
+//! with the venv python (given the base URL, the client key, the `claude` executable and
+//! ferry's log file, whose `ferry::usage` records the Claude Code suite reads back), stops
+//! ferry with SIGTERM (it must exit 0), and checks that no secret of the scenario appears in
+//! ferry's log (`target/e2e/<scenario>-*.log`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -19,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 
+use crate::install;
 use crate::run::{self, Suites, cargo};
 
 /// The key the e2e clients present; it must never show up in ferry's logs.
@@ -29,8 +34,13 @@ const UPSTREAM_KEY: &str = "sk-ferry-e2e-upstream-9d2a41";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Builds `ferry` and runs both scenarios, each as one suite.
+/// Installs Claude Code if missing, builds `ferry` and runs both scenarios, each as one suite.
 pub(crate) fn suites(root: &Path, python: &Path, suites: &mut Suites) {
+    let mut claude = None;
+    suites.run("install Claude Code", || {
+        claude = Some(install::claude_code(root)?);
+        Ok(())
+    });
     let mut built = false;
     suites.run("build ferry", || {
         run::status(cargo().args(["build", "-p", "ferry"]))?;
@@ -42,7 +52,9 @@ pub(crate) fn suites(root: &Path, python: &Path, suites: &mut Suites) {
             if !built {
                 bail!("ferry did not build");
             }
-            scenario.run(root, python)
+            // Without Claude Code its script fails (FERRY_E2E_CLAUDE unset); the SDK one
+            // still runs.
+            scenario.run(root, python, claude.as_deref())
         });
     }
 }
@@ -61,7 +73,7 @@ impl Scenario {
         }
     }
 
-    fn run(self, root: &Path, python: &Path) -> anyhow::Result<()> {
+    fn run(self, root: &Path, python: &Path, claude: Option<&Path>) -> anyhow::Result<()> {
         let ferry = ferry_binary(root);
         let dir = target_dir(root).join("e2e");
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -113,17 +125,21 @@ impl Scenario {
         let scripts = e2e_scripts(root)?;
         let mut failures = Vec::new();
         for script in &scripts {
-            let result = run::status(
-                Command::new(python)
-                    .arg(script)
-                    .env_remove("ANTHROPIC_API_KEY")
-                    .env_remove("ANTHROPIC_AUTH_TOKEN")
-                    .env_remove("ANTHROPIC_BASE_URL")
-                    .env("FERRY_E2E_BASE_URL", format!("http://{}", server.addr))
-                    .env("FERRY_E2E_KEY", CLIENT_KEY)
-                    .env("FERRY_E2E_SCENARIO", name)
-                    .env("PYTHONUNBUFFERED", "1"),
-            );
+            let mut cmd = Command::new(python);
+            cmd.arg(script)
+                .env_remove("ANTHROPIC_API_KEY")
+                .env_remove("ANTHROPIC_AUTH_TOKEN")
+                .env_remove("ANTHROPIC_BASE_URL")
+                .env_remove("FERRY_E2E_CLAUDE")
+                .env("FERRY_E2E_BASE_URL", format!("http://{}", server.addr))
+                .env("FERRY_E2E_KEY", CLIENT_KEY)
+                .env("FERRY_E2E_SCENARIO", name)
+                .env("FERRY_E2E_LOG", &log)
+                .env("PYTHONUNBUFFERED", "1");
+            if let Some(claude) = claude {
+                cmd.env("FERRY_E2E_CLAUDE", claude);
+            }
+            let result = run::status(&mut cmd);
             if let Err(e) = result {
                 failures.push(format!("{e:#}"));
             }

@@ -1,10 +1,11 @@
-//! Installing what the suites need: `redis-server` and the e2e Python venv.
+//! Installing what the suites need: `redis-server`, the e2e Python venv, and the pinned
+//! Claude Code release the e2e suites drive (npm, into `target/e2e-node`, never globally).
 //!
 //! Everything here is non-interactive (no stdin, `DEBIAN_FRONTEND=noninteractive`,
 //! `PIP_NO_INPUT=1`) so it runs on a clean clone as root in CI; every action is printed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
@@ -12,6 +13,11 @@ use crate::run::{self, on_path};
 
 /// The Python package the e2e suites drive ferry with.
 const SDK_REQUIREMENT: &str = "anthropic";
+
+/// The Claude Code release the recorded fixtures come from (`/work/shared/spec/clients.md`).
+const CLAUDE_CODE_VERSION: &str = "2.1.197";
+/// Its npm package; the native binary comes as an optional dependency, no postinstall download.
+const CLAUDE_CODE_PACKAGE: &str = "@anthropic-ai/claude-code";
 
 /// Makes sure `redis-server` is on PATH, installing it with apt-get when it is not.
 pub(crate) fn redis_server() -> anyhow::Result<()> {
@@ -59,6 +65,78 @@ pub(crate) fn e2e_venv(root: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(python)
+}
+
+/// Makes sure `target/e2e-node` holds Claude Code [`CLAUDE_CODE_VERSION`], installing it with
+/// npm (and node and npm with apt-get) when it does not; returns the `claude` executable.
+pub(crate) fn claude_code(root: &Path) -> anyhow::Result<PathBuf> {
+    let dir = root.join("target").join("e2e-node");
+    let claude = dir.join("node_modules").join(".bin").join("claude");
+    if claude_version(&claude).as_deref() == Some(CLAUDE_CODE_VERSION) {
+        say!("claude code: {} is {CLAUDE_CODE_VERSION}", claude.display());
+        return Ok(claude);
+    }
+    if !on_path("npm") || !on_path("node") {
+        say!("node/npm: not on PATH, installing them with apt-get");
+        apt_install(&["nodejs", "npm"])?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    say!(
+        "claude code: installing {CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION} into {}",
+        dir.display()
+    );
+    run::status(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&dir)
+            .args([
+                "--save-exact",
+                "--include=optional",
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+                "--loglevel=error",
+            ])
+            .arg(format!("{CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION}")),
+    )
+    .context("cannot install Claude Code with npm")?;
+    match claude_version(&claude) {
+        Some(v) if v == CLAUDE_CODE_VERSION => Ok(claude),
+        other => bail!(
+            "after `npm install`, {} reports version {other:?}, not {CLAUDE_CODE_VERSION}",
+            claude.display()
+        ),
+    }
+}
+
+/// The version `claude --version` prints (`2.1.197 (Claude Code)` gives `2.1.197`), run with
+/// an empty environment apart from PATH so it neither reads nor writes the user's config.
+fn claude_version(claude: &Path) -> Option<String> {
+    if !claude.exists() {
+        return None;
+    }
+    let out = Command::new(claude)
+        .arg("--version")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_claude_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_claude_version(output: &str) -> Option<String> {
+    let line = output.lines().next()?.trim();
+    let (version, rest) = line.split_once(' ').unwrap_or((line, ""));
+    (rest.contains("Claude Code") && !version.is_empty()).then(|| version.to_owned())
 }
 
 fn sdk_importable(python: &Path) -> bool {
@@ -127,4 +205,19 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_claude_code_version() {
+        assert_eq!(
+            parse_claude_version("2.1.197 (Claude Code)\n").as_deref(),
+            Some("2.1.197")
+        );
+        assert_eq!(parse_claude_version("v20.20.2\n"), None);
+        assert_eq!(parse_claude_version(""), None);
+    }
 }
