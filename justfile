@@ -24,6 +24,6 @@ snap:
 bench:
     cargo xtask bench
 
-# the Anthropic Python SDK end-to-end suites against `ferry serve`
+# the end-to-end suites (Anthropic Python SDK, Claude Code in print mode) against `ferry serve`
 e2e:
     cargo xtask e2e
