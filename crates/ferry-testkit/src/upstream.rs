@@ -1,7 +1,8 @@
 //! A wiremock OpenAI Responses upstream that records every request.
 //!
 //! Modelled on codex's `core/tests/common/responses.rs`: [`start`] a server, mount answers
-//! with [`mount_sse_once`], [`mount_sse`], [`mount_sequence`] or [`mount_status`], and read
+//! with [`mount_sse_once`], [`mount_sse`], [`mount_sequence`], [`mount_status`] or
+//! [`mount_fn`] (an answer computed from each request), and read
 //! what ferry sent from the returned [`UpstreamMock`]. Reading the requests runs
 //! [`validate_request_invariants`] on each of them and fails the test on a violation.
 
@@ -331,6 +332,44 @@ pub async fn mount_sse_once(server: &MockServer, body: String) -> UpstreamMock {
 /// Answers every `POST …/responses` with this SSE body.
 pub async fn mount_sse(server: &MockServer, body: String) -> UpstreamMock {
     mount(server, vec![sse_response(body)], true, None).await
+}
+
+struct Computed<F> {
+    mock: UpstreamMock,
+    answer: F,
+}
+
+impl<F> Respond for Computed<F>
+where
+    F: Fn(&CapturedRequest, usize) -> ResponseTemplate + Send + Sync + 'static,
+{
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let captured = CapturedRequest::from_wiremock(request);
+        let n = {
+            let mut inner = self.mock.lock();
+            inner.requests.push(captured.clone());
+            inner.requests.len() - 1
+        };
+        (self.answer)(&captured, n)
+    }
+}
+
+/// Answers every `POST …/responses` with what `answer` computes from the request and its
+/// 0-based arrival index: for a stateful fake upstream (stored responses, a prompt cache).
+pub async fn mount_fn<F>(server: &MockServer, answer: F) -> UpstreamMock
+where
+    F: Fn(&CapturedRequest, usize) -> ResponseTemplate + Send + Sync + 'static,
+{
+    let mock = UpstreamMock::default();
+    Mock::given(method("POST"))
+        .and(path_regex("/responses$"))
+        .respond_with(Computed {
+            mock: mock.clone(),
+            answer,
+        })
+        .mount(server)
+        .await;
+    mock
 }
 
 /// Answers successive requests with these templates in order; requests beyond the list get
