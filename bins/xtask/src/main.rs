@@ -9,10 +9,12 @@
 //! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
 //! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
 //! | `cargo xtask bench` | `cargo bench -p ferry-sse` |
+//! | `cargo xtask bench-gateway [--quick]` | ferry against LiteLLM and the upstream alone; writes the Gateway section of `docs/BENCHMARKS.md` |
 #![forbid(unsafe_code)]
 
 #[macro_use]
 mod run;
+mod bench_gateway;
 mod e2e;
 mod install;
 
@@ -37,7 +39,7 @@ fn try_main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();
-    if !rest.is_empty() {
+    if !rest.is_empty() && task != "bench-gateway" {
         bail!("`cargo xtask {task}` takes no arguments, got {rest:?}");
     }
     let root = project_root()?;
@@ -48,6 +50,7 @@ fn try_main() -> anyhow::Result<()> {
         "lint" => lint(),
         "e2e" => e2e_only(&root),
         "bench" => run::status(cargo().args(["bench", "-p", "ferry-sse"])),
+        "bench-gateway" => bench_gateway::run(&root, &rest),
         "" | "help" | "-h" | "--help" => {
             say!("{USAGE}");
             Ok(())
@@ -60,7 +63,8 @@ const USAGE: &str = "usage: cargo xtask <task>
   test   install what is missing, then fmt, clippy, tests, doctests and the e2e suites
   lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
   e2e    the Python SDK end-to-end suites against `ferry serve`
-  bench  cargo bench -p ferry-sse";
+  bench  cargo bench -p ferry-sse
+  bench-gateway [--quick]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
 
 /// The workspace root: two levels above this crate's manifest (`bins/xtask`).
 fn project_root() -> anyhow::Result<PathBuf> {
