@@ -253,6 +253,9 @@ async fn worker(
             (Some(i), Some(o)) => {
                 let at = started + o + i * k;
                 k += 1;
+                if deadline.is_some_and(|d| at >= d) {
+                    break;
+                }
                 tokio::time::sleep_until(at).await;
                 at
             }
