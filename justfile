@@ -27,3 +27,7 @@ bench:
 # the end-to-end suites (Anthropic Python SDK, Claude Code in print mode) against `ferry serve`
 e2e:
     cargo xtask e2e
+
+# ferry vs LiteLLM vs the upstream alone (writes the Gateway section of docs/BENCHMARKS.md); --quick for a smoke run
+bench-gateway *ARGS:
+    cargo xtask bench-gateway {{ARGS}}
