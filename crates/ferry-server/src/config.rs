@@ -78,7 +78,18 @@ pub struct SessionConfig {
     pub store: SessionStoreKind,
     /// Time to live of every binding.
     pub ttl: Duration,
+    /// Memory store: most bindings kept (a session holds about five); beyond it the
+    /// bindings that expire first are evicted.
+    pub max_entries: usize,
+    /// Memory store: most bytes of keys and values kept (Codex turn states can be several
+    /// KiB each); beyond it the bindings that expire first are evicted.
+    pub max_bytes: usize,
 }
+
+/// Default `[session] max_entries`: room for about 20,000 live sessions.
+const DEFAULT_SESSION_MAX_ENTRIES: usize = 100_000;
+/// Default `[session] max_bytes` (256 MiB).
+const DEFAULT_SESSION_MAX_BYTES: usize = 256 << 20;
 
 /// Session store backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +139,8 @@ impl Config {
             session: SessionConfig {
                 store: SessionStoreKind::Memory,
                 ttl: Duration::from_secs(3600),
+                max_entries: DEFAULT_SESSION_MAX_ENTRIES,
+                max_bytes: DEFAULT_SESSION_MAX_BYTES,
             },
             client_keys: Vec::new(),
             accounts: vec![simulated_account("simulated")],
@@ -261,6 +274,10 @@ pub struct RawSession {
     pub redis_url: Option<String>,
     /// default 3600
     pub ttl_secs: Option<u64>,
+    /// default 100000; 1000..=100000000 (memory store)
+    pub max_entries: Option<u64>,
+    /// default 268435456 (256 MiB); 1 MiB..=64 GiB (memory store)
+    pub max_bytes: Option<u64>,
 }
 
 /// `[[client_keys]]` as written.
@@ -299,6 +316,33 @@ fn secs_in(
         );
     }
     Some(Duration::from_secs(v))
+}
+
+/// A count or size within `range` (else a problem, and the default).
+fn int_in(
+    p: &mut Problems,
+    path: &str,
+    value: Option<u64>,
+    default: usize,
+    range: std::ops::RangeInclusive<u64>,
+) -> usize {
+    let Some(v) = value else {
+        return default;
+    };
+    match usize::try_from(v) {
+        Ok(n) if range.contains(&v) => n,
+        _ => {
+            p.push(
+                path,
+                format!(
+                    "must be between {} and {}, got {v}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
 }
 
 fn check_unexpanded(p: &mut Problems, path: &str, value: &str) {
@@ -472,7 +516,26 @@ impl RawSession {
             false,
         )
         .unwrap_or_default();
-        SessionConfig { store, ttl }
+        let max_entries = int_in(
+            p,
+            "session.max_entries",
+            self.max_entries,
+            DEFAULT_SESSION_MAX_ENTRIES,
+            1000..=100_000_000,
+        );
+        let max_bytes = int_in(
+            p,
+            "session.max_bytes",
+            self.max_bytes,
+            DEFAULT_SESSION_MAX_BYTES,
+            MIB..=64 * 1024 * MIB,
+        );
+        SessionConfig {
+            store,
+            ttl,
+            max_entries,
+            max_bytes,
+        }
     }
 }
 

@@ -29,7 +29,11 @@ impl AppState {
             metrics.cache_miss_total.inc_by([reason.as_str()], 0);
         }
         let store_config = match &config.session.store {
-            SessionStoreKind::Memory => StoreConfig::Memory(MemoryLimits::default()),
+            SessionStoreKind::Memory => StoreConfig::Memory(MemoryLimits {
+                max_entries: config.session.max_entries,
+                max_total_bytes: config.session.max_bytes,
+                ..MemoryLimits::default()
+            }),
             SessionStoreKind::Redis { url } => {
                 StoreConfig::Redis(ferry_session::RedisConfig::new(url.expose()))
             }

@@ -103,3 +103,22 @@ fn the_test_config_is_loopback_and_simulated() {
     assert_eq!(c.accounts.len(), 1);
     assert_eq!(c.accounts[0].kind, ferry_accounts::AccountKind::Simulated);
 }
+
+#[test]
+fn the_memory_session_store_is_sized_for_a_team_and_configurable() {
+    let d = Config::from_raw(RawConfig::default()).unwrap().session;
+    assert_eq!((d.max_entries, d.max_bytes), (100_000, 256 << 20));
+    let c = Config::from_raw(raw(
+        json!({"session": {"max_entries": 5000, "max_bytes": 8 << 20}}),
+    ))
+    .unwrap()
+    .session;
+    assert_eq!((c.max_entries, c.max_bytes), (5000, 8 << 20));
+    assert_eq!(
+        problems(json!({"session": {"max_entries": 10, "max_bytes": 1024}})),
+        vec![
+            "session.max_entries: must be between 1000 and 100000000, got 10",
+            "session.max_bytes: must be between 1048576 and 68719476736, got 1024",
+        ]
+    );
+}
