@@ -57,7 +57,9 @@ fuzz_target!(|data: &[u8]| {
             match responses::StreamEvent::from_json(&payload) {
                 Ok(ev) => conv.on_event(&ev, &mut out),
                 Err(e) => {
-                    let kind = event_type(&payload).or(frame.event.clone()).unwrap_or_default();
+                    let kind = event_type(&payload)
+                        .or(frame.event.clone())
+                        .unwrap_or_default();
                     if responses::StreamEvent::is_terminal_kind(&kind) {
                         conv.fail(
                             UpstreamFailure::new(FailureKind::InvalidStream, None, &e.to_string()),
@@ -143,7 +145,9 @@ fn check(events: &[Out]) -> Result<(), String> {
                     return Err(format!("#{n}: events after message_stop"));
                 }
                 if message_deltas != 1 {
-                    return Err(format!("#{n}: {message_deltas} message_delta before message_stop"));
+                    return Err(format!(
+                        "#{n}: {message_deltas} message_delta before message_stop"
+                    ));
                 }
             }
             Out::Error { .. } => {

@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
         convert::request::Options::new().with_model("gpt-4.1"),
     ] {
         if let Ok(converted) = convert::request::convert(&req, &opts) {
-            let json = serde_json::to_vec(&converted.value).expect("a converted request serialises");
+            let json =
+                serde_json::to_vec(&converted.value).expect("a converted request serialises");
             let _: serde_json::Value =
                 serde_json::from_slice(&json).expect("the serialised request is JSON");
         }
@@ -26,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let names = convert::ToolNames::from_request(&req);
     for tool in req.tools.iter().flatten() {
         let upstream = names.to_upstream(&tool.name);
-        assert_eq!(names.to_client(&upstream), tool.name, "tool name does not round-trip");
+        assert_eq!(
+            names.to_client(&upstream),
+            tool.name,
+            "tool name does not round-trip"
+        );
     }
 });

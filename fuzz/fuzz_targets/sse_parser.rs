@@ -35,5 +35,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(f.data.len() <= limit, "frame data over the limit");
     }
     assert_eq!(whole, split, "chunking changed the frames");
-    assert_eq!(whole_failed, split_failed, "chunking changed whether it failed");
+    assert_eq!(
+        whole_failed, split_failed,
+        "chunking changed whether it failed"
+    );
 });
