@@ -1119,8 +1119,13 @@ impl Results {
                 );
             }
         }
-        for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
-            let p = &self.ttfe;
+        for (p, label, q, qn) in [
+            (&self.ttfe, "paced upstream, 20 concurrent"),
+            (&self.latency_stream, "zero-delay upstream, concurrency 1"),
+        ]
+        .into_iter()
+        .flat_map(|(p, label)| [(p, label, 0.5, "p50"), (p, label, 0.99, "p99")])
+        {
             let (f, l, d) = (
                 first(p, "ferry", q),
                 first(p, "LiteLLM", q),
@@ -1134,7 +1139,7 @@ impl Results {
             };
             let _ = writeln!(
                 o,
-                "| 3. time to first text delta, paced upstream, 20 concurrent, {qn} (ms) | {} | {} | {} | {} (LiteLLM {}) | {goal_text} | {met} |",
+                "| 3. time to first text delta, {label}, {qn} (ms) | {} | {} | {} | {} (LiteLLM {}) | {goal_text} | {met} |",
                 ms(f),
                 ms(l),
                 ms(d),
