@@ -1,8 +1,6 @@
 //! Continuation helpers: trimming to the latest turn, recognising continuation errors,
 //! and the Claude Code todo guard. All pure.
 
-use std::collections::HashSet;
-
 use ferry_apicompat::{anthropic, responses};
 use serde_json::Value;
 
@@ -24,39 +22,20 @@ pub fn continuation_enabled(
     api_key_account && account_allows && should_auto_inject(upstream_model)
 }
 
-/// What an input item is, for trimming.
-enum ItemKind<'a> {
-    /// A `function_call_output` (or `custom_tool_call_output`) answering this call id.
-    Output(&'a str),
-    /// A `function_call` (or `custom_tool_call`) with this call id.
-    Call(&'a str),
-    /// A user message.
-    UserMessage,
-    /// Anything else.
-    Other,
-}
-
-fn kind(item: &responses::InputItem) -> ItemKind<'_> {
+/// Whether an input item is something the model produced (a reply, a tool call, its
+/// reasoning): everything up to the last such item is already part of the previous
+/// response.
+fn is_model_output(item: &responses::InputItem) -> bool {
     match item {
-        responses::InputItem::FunctionCallOutput(o) => ItemKind::Output(&o.call_id),
-        responses::InputItem::FunctionCall(c) => ItemKind::Call(&c.call_id),
-        responses::InputItem::Message(m) if m.role == responses::MessageRole::User => {
-            ItemKind::UserMessage
-        }
+        responses::InputItem::FunctionCall(_) | responses::InputItem::Reasoning(_) => true,
+        responses::InputItem::Message(m) => m.role == responses::MessageRole::Assistant,
         responses::InputItem::Unknown(v) => {
-            let call_id = v.get("call_id").and_then(Value::as_str);
-            match (v.get("type").and_then(Value::as_str), call_id) {
-                (Some(t), Some(id)) if t.ends_with("_call_output") => ItemKind::Output(id),
-                (Some(t), Some(id)) if t.ends_with("_call") => ItemKind::Call(id),
-                (None | Some("message"), _)
-                    if v.get("role").and_then(Value::as_str) == Some("user") =>
-                {
-                    ItemKind::UserMessage
-                }
-                _ => ItemKind::Other,
-            }
+            let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+            kind == "reasoning"
+                || kind.ends_with("_call")
+                || v.get("role").and_then(Value::as_str) == Some("assistant")
         }
-        _ => ItemKind::Other,
+        _ => false,
     }
 }
 
@@ -64,46 +43,24 @@ fn kind(item: &responses::InputItem) -> ItemKind<'_> {
 /// `previous_response_id` (the upstream already holds everything before it). Returns
 /// whether anything was cut.
 ///
-/// The rule (the reference's newer one): when the last item is a tool output or a user
-/// message, keep it with the run of tool outputs right before it, then extend back to the
-/// earliest tool call those outputs answer, so every output travels with its call. If a
-/// call is not in the input at all, the outputs are kept without extending (the call is
-/// part of the previous response). Any other last item is kept alone.
+/// The rule: keep what comes after the last item the model produced (its reply, tool
+/// calls and reasoning belong to the previous response), that is the tool outputs, the
+/// new user message and any developer message of the new turn. The server continues a
+/// session only for the exact next turn of the bound response
+/// ([`crate::DigestChain::continues`]), so those model items are always in the previous
+/// response. The reference's newer rule also re-sends the tool calls the outputs answer;
+/// ferry does not, because the calls already are in the previous response and a second
+/// copy would put them twice into the conversation the upstream keeps.
+/// When the last item is itself a model item (nothing new), it is kept alone.
 pub fn trim_to_latest_turn(input: &mut Vec<responses::InputItem>) -> bool {
-    let Some(last) = input.last() else {
+    if input.is_empty() {
         return false;
-    };
-    let mut start = input.len() - 1;
-    if matches!(kind(last), ItemKind::Output(_) | ItemKind::UserMessage) {
-        while start > 0 && matches!(kind(&input[start - 1]), ItemKind::Output(_)) {
-            start -= 1;
-        }
-        let mut needed: HashSet<&str> = input[start..]
-            .iter()
-            .filter_map(|item| match kind(item) {
-                ItemKind::Output(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        if !needed.is_empty() {
-            let mut earliest = None;
-            for i in (0..start).rev() {
-                if let ItemKind::Call(id) = kind(&input[i])
-                    && needed.remove(id)
-                {
-                    earliest = Some(i);
-                    if needed.is_empty() {
-                        break;
-                    }
-                }
-            }
-            if needed.is_empty()
-                && let Some(i) = earliest
-            {
-                start = i;
-            }
-        }
     }
+    let start = match input.iter().rposition(is_model_output) {
+        None => return false,
+        Some(i) if i + 1 == input.len() => i,
+        Some(i) => i + 1,
+    };
     if start == 0 {
         return false;
     }

@@ -81,7 +81,7 @@ async fn a_session_started_on_one_replica_continues_on_the_other() {
     assert!(session[0].is_some());
     assert_eq!(session, vec![session[0]; 3]);
     // Every turn on the account the session started on; each continuation delta is the
-    // tool call and its result only.
+    // tool result only (the call is in the previous response).
     let accounts: Vec<&str> = served.iter().map(|s| s.account.as_str()).collect();
     assert_eq!(accounts, vec!["one"; 3]);
     let delta_types = |i: usize| -> Vec<Value> {
@@ -94,8 +94,8 @@ async fn a_session_started_on_one_replica_continues_on_the_other() {
     assert_eq!(
         (delta_types(1), delta_types(2)),
         (
-            vec![json!("function_call"), json!("function_call_output")],
-            vec![json!("function_call"), json!("function_call_output")]
+            vec![json!("function_call_output")],
+            vec![json!("function_call_output")]
         )
     );
 

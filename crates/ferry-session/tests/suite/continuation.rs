@@ -57,7 +57,7 @@ fn trimming_to_the_latest_turn() {
             vec![user("q2")],
         ),
         (
-            "tool outputs travel with their calls",
+            "tool outputs go without their calls (the calls are in the previous response)",
             vec![
                 developer("sys"),
                 user("q1"),
@@ -67,10 +67,10 @@ fn trimming_to_the_latest_turn() {
                 output("c1"),
                 output("c2"),
             ],
-            vec![call("c1"), call("c2"), output("c1"), output("c2")],
+            vec![output("c1"), output("c2")],
         ),
         (
-            "a question after tool outputs keeps outputs and calls (case 12)",
+            "a question after tool outputs keeps the outputs and the question (case 12)",
             vec![
                 user("q1"),
                 assistant("let me look"),
@@ -78,10 +78,10 @@ fn trimming_to_the_latest_turn() {
                 output("c1"),
                 user("and then?"),
             ],
-            vec![call("c1"), output("c1"), user("and then?")],
+            vec![output("c1"), user("and then?")],
         ),
         (
-            "everything between the earliest call and the outputs is kept",
+            "only what follows the last model item is kept",
             vec![
                 user("q1"),
                 call("c1"),
@@ -90,13 +90,7 @@ fn trimming_to_the_latest_turn() {
                 output("c2"),
                 output("c1"),
             ],
-            vec![
-                call("c1"),
-                assistant("and"),
-                call("c2"),
-                output("c2"),
-                output("c1"),
-            ],
+            vec![output("c2"), output("c1")],
         ),
         (
             "calls missing from the input are in the previous response",
@@ -115,9 +109,14 @@ fn trimming_to_the_latest_turn() {
             vec![user("q2")],
         ),
         (
-            "any other last item is kept alone",
+            "a developer message of the new turn is kept",
             vec![user("q1"), assistant("a1"), developer("note")],
             vec![developer("note")],
+        ),
+        (
+            "a model item last is kept alone",
+            vec![user("q1"), assistant("a1")],
+            vec![assistant("a1")],
         ),
         (
             "custom tool calls count like function calls",
@@ -130,14 +129,9 @@ fn trimming_to_the_latest_turn() {
                     json!({"type": "custom_tool_call_output", "call_id": "x1", "output": "done"}),
                 ),
             ],
-            vec![
-                unknown(
-                    json!({"type": "custom_tool_call", "call_id": "x1", "name": "apply_patch", "input": "…"}),
-                ),
-                unknown(
-                    json!({"type": "custom_tool_call_output", "call_id": "x1", "output": "done"}),
-                ),
-            ],
+            vec![unknown(
+                json!({"type": "custom_tool_call_output", "call_id": "x1", "output": "done"}),
+            )],
         ),
     ];
     for (name, mut input, want) in cases {
