@@ -775,6 +775,11 @@ struct Streams {
     idle_rss_kib: u64,
     peak_rss_kib: u64,
     after_rss_kib: u64,
+    /// After a second identical run: flat means the allocator keeps freed memory, growth
+    /// would mean a leak.
+    after_second_rss_kib: u64,
+    /// `ferry_open_streams` after the runs.
+    open_streams_after: String,
 }
 
 fn cpu_per_request(
@@ -979,7 +984,28 @@ fn streams(
     s.ferry = result?;
     std::thread::sleep(Duration::from_secs(5));
     s.after_rss_kib = rss_kib(ferry.pid);
+    env.load(&t, &bodies.paced_stream, &args)?;
+    std::thread::sleep(Duration::from_secs(5));
+    s.after_second_rss_kib = rss_kib(ferry.pid);
+    s.open_streams_after = metric(&ferry.addr, "ferry_open_streams");
     Ok(s)
+}
+
+/// One series of the gateway's `/metrics`, as text (`?` when unreadable).
+fn metric(addr: &str, series: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return "?".to_owned();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return "?".to_owned();
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .map_or("?".to_owned(), |v| v.trim().to_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1036,7 +1062,9 @@ impl Results {
             "capacity": self.capacity.iter().map(|(k, c)| json!({"target": k, "best": c.best, "steps": c.steps})).collect::<Vec<_>>(),
             "streams": {"n": self.streams.n, "direct": self.streams.direct, "ferry": self.streams.ferry,
                 "idle_rss_kib": self.streams.idle_rss_kib, "peak_rss_kib": self.streams.peak_rss_kib,
-                "after_rss_kib": self.streams.after_rss_kib},
+                "after_rss_kib": self.streams.after_rss_kib,
+                "after_second_rss_kib": self.streams.after_second_rss_kib,
+                "open_streams_after": self.streams.open_streams_after},
             "took_s": self.took.as_secs(),
         })
     }
@@ -1197,6 +1225,16 @@ impl Results {
             mib(s.after_rss_kib),
             mib(s.idle_rss_kib),
             yes(s.after_rss_kib < s.idle_rss_kib * 2 + 16 * 1024)
+        );
+        let _ = writeln!(
+            o,
+            "| 5. RSS 5 s after a second identical run | {} | | | `ferry_open_streams` then: {} | no growth (no leak) | {} |",
+            mib(s.after_second_rss_kib),
+            s.open_streams_after,
+            yes(
+                s.after_second_rss_kib <= s.after_rss_kib + s.after_rss_kib / 10
+                    && s.open_streams_after == "0"
+            ),
         );
         let _ = writeln!(
             o,
