@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ferry_session::Store;
+use ferry_session::{SlotToken, Store};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -56,6 +56,8 @@ impl Default for PoolOptions {
 ///
 /// A lease holds a local slot *and* a store slot `accounts:slot:{name}` with the account's
 /// `concurrency` as the limit. A store slot expires after `ttl` even if its holder crashed.
+/// The lease keeps the store slot's [`SlotToken`] and gives back exactly that slot when it is
+/// dropped, so a lease that outlived `ttl` cannot free a slot another request took since.
 /// When the store fails, the pool fails open: local limits still apply, a warning is logged.
 #[derive(Clone, Debug)]
 pub struct SharedSlots {
@@ -241,7 +243,8 @@ pub struct Lease {
     pool: Arc<Inner>,
     account: Arc<Account>,
     generation: AtomicU64,
-    shared: bool,
+    /// The store slot this lease holds, if shared slots are on and the store answered.
+    shared: Option<SlotToken>,
 }
 
 /// The credential for one upstream request.
@@ -328,7 +331,7 @@ impl Pool {
                 if !account.try_reserve() {
                     continue;
                 }
-                let mut shared = false;
+                let mut shared = None;
                 if let Some(slots) = &self.inner.opts.shared_slots {
                     let key = SharedSlots::key(account.name());
                     match slots
@@ -336,8 +339,8 @@ impl Pool {
                         .try_acquire_slot(&key, account.config.concurrency, slots.ttl)
                         .await
                     {
-                        Ok(true) => shared = true,
-                        Ok(false) => {
+                        Ok(Some(token)) => shared = Some(token),
+                        Ok(None) => {
                             account.in_flight.fetch_sub(1, Ordering::AcqRel);
                             continue;
                         }
@@ -684,15 +687,15 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.account.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if self.shared {
-            self.release_shared();
+        if let Some(token) = self.shared.take() {
+            self.release_shared(token);
         }
         self.pool.released.notify_waiters();
     }
 }
 
 impl Lease {
-    fn release_shared(&self) {
+    fn release_shared(&self, token: SlotToken) {
         let Some(slots) = self.pool.opts.shared_slots.clone() else {
             return;
         };
@@ -704,7 +707,7 @@ impl Lease {
             // call; if it fails, the slot's TTL frees it.
             Ok(handle) => {
                 handle.spawn(async move {
-                    if let Err(err) = slots.store.release_slot(&key).await {
+                    if let Err(err) = slots.store.release_slot(&key, &token).await {
                         tracing::warn!(account = %account, error = %err, "cannot release shared concurrency slot; it expires with its ttl");
                     }
                 });

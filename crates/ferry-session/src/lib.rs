@@ -13,7 +13,8 @@
 //! # Brief overview
 //!
 //! - [`Store`] — the key-value store trait (`Arc<dyn Store>`): small values with a time
-//!   to live, plus shared concurrency slots for the account pool. Backends:
+//!   to live, plus shared concurrency slots for the account pool (each holder named by
+//!   its [`SlotToken`]). Backends:
 //!   [`MemoryStore`] (default; bounded by entries and bytes) and `RedisStore` (feature
 //!   `redis`), opened with [`open`].
 //! - [`Sessions`] — the facade the server calls: [`Sessions::resolve_cache_key`], the
@@ -113,5 +114,5 @@ pub use crate::{
         ChainMatch, ResolvedKey, ResponseBinding, SessionConfig, SessionRef, Sessions,
         StickyBinding,
     },
-    store::{BoxFuture, MemoryLimits, MemoryStore, Store, StoreConfig, open},
+    store::{BoxFuture, MemoryLimits, MemoryStore, SlotToken, Store, StoreConfig, open},
 };

@@ -7,7 +7,7 @@ use ferry_accounts::{
     AccountConfig, AccountState, AccountsError, Cooldown, CooldownKind, Disposition,
     FailoverReason, Lease, Pool, PoolOptions, Secret, Selection, SharedSlots, Unavailable,
 };
-use ferry_session::{BoxFuture, MemoryLimits, MemoryStore, Store, StoreError};
+use ferry_session::{BoxFuture, MemoryLimits, MemoryStore, SlotToken, Store, StoreError};
 use http::{HeaderMap, StatusCode};
 use pretty_assertions::assert_eq;
 use tokio::time::{Instant, advance};
@@ -585,6 +585,35 @@ async fn replicas_share_concurrency_slots_through_the_store() {
     drop(two);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_outlived_its_shared_slot_frees_only_its_own() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(MemoryLimits::default()));
+    let short = |store: &Arc<dyn Store>| {
+        let opts = PoolOptions {
+            shared_slots: Some(SharedSlots {
+                ttl: Duration::from_secs(60),
+                ..SharedSlots::new(Arc::clone(store))
+            }),
+            ..PoolOptions::default()
+        };
+        Pool::new(vec![key("a", 0, 1), key("b", 1, 1)], opts).unwrap()
+    };
+    let (replica1, replica2) = (short(&store), short(&store));
+    let any = Selection::default();
+    // Replica 1's request outlives the slot's TTL (a long stream): replica 2 then takes a.
+    let long = pick(&replica1, &any).await;
+    assert_eq!(long.name(), "a");
+    advance(Duration::from_secs(61)).await;
+    let next = pick(&replica2, &any).await;
+    assert_eq!(next.name(), "a");
+    // The long request ends: its late release must not free replica 2's slot.
+    drop(long);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let third = pick(&replica1, &any).await;
+    assert_eq!(third.name(), "b", "a is still held by replica 2");
+    drop((next, third));
+}
+
 /// A store whose every operation fails, like an unreachable Redis.
 #[derive(Debug)]
 struct DownStore;
@@ -624,10 +653,14 @@ impl Store for DownStore {
         _: &'a str,
         _: u32,
         _: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SlotToken>, StoreError>> {
         down()
     }
-    fn release_slot<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release_slot<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a SlotToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         down()
     }
     fn backend(&self) -> &'static str {

@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::time::Instant;
 
-use super::{BoxFuture, Store, stored_key};
+use super::{BoxFuture, SlotToken, Store, stored_key};
 use crate::StoreError;
 
 /// Number of independently locked parts of the expiry index.
@@ -63,7 +63,8 @@ pub struct MemoryStore {
     entries: AtomicUsize,
     bytes: AtomicUsize,
     prune_cursor: AtomicUsize,
-    slots: DashMap<Arc<str>, Vec<Instant>>,
+    /// Holders of each slot key, with the time each one stops counting.
+    slots: DashMap<Arc<str>, Vec<(SlotToken, Instant)>>,
 }
 
 struct Entry {
@@ -308,25 +309,32 @@ impl MemoryStore {
         }
     }
 
-    fn acquire_now(&self, key: &str, limit: u32, ttl: Duration, now: Instant) -> bool {
+    fn acquire_now(&self, key: &str, limit: u32, ttl: Duration, now: Instant) -> Option<SlotToken> {
         let key = stored_key(key, self.limits.max_key_bytes);
-        let mut holders = self.slots.entry(Arc::from(key.as_ref())).or_default();
-        holders.retain(|exp| *exp > now);
-        let held = holders.len();
-        if held >= usize::try_from(limit).unwrap_or(usize::MAX) || ttl.is_zero() {
-            return false;
+        let token = {
+            let mut holders = self.slots.entry(Arc::from(key.as_ref())).or_default();
+            holders.retain(|(_, exp)| *exp > now);
+            let held = holders.len();
+            if held >= usize::try_from(limit).unwrap_or(usize::MAX) || ttl.is_zero() {
+                None
+            } else {
+                let token = SlotToken::new();
+                holders.push((token, now + ttl));
+                Some(token)
+            }
+        };
+        if token.is_none() {
+            // A refused acquire with every holder expired must not leave an empty entry.
+            self.slots
+                .remove_if(key.as_ref(), |_, holders| holders.is_empty());
         }
-        holders.push(now + ttl);
-        true
+        token
     }
 
-    fn release_now(&self, key: &str, now: Instant) {
+    fn release_now(&self, key: &str, token: &SlotToken, now: Instant) {
         let key = stored_key(key, self.limits.max_key_bytes);
         if let Some(mut holders) = self.slots.get_mut(key.as_ref()) {
-            holders.retain(|exp| *exp > now);
-            if let Some((i, _)) = holders.iter().enumerate().min_by_key(|(_, exp)| **exp) {
-                holders.swap_remove(i);
-            }
+            holders.retain(|(held, exp)| held != token && *exp > now);
         }
         self.slots
             .remove_if(key.as_ref(), |_, holders| holders.is_empty());
@@ -375,13 +383,17 @@ impl Store for MemoryStore {
         key: &'a str,
         limit: u32,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SlotToken>, StoreError>> {
         Box::pin(async move { Ok(self.acquire_now(key, limit, ttl, Instant::now())) })
     }
 
-    fn release_slot<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release_slot<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a SlotToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.release_now(key, Instant::now());
+            self.release_now(key, token, Instant::now());
             Ok(())
         })
     }

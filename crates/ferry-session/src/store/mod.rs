@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
 
 pub use self::memory::{MemoryLimits, MemoryStore};
 #[cfg(feature = "redis")]
@@ -34,7 +35,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The slot methods implement shared concurrency limits (for example "at most 8 requests
 /// in flight on this account, over all replicas"): every holder counts until it releases
 /// its slot or until the slot's time to live runs out, so a crashed holder cannot leak a
-/// slot for longer than that.
+/// slot for longer than that. Each acquisition gets its own [`SlotToken`], and a release
+/// removes exactly the holder with that token: a holder that outlives its time to live
+/// and releases late frees nothing that another holder took since.
 pub trait Store: Send + Sync + fmt::Debug {
     /// The value stored under `key`, if any and not expired.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
@@ -59,21 +62,54 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Removes `key` (no error when it is absent).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Takes one of the `limit` slots named `key` for at most `ttl`. Returns `false`, and
-    /// takes nothing, when all slots are held.
+    /// Takes one of the `limit` slots named `key` for at most `ttl`, and returns the new
+    /// holder's token (keep it to give the slot back with [`Store::release_slot`]).
+    /// Returns `None`, and takes nothing, when all slots are held or `ttl` is zero.
     fn try_acquire_slot<'a>(
         &'a self,
         key: &'a str,
         limit: u32,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<SlotToken>, StoreError>>;
 
-    /// Gives back one slot taken with [`Store::try_acquire_slot`] (the oldest holder's, if
-    /// several are held: holders are not told apart, only counted).
-    fn release_slot<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Gives back the slot that `token` holds under `key`, and only that one. Does nothing
+    /// when that holder is gone already (its time to live ran out, or it was released).
+    fn release_slot<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a SlotToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The backend's name (`memory` or `redis`), for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// One holder of a concurrency slot: what [`Store::try_acquire_slot`] returns and
+/// [`Store::release_slot`] takes back.
+///
+/// A token is a random (version 4) UUID, unique to one acquisition, so a release can name
+/// its own holder and no other. It is not a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotToken(Uuid);
+
+impl SlotToken {
+    /// A new, unique token (for a [`Store`] backend taking a slot).
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for SlotToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SlotToken {
+    /// The hyphenated UUID (the member name in the Redis backend's sorted set).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
 }
 
 /// Which store to open, and its settings.

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{BoxFuture, Store, stored_key};
+use super::{BoxFuture, SlotToken, Store, stored_key};
 use crate::StoreError;
 
 /// Atomically drops expired holders of a slot, then takes one if fewer than `limit` are
-/// held. Holders are the members of a sorted set scored by their expiry in server
-/// milliseconds (`TIME`), so a holder that never releases stops counting after `ttl`.
-/// KEYS[1] = slot key; ARGV = limit, ttl in ms, a unique member name.
+/// held. Holders are the members of a sorted set, named by their [`SlotToken`] and scored
+/// by their expiry in server milliseconds (`TIME`), so a holder that never releases stops
+/// counting after `ttl`. The set itself lives as long as its last-expiring holder.
+/// KEYS[1] = slot key; ARGV = limit, ttl in ms, the new holder's token.
 const ACQUIRE_SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -20,17 +21,18 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(last[2]) - now, 1))
 return 1
 ";
 
-/// Drops expired holders, then the oldest remaining one; deletes the set when empty.
-/// KEYS[1] = slot key.
+/// Drops expired holders and the holder named ARGV[1] (and no other); deletes the set
+/// when empty. KEYS[1] = slot key.
 const RELEASE_SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZPOPMIN', KEYS[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1])
 end
@@ -234,27 +236,35 @@ impl Store for RedisStore {
         key: &'a str,
         limit: u32,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SlotToken>, StoreError>> {
         Box::pin(async move {
             if ttl.is_zero() {
-                return Ok(false);
+                return Ok(None);
             }
+            let token = SlotToken::new();
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(ACQUIRE_SLOT)
                 .arg(1)
                 .arg(self.key(key))
                 .arg(limit)
                 .arg(millis(ttl))
-                .arg(uuid::Uuid::new_v4().to_string());
+                .arg(token.to_string());
             let taken: i64 = self.query("acquire_slot", &cmd).await?;
-            Ok(taken == 1)
+            Ok((taken == 1).then_some(token))
         })
     }
 
-    fn release_slot<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release_slot<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a SlotToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut cmd = redis::cmd("EVAL");
-            cmd.arg(RELEASE_SLOT).arg(1).arg(self.key(key));
+            cmd.arg(RELEASE_SLOT)
+                .arg(1)
+                .arg(self.key(key))
+                .arg(token.to_string());
             self.query::<i64>("release_slot", &cmd).await.map(drop)
         })
     }

@@ -169,25 +169,23 @@ async fn replacing_and_deleting_keep_the_byte_count() {
 #[tokio::test(start_paused = true)]
 async fn slot_holders_expire_in_paused_time() {
     let store = MemoryStore::default();
+    let ttl = Duration::from_secs(1800);
     assert!(
         store
-            .try_acquire_slot("acct", 1, Duration::from_secs(1800))
+            .try_acquire_slot("acct", 1, ttl)
             .await
             .unwrap()
+            .is_some()
     );
     tokio::time::advance(Duration::from_secs(1799)).await;
-    assert!(
-        !store
-            .try_acquire_slot("acct", 1, Duration::from_secs(1800))
-            .await
-            .unwrap()
-    );
+    assert_eq!(store.try_acquire_slot("acct", 1, ttl).await.unwrap(), None);
     tokio::time::advance(Duration::from_secs(1)).await;
     assert!(
         store
-            .try_acquire_slot("acct", 1, Duration::from_secs(1800))
+            .try_acquire_slot("acct", 1, ttl)
             .await
             .unwrap()
+            .is_some()
     );
 }
 

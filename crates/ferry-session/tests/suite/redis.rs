@@ -52,6 +52,7 @@ async fn every_key_has_a_ttl_and_a_versioned_value() {
             .try_acquire_slot("slot:primary", 8, Duration::from_secs(1800))
             .await
             .unwrap()
+            .is_some()
     );
 
     let mut con = server.raw().await;
@@ -144,6 +145,37 @@ async fn two_replicas_share_one_session() {
         two.previous_response_id(&s2, &r2.chain).await,
         Some("resp_1".to_owned())
     );
+}
+
+#[tokio::test]
+async fn slot_holders_are_their_tokens_and_the_set_outlives_the_longest() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let long = store
+        .try_acquire_slot("slot:acct", 4, Duration::from_secs(1800))
+        .await
+        .unwrap()
+        .unwrap();
+    let short = store
+        .try_acquire_slot("slot:acct", 4, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut con = server.raw().await;
+    let mut members: Vec<String> = con.zrange("ferry:slot:acct", 0, -1).await.unwrap();
+    members.sort();
+    let mut want = vec![long.to_string(), short.to_string()];
+    want.sort();
+    assert_eq!(members, want);
+    // The later, shorter holder does not cut the set's life below the first holder's.
+    let ttl: i64 = con.pttl("ferry:slot:acct").await.unwrap();
+    assert!(ttl > 1_700_000, "set TTL {ttl} ms");
+
+    store.release_slot("slot:acct", &long).await.unwrap();
+    let members: Vec<String> = con.zrange("ferry:slot:acct", 0, -1).await.unwrap();
+    assert_eq!(members, vec![short.to_string()]);
+    store.release_slot("slot:acct", &short).await.unwrap();
+    assert_eq!(all_keys(&mut con).await, Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! The behaviour every `Store` backend shares, run against memory and Redis.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_session::{Store, StoreError};
+use ferry_session::{SlotToken, Store, StoreError};
 use pretty_assertions::assert_eq;
 
 crate::on_both_backends!(
@@ -17,7 +18,10 @@ crate::on_both_backends!(
     slots_count_up_to_the_limit,
     slots_are_per_key,
     released_slots_can_be_taken_again,
+    a_holder_released_twice_frees_one_slot,
     expired_slot_holders_stop_counting,
+    a_late_release_does_not_free_the_next_holders_slot,
+    zero_ttl_takes_no_slot,
     release_without_holders_is_harmless,
 );
 
@@ -103,46 +107,113 @@ async fn slots_count_up_to_the_limit(store: Arc<dyn Store>) {
     for _ in 0..4 {
         taken.push(store.try_acquire_slot("acct", 3, HOUR).await.unwrap());
     }
-    assert_eq!(taken, vec![true, true, true, false]);
+    assert_eq!(
+        taken.iter().map(Option::is_some).collect::<Vec<_>>(),
+        vec![true, true, true, false]
+    );
+    let tokens: HashSet<SlotToken> = taken.into_iter().flatten().collect();
+    assert_eq!(tokens.len(), 3, "every holder has its own token");
 }
 
 async fn slots_are_per_key(store: Arc<dyn Store>) {
-    assert!(store.try_acquire_slot("one", 1, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("one", 1, HOUR).await.unwrap());
-    assert!(store.try_acquire_slot("two", 1, HOUR).await.unwrap());
+    let one = take(&store, "one", 1, HOUR).await;
+    assert_eq!(store.try_acquire_slot("one", 1, HOUR).await.unwrap(), None);
+    take(&store, "two", 1, HOUR).await;
+    // A token releases nothing under another key.
+    store.release_slot("two", &one).await.unwrap();
+    assert_eq!(store.try_acquire_slot("two", 1, HOUR).await.unwrap(), None);
+    assert_eq!(store.try_acquire_slot("one", 1, HOUR).await.unwrap(), None);
 }
 
 async fn released_slots_can_be_taken_again(store: Arc<dyn Store>) {
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    store.release_slot("acct").await.unwrap();
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    store.release_slot("acct").await.unwrap();
-    store.release_slot("acct").await.unwrap();
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    let a = take(&store, "acct", 2, HOUR).await;
+    let b = take(&store, "acct", 2, HOUR).await;
+    assert_eq!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap(), None);
+    store.release_slot("acct", &a).await.unwrap();
+    let c = take(&store, "acct", 2, HOUR).await;
+    assert_eq!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap(), None);
+    store.release_slot("acct", &b).await.unwrap();
+    store.release_slot("acct", &c).await.unwrap();
+    take(&store, "acct", 2, HOUR).await;
+    take(&store, "acct", 2, HOUR).await;
+}
+
+async fn a_holder_released_twice_frees_one_slot(store: Arc<dyn Store>) {
+    let a = take(&store, "acct", 2, HOUR).await;
+    let _b = take(&store, "acct", 2, HOUR).await;
+    store.release_slot("acct", &a).await.unwrap();
+    store.release_slot("acct", &a).await.unwrap();
+    let _c = take(&store, "acct", 2, HOUR).await;
+    // b and c hold both slots: the second release of a freed neither.
+    assert_eq!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap(), None);
 }
 
 async fn expired_slot_holders_stop_counting(store: Arc<dyn Store>) {
     // A holder that never releases (a crashed replica) frees its slot after the TTL,
     // even while other holders keep taking slots.
-    assert!(
-        store
-            .try_acquire_slot("acct", 2, Duration::from_millis(100))
-            .await
-            .unwrap()
+    take(&store, "acct", 2, Duration::from_millis(100)).await;
+    take(&store, "acct", 2, HOUR).await;
+    assert_eq!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap(), None);
+    let_time_pass(store.as_ref(), Duration::from_millis(250)).await;
+    take(&store, "acct", 2, HOUR).await;
+    assert_eq!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap(), None);
+}
+
+async fn a_late_release_does_not_free_the_next_holders_slot(store: Arc<dyn Store>) {
+    // A's slot expires while A is still working (a long stream); B then takes the only
+    // slot. A's late release must give back A's slot (already gone), not B's.
+    let a = take(&store, "acct", 1, Duration::from_millis(100)).await;
+    let_time_pass(store.as_ref(), Duration::from_millis(250)).await;
+    let b = take(&store, "acct", 1, HOUR).await;
+    store.release_slot("acct", &a).await.unwrap();
+    assert_eq!(
+        store.try_acquire_slot("acct", 1, HOUR).await.unwrap(),
+        None,
+        "b still holds the only slot"
     );
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("acct", 2, HOUR).await.unwrap());
+    store.release_slot("acct", &b).await.unwrap();
+    take(&store, "acct", 1, HOUR).await;
+}
+
+async fn zero_ttl_takes_no_slot(store: Arc<dyn Store>) {
+    assert_eq!(
+        store
+            .try_acquire_slot("acct", 1, Duration::ZERO)
+            .await
+            .unwrap(),
+        None
+    );
+    take(&store, "acct", 1, HOUR).await;
 }
 
 async fn release_without_holders_is_harmless(store: Arc<dyn Store>) {
-    store.release_slot("nobody").await.unwrap();
-    assert!(store.try_acquire_slot("nobody", 1, HOUR).await.unwrap());
-    assert!(!store.try_acquire_slot("nobody", 1, HOUR).await.unwrap());
+    store
+        .release_slot("nobody", &SlotToken::new())
+        .await
+        .unwrap();
+    take(&store, "nobody", 1, HOUR).await;
+    assert_eq!(
+        store.try_acquire_slot("nobody", 1, HOUR).await.unwrap(),
+        None
+    );
+}
+
+/// Takes a slot that must be free.
+async fn take(store: &Arc<dyn Store>, key: &str, limit: u32, ttl: Duration) -> SlotToken {
+    store
+        .try_acquire_slot(key, limit, ttl)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Lets `d` pass for the store's clock: the memory store runs on tokio's clock, which is
+/// paused and moved on (no real wait); Redis uses its own clock, so this sleeps.
+async fn let_time_pass(store: &dyn Store, d: Duration) {
+    if store.backend() == "memory" {
+        tokio::time::pause();
+        tokio::time::advance(d).await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
 }
