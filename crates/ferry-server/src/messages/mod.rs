@@ -884,7 +884,7 @@ async fn respond_json(
             let opts =
                 convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
             convert::response::convert(&resp, &opts).map_err(|f| {
-                let usage = resp.usage.as_ref().map(convert_usage).unwrap_or_default();
+                let usage = resp.usage.as_ref().map(convert::response::usage).unwrap_or_default();
                 (f, usage)
             })
         }
@@ -916,21 +916,6 @@ async fn respond_json(
         Err((failure, usage)) => {
             pre_output_failure(ctx, finisher, &failure, usage, same_account_retries)
         }
-    }
-}
-
-/// Anthropic usage from a Responses usage (for failures, where no message is built).
-fn convert_usage(u: &responses::Usage) -> anthropic::Usage {
-    let cached = u
-        .input_tokens_details
-        .as_ref()
-        .and_then(|d| d.cached_tokens)
-        .unwrap_or(0);
-    anthropic::Usage {
-        input_tokens: u.input_tokens.saturating_sub(cached),
-        output_tokens: u.output_tokens,
-        cache_read_input_tokens: cached,
-        cache_creation_input_tokens: 0,
     }
 }
 
