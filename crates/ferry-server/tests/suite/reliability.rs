@@ -330,22 +330,24 @@ async fn a_slow_reader_stops_the_gateway_reading_the_upstream() {
     let mut body = resp.bytes_stream();
     let first = timeout(BOUND, body.next()).await.unwrap().unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("message_start"));
-    // Let the buffers fill, then watch the upstream stop.
-    let mut last = 0;
-    for _ in 0..40 {
+    // Let the buffers fill, then watch the upstream stop: the count must stay unchanged for
+    // half a second (checked for up to 20 s, generous for a loaded machine). A gateway that
+    // read ahead without bound would only stop at the 64 MiB cap, and fail the bound below.
+    let mut stalled_at = upstream.written();
+    let mut still_since = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = upstream.written();
-        if now == last && now > 0 {
+        if now != stalled_at {
+            stalled_at = now;
+            still_since = tokio::time::Instant::now();
+        } else if stalled_at > 0 && still_since.elapsed() >= Duration::from_millis(500) {
             break;
         }
-        last = now;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stalled_at = upstream.written();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        upstream.written(),
-        stalled_at,
+    assert!(
+        still_since.elapsed() >= Duration::from_millis(500),
         "the upstream is still being read"
     );
     assert!(
