@@ -37,18 +37,29 @@ struct Stream {
 }
 
 impl Stream {
+    /// Appends one event. As OpenAI does, `type` and `sequence_number` come first; the
+    /// other fields follow in key order.
     fn event(&mut self, mut payload: Value) {
         let kind = payload["type"].as_str().unwrap_or_default().to_owned();
-        payload["sequence_number"] = json!(self.sequence);
-        self.sequence += 1;
+        if let Some(map) = payload.as_object_mut() {
+            map.remove("type");
+        }
+        let rest = serde_json::to_string(&payload).unwrap_or_default();
         self.bytes.extend_from_slice(b"event: ");
         self.bytes.extend_from_slice(kind.as_bytes());
-        self.bytes.extend_from_slice(b"\ndata: ");
-        self.bytes.extend_from_slice(
-            serde_json::to_string(&payload)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        self.bytes.extend_from_slice(b"\ndata: {\"type\":");
+        self.bytes
+            .extend_from_slice(serde_json::to_string(&kind).unwrap_or_default().as_bytes());
+        self.bytes.extend_from_slice(b",\"sequence_number\":");
+        self.bytes
+            .extend_from_slice(self.sequence.to_string().as_bytes());
+        self.sequence += 1;
+        if rest.len() > 2 {
+            self.bytes.push(b',');
+            self.bytes.extend_from_slice(&rest.as_bytes()[1..]);
+        } else {
+            self.bytes.push(b'}');
+        }
         self.bytes.extend_from_slice(b"\n\n");
     }
 }

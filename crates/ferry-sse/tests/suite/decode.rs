@@ -104,3 +104,38 @@ fn parse_errors_are_never_terminal_events() {
         .is_terminal_event()
     );
 }
+
+/// `decode_event` takes shortcuts (no type probe, a single pass for deltas); it must give
+/// exactly what the two-step `StreamEvent::from_json` gives, for every fixture frame and for
+/// deltas that do not parse.
+#[test]
+fn decode_event_agrees_with_from_json() {
+    let mut frames: Vec<Frame> = super::support::upstream_fixtures()
+        .iter()
+        .flat_map(|f| parse_chunks(UPSTREAM_MAX, [&f.bytes[..]]).frames)
+        .collect();
+    for bad in [
+        "{\"type\":\"response.output_text.delta\",\"delta\":5}",
+        "{\"type\":\"response.output_text.delta\",\"output_index\":-1,\"delta\":\"x\"}",
+        "{\"type\":\"response.function_call_arguments.delta\",\"delta\":\"x\"} trailing",
+        "{\"type\":\"response.refusal.delta\\u0020\",\"delta\":\"x\"}",
+        "{\"type\":\"response.reasoning_text.delta\",\"delta\":null,\"item_id\":null}",
+    ] {
+        frames.push(Frame::new(None, bad));
+    }
+    assert!(frames.len() > 500, "{}", frames.len());
+    for frame in &frames {
+        if frame.is_done() || frame.data.trim().is_empty() {
+            assert!(decode_event(frame).is_none());
+            continue;
+        }
+        let expected = StreamEvent::from_json(&frame.payload_with_type());
+        match (decode_event(frame).unwrap(), expected) {
+            (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{}", frame.data),
+            (Err(ParseError::InvalidEvent { source, .. }), Err(expected)) => {
+                assert_eq!(source, expected, "{}", frame.data);
+            }
+            (got, expected) => panic!("{}: {got:?} vs {expected:?}", frame.data),
+        }
+    }
+}
