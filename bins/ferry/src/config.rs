@@ -231,9 +231,29 @@ pub(crate) fn load(
     }
 }
 
+/// The upstream model Claude models go to on the default account (`default_model`).
+const DEFAULT_MODEL: &str = "gpt-5.1";
+/// The upstream model Claude Haiku goes to on the default account.
+const DEFAULT_SMALL_MODEL: &str = "gpt-5.1-codex-mini";
+
 /// The account used when the config has none, and the note that says so.
+///
+/// It maps Claude Code's model names the way the README's example does (`claude-haiku-*`
+/// to the small model, every other Claude model to [`DEFAULT_MODEL`]), so Claude Code works
+/// with nothing but `OPENAI_API_KEY`, and the simulated upstream is asked for the same
+/// models a real one would be.
 fn default_account(env: &BTreeMap<String, String>) -> (Table, &'static str) {
     let mut account = Table::new();
+    account.insert(
+        "default_model".to_owned(),
+        Value::String(DEFAULT_MODEL.to_owned()),
+    );
+    let mut mapping = Table::new();
+    mapping.insert(
+        "claude-haiku-*".to_owned(),
+        Value::String(DEFAULT_SMALL_MODEL.to_owned()),
+    );
+    account.insert("model_mapping".to_owned(), Value::Table(mapping));
     match env.get("OPENAI_API_KEY").filter(|k| !k.trim().is_empty()) {
         Some(key) => {
             account.insert("name".to_owned(), Value::String("openai".to_owned()));
@@ -614,6 +634,28 @@ mod tests {
             Some("sk-test-123")
         );
         assert!(!format!("{:?}", loaded.config).contains("sk-test-123"));
+    }
+
+    #[test]
+    fn the_default_account_maps_claude_code_models() {
+        for env_vars in [vec![], vec![("OPENAI_API_KEY", "sk-test-123")]] {
+            let loaded = load(&Sources::default(), &env(&env_vars)).unwrap();
+            let account = &loaded.config.accounts[0];
+            let upstream = |m: &str| account.route_model(m).upstream;
+            assert_eq!(
+                (
+                    upstream("claude-opus-4-8"),
+                    upstream("claude-haiku-4-5-20251001"),
+                    upstream("gpt-5.4"),
+                ),
+                (
+                    "gpt-5.1".to_owned(),
+                    "gpt-5.1-codex-mini".to_owned(),
+                    "gpt-5.4".to_owned()
+                ),
+                "{env_vars:?}"
+            );
+        }
     }
 
     #[test]
