@@ -305,6 +305,10 @@ pub(crate) struct Metrics {
     pub(crate) prompt_cache_hit_ratio: Histogram,
     /// `ferry_cache_miss_total{reason}`
     pub(crate) cache_miss_total: CounterVec<1>,
+    /// `ferry_continuations_total{result}`: upstream requests sent with
+    /// `previous_response_id` (`sent`), and the ones the upstream rejected (`not_found`,
+    /// `unsupported`; each then replayed with the full history).
+    pub(crate) continuations_total: CounterVec<1>,
     /// `ferry_open_streams`
     pub(crate) open_streams: Gauge,
     /// `ferry_account_available{account}`
@@ -359,6 +363,11 @@ impl Metrics {
                 "Requests that could not reuse the prompt cache, by reason.",
                 ["reason"],
             ),
+            continuations_total: CounterVec::new(
+                "ferry_continuations_total",
+                "Upstream requests sent with previous_response_id (sent), and those rejected (not_found, unsupported).",
+                ["result"],
+            ),
             open_streams: Gauge::new("ferry_open_streams", "Client SSE streams currently open."),
             account_available: GaugeVec::new(
                 "ferry_account_available",
@@ -399,6 +408,7 @@ impl Metrics {
         self.tokens_total.render(&mut out);
         self.prompt_cache_hit_ratio.render(&mut out);
         self.cache_miss_total.render(&mut out);
+        self.continuations_total.render(&mut out);
         self.open_streams.render(&mut out);
         self.account_available.render(&mut out);
         self.codex_usage_percent.render(&mut out);

@@ -28,6 +28,9 @@ impl AppState {
         for reason in ferry_session::MissReason::ALL {
             metrics.cache_miss_total.inc_by([reason.as_str()], 0);
         }
+        for result in ["sent", "not_found", "unsupported"] {
+            metrics.continuations_total.inc_by([result], 0);
+        }
         let store_config = match &config.session.store {
             SessionStoreKind::Memory => StoreConfig::Memory(MemoryLimits {
                 max_entries: config.session.max_entries,

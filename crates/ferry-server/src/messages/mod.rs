@@ -483,6 +483,8 @@ async fn attempt(
         .as_deref()
         .and_then(|k| keys::session_uuid(ctx.client_id(), k))
         .map(|u| u.to_string());
+    record.continued = built.continued;
+    record.session = session_id.as_deref().map(usage::session_tag);
     let session = built
         .cache_key
         .as_deref()
@@ -506,6 +508,9 @@ async fn attempt(
         };
 
     let account = lease.name().to_owned();
+    if built.continued {
+        state.metrics.continuations_total.inc(["sent"]);
+    }
     let reply = if cfg.kind == AccountKind::Simulated {
         upstream::simulated(&Value::Object(built.body.clone()))
     } else {
@@ -558,6 +563,7 @@ async fn attempt(
             && let Some(kind) = ferry_session::classify_continuation_error(status, &err_body)
         {
             tracing::info!(target: "ferry::session", request_id = %ctx.request_id, kind = kind.as_str(), "previous_response_id rejected; replaying the full history");
+            state.metrics.continuations_total.inc([kind.as_str()]);
             match kind {
                 ferry_session::ContinuationError::NotFound => {
                     state.sessions.forget_response_id(session).await;
@@ -884,7 +890,11 @@ async fn respond_json(
             let opts =
                 convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
             convert::response::convert(&resp, &opts).map_err(|f| {
-                let usage = resp.usage.as_ref().map(convert::response::usage).unwrap_or_default();
+                let usage = resp
+                    .usage
+                    .as_ref()
+                    .map(convert::response::usage)
+                    .unwrap_or_default();
                 (f, usage)
             })
         }

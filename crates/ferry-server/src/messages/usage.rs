@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ferry_apicompat::anthropic;
+use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 
 use crate::state::AppState;
@@ -43,6 +44,11 @@ pub(crate) struct UsageRecord {
     pub(crate) service_tier: Option<String>,
     pub(crate) reasoning_effort: Option<String>,
     pub(crate) prompt_cache_key_source: Option<&'static str>,
+    /// The answer came from a request that carried `previous_response_id`.
+    pub(crate) continued: bool,
+    /// [`session_tag`] of the upstream `session_id` header: comparable across replicas
+    /// without logging the id itself.
+    pub(crate) session: Option<String>,
     pub(crate) response_id: Option<String>,
     pub(crate) failovers: u32,
     pub(crate) started: Instant,
@@ -63,6 +69,8 @@ impl UsageRecord {
             service_tier: None,
             reasoning_effort: None,
             prompt_cache_key_source: None,
+            continued: false,
+            session: None,
             response_id: None,
             failovers: 0,
             started: Instant::now(),
@@ -122,9 +130,21 @@ impl UsageRecord {
             service_tier = self.service_tier.as_deref(),
             reasoning_effort = self.reasoning_effort.as_deref(),
             prompt_cache_key_source = self.prompt_cache_key_source,
+            continued = self.continued,
+            session = self.session.as_deref(),
             response_id = self.response_id.as_deref(),
             failovers = self.failovers,
             "usage"
         );
     }
+}
+
+/// The first 8 hex digits of `sha256(session_id)`: enough to tell sessions apart in the
+/// logs of several replicas, without writing the upstream session id itself.
+pub(crate) fn session_tag(session_id: &str) -> String {
+    Sha256::digest(session_id.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -105,4 +105,6 @@ async fn a_session_started_on_one_replica_continues_on_the_other() {
     assert_eq!(mb.misses, CacheMetrics::only_misses("", 0.0));
     assert_eq!((ma.observed, mb.observed), (2.0, 1.0));
     assert!(mb.mean_hit_ratio > 0.9, "{mb:?}");
+    let sent = "ferry_continuations_total{result=\"sent\"}";
+    assert_eq!((a.metric(sent).await, b.metric(sent).await), (1.0, 1.0));
 }

@@ -101,6 +101,12 @@ async fn a_lost_previous_response_is_replayed_once_in_full() {
             .await,
         0.0
     );
+    let mut continuations = Vec::new();
+    for result in ["sent", "not_found", "unsupported"] {
+        let series = format!("ferry_continuations_total{{result=\"{result}\"}}");
+        continuations.push(server.metric(&series).await);
+    }
+    assert_eq!(continuations, vec![1.0, 1.0, 0.0]);
 }
 
 #[tokio::test]

@@ -102,6 +102,13 @@ async fn one_usage_record_per_request_with_every_field() {
     assert!(request_id.as_str().unwrap().starts_with("req_"));
     assert!(obj.remove("duration_ms").unwrap().is_u64());
     assert!(obj.remove("first_token_ms").unwrap().is_u64());
+    // `session` names the upstream session without logging its id: the first 8 hex digits
+    // of sha256 of the `session_id` header the upstream got.
+    let sent = upstream.received_requests().await.unwrap();
+    let session_id = sent[0].headers["session_id"].to_str().unwrap();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(session_id.as_bytes());
+    let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(obj.remove("session").unwrap(), json!(tag));
     assert_eq!(
         u,
         json!({
@@ -110,7 +117,7 @@ async fn one_usage_record_per_request_with_every_field() {
             "stream": true, "status": 200, "outcome": "ok",
             "input_tokens": 500, "output_tokens": 7, "cache_read_tokens": 1500, "cache_creation_tokens": 0,
             "service_tier": "priority", "reasoning_effort": "medium", "prompt_cache_key_source": "digest",
-            "response_id": "resp_u", "failovers": 0
+            "continued": false, "response_id": "resp_u", "failovers": 0
         })
     );
     // 1500 of 2000 prompt tokens from the cache: a hit, not a miss.
