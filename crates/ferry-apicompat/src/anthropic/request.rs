@@ -395,7 +395,7 @@ impl Metadata {
 /// kept (the converter lists them as dropped).
 pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, ConvertError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: MessagesRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    let req: MessagesRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = display_path(&e.path().to_string());
         let path = if path.is_empty() {
             "body".to_owned()
@@ -406,6 +406,11 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, ConvertError> {
             path,
             message: e.into_inner().to_string(),
         }
+    })?;
+    // Bytes after the request object (`{…} garbage`) make the body invalid JSON.
+    de.end().map_err(|e| ConvertError::InvalidShape {
+        path: "body".to_owned(),
+        message: e.to_string(),
     })?;
     validate_request(&req)?;
     Ok(req)

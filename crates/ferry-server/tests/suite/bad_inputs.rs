@@ -246,12 +246,10 @@ async fn nul_characters_are_forwarded() {
 
 #[tokio::test]
 async fn trailing_garbage_after_the_object() {
-    // FIXME: accepted today: `anthropic::parse_request` never calls
-    // `Deserializer::end`, so bytes after the request object are ignored. It should be a 400
-    // ("trailing characters").
     let mut body = serde_json::to_vec(&request("hi", false)).unwrap();
     body.extend_from_slice(b" {} garbage");
-    accepted(Case::raw(body)).await;
+    let message = rejected(Case::raw(body), 400, "invalid_request_error").await;
+    assert!(message.contains("trailing characters"), "{message}");
 }
 
 #[tokio::test]
