@@ -135,6 +135,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         ferry: bin.join("ferry"),
         load: bin.join("ferry-load"),
         dir: dir.clone(),
+        gateways: std::cell::RefCell::new(Vec::new()),
     };
     let bodies = Bodies::write(root, &env)?;
 
@@ -143,6 +144,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let paced = env.sim("sim-paced", &["--paced"])?;
     let ferry = env.ferry("ferry", &sim.addr, &paced.addr)?;
     let lite = env.litellm(&litellm, &sim.addr, &paced.addr)?;
+    env.gateways
+        .borrow_mut()
+        .extend([("ferry", ferry.pid), ("LiteLLM", lite.pid)]);
     let targets = Targets {
         direct: Target::direct(&sim.addr),
         direct_paced: Target::direct(&paced.addr),
@@ -161,6 +165,15 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         machine: machine(),
         ..Results::default()
     };
+    // What each gateway burns when nobody calls it.
+    env.focus(None);
+    let ticks = clock_ticks();
+    let idle_before = (cpu_ticks(ferry.pid), cpu_ticks(lite.pid));
+    std::thread::sleep(Duration::from_secs(5));
+    results.idle_cpu_percent = (
+        (cpu_ticks(ferry.pid) - idle_before.0) as f64 / ticks / 5.0 * 100.0,
+        (cpu_ticks(lite.pid) - idle_before.1) as f64 / ticks / 5.0 * 100.0,
+    );
     say!("bench-gateway: CPU per request");
     cpu_per_request(&env, &plan, &targets, &bodies, &ferry, &lite, &mut results)?;
     say!("bench-gateway: added latency at concurrency 1");
@@ -172,6 +185,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     results.capacity = capacity(&env, &plan, &targets, &bodies)?;
     say!("bench-gateway: the Claude Code request end to end");
     results.claude_code = interleaved(&env, &plan, &targets, &bodies.claude_code, false)?;
+    env.focus(None);
+    env.gateways.borrow_mut().clear();
     drop(lite);
     drop(ferry);
     say!("bench-gateway: concurrent paced streams");
@@ -199,6 +214,9 @@ struct Env {
     ferry: PathBuf,
     load: PathBuf,
     dir: PathBuf,
+    /// Gateways (name, process group) frozen with SIGSTOP while another target is measured,
+    /// so that an idle gateway's background work cannot steal core 0 from the measured one.
+    gateways: std::cell::RefCell<Vec<(&'static str, u32)>>,
 }
 
 /// A child process in its own process group, stopped (the whole group) on drop.
@@ -212,6 +230,10 @@ struct Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let group = format!("-{}", self.pid);
+        let _ = Command::new("kill")
+            .args(["-CONT", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("kill")
             .args(["-TERM", "--", &group])
             .stderr(Stdio::null())
@@ -407,8 +429,24 @@ general_settings:
         bail!("LiteLLM did not get ready in 120 s")
     }
 
+    /// Resumes the gateway called `target` and freezes the others (`None`: resumes all).
+    fn focus(&self, target: Option<&str>) {
+        for (name, pid) in self.gateways.borrow().iter() {
+            let signal = if target.is_none_or(|t| t == *name) {
+                "-CONT"
+            } else {
+                "-STOP"
+            };
+            let _ = Command::new("kill")
+                .args([signal, "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// Runs `ferry-load` (pinned to core 1) against `target` and returns its JSON summary.
     fn load(&self, target: &Target, body: &Bodies2, extra: &[&str]) -> anyhow::Result<Value> {
+        self.focus(Some(target.name));
         let body_path = if target.direct {
             &body.direct
         } else {
@@ -740,6 +778,8 @@ fn machine() -> BTreeMap<String, String> {
 #[derive(Default)]
 struct Results {
     machine: BTreeMap<String, String>,
+    /// CPU use of (ferry, LiteLLM) while idle, in percent of one core.
+    idle_cpu_percent: (f64, f64),
     /// (target, mode) -> (CPU µs per request, requests, errors)
     cpu: BTreeMap<(String, String), (f64, u64, u64)>,
     latency_json: Pooled,
@@ -780,6 +820,8 @@ struct Streams {
     after_second_rss_kib: u64,
     /// `ferry_open_streams` after the runs.
     open_streams_after: String,
+    /// After the upstream pool's idle timeout (90 s) has closed the idle connections.
+    after_pool_rss_kib: u64,
 }
 
 fn cpu_per_request(
@@ -988,6 +1030,9 @@ fn streams(
     std::thread::sleep(Duration::from_secs(5));
     s.after_second_rss_kib = rss_kib(ferry.pid);
     s.open_streams_after = metric(&ferry.addr, "ferry_open_streams");
+    // The upstream client keeps idle connections for 90 s; after that they are closed.
+    std::thread::sleep(Duration::from_secs(if plan.quick { 5 } else { 95 }));
+    s.after_pool_rss_kib = rss_kib(ferry.pid);
     Ok(s)
 }
 
@@ -1064,7 +1109,9 @@ impl Results {
                 "idle_rss_kib": self.streams.idle_rss_kib, "peak_rss_kib": self.streams.peak_rss_kib,
                 "after_rss_kib": self.streams.after_rss_kib,
                 "after_second_rss_kib": self.streams.after_second_rss_kib,
-                "open_streams_after": self.streams.open_streams_after},
+                "open_streams_after": self.streams.open_streams_after,
+                "after_pool_rss_kib": self.streams.after_pool_rss_kib},
+            "idle_cpu_percent": {"ferry": self.idle_cpu_percent.0, "LiteLLM": self.idle_cpu_percent.1},
             "took_s": self.took.as_secs(),
         })
     }
@@ -1238,6 +1285,13 @@ impl Results {
         );
         let _ = writeln!(
             o,
+            "| 5. RSS once idle upstream connections expired ({} s later) | {} | | | | back near idle | {} |",
+            if plan.quick { 5 } else { 95 },
+            mib(s.after_pool_rss_kib),
+            yes(s.after_pool_rss_kib < s.idle_rss_kib * 2 + 16 * 1024),
+        );
+        let _ = writeln!(
+            o,
             "| 5. idle RSS | {} | | | | < 20 MB | {} |",
             mib(s.idle_rss_kib),
             yes(s.idle_rss_kib > 0 && s.idle_rss_kib * 1024 < 20_000_000)
@@ -1260,6 +1314,11 @@ impl Results {
             );
         }
         let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "Idle CPU (5 s, nobody calling): ferry {:.2} %, LiteLLM {:.2} % of one core. While one target is measured the other gateway is frozen (SIGSTOP), so its background work cannot take core 0.\n",
+            self.idle_cpu_percent.0, self.idle_cpu_percent.1,
+        );
         let failed: Vec<String> = [
             ("latency JSON", &self.latency_json),
             ("latency stream", &self.latency_stream),
