@@ -47,6 +47,11 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Integer,
     ),
     (
+        "FERRY_BODY_READ_TIMEOUT_SECS",
+        "server.body_read_timeout_secs",
+        Kind::Integer,
+    ),
+    (
         "FERRY_STREAM_KEEPALIVE_INTERVAL_SECS",
         "gateway.stream_keepalive_interval_secs",
         Kind::Integer,
@@ -756,7 +761,7 @@ api_key = "${OPENAI_API_KEY}"
         assert_eq!(
             problems("[server]\nlisen = \"127.0.0.1:1\"\n", &env(&[])),
             vec![
-                "server.lisen: unknown field `lisen`, expected one of `listen`, `max_body_bytes`, `shutdown_grace_secs` in `server`"
+                "server.lisen: unknown field `lisen`, expected one of `listen`, `max_body_bytes`, `shutdown_grace_secs`, `body_read_timeout_secs` in `server`"
                     .to_owned()
             ]
         );

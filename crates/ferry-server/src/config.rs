@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// How long in-flight requests may take to finish after shutdown was asked for.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send its whole request body.
+    pub body_read_timeout: Duration,
 }
 
 /// `[gateway]`
@@ -123,6 +125,7 @@ impl Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 max_body_bytes: 1024 * 1024,
                 shutdown_grace: Duration::from_secs(2),
+                body_read_timeout: Duration::from_secs(2),
             },
             gateway: GatewayConfig {
                 stream_keepalive_interval: Some(Duration::from_secs(10)),
@@ -236,6 +239,8 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     /// default 30
     pub shutdown_grace_secs: Option<u64>,
+    /// default 60; 1..=3600
+    pub body_read_timeout_secs: Option<u64>,
 }
 
 /// `[gateway]` as written.
@@ -386,10 +391,20 @@ impl RawServer {
             false,
         )
         .unwrap_or_default();
+        let body_read_timeout = secs_in(
+            p,
+            "server.body_read_timeout_secs",
+            self.body_read_timeout_secs,
+            60,
+            1..=3600,
+            false,
+        )
+        .unwrap_or(Duration::from_secs(60));
         ServerConfig {
             listen,
             max_body_bytes,
             shutdown_grace,
+            body_read_timeout,
         }
     }
 }

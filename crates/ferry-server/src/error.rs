@@ -53,6 +53,12 @@ pub enum Error {
     /// Reading the request body failed.
     #[error("could not read the request body")]
     BodyRead,
+    /// The client did not send its whole body in time.
+    #[error("the request body was not received within {secs} s")]
+    BodyTimeout {
+        /// The limit in seconds.
+        secs: u64,
+    },
     /// The body is not a valid Messages request (message carries the JSON path).
     #[error("{0}")]
     InvalidRequest(String),
@@ -123,6 +129,7 @@ impl Error {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
             Self::NoAccount {
                 rate_limited: true, ..
@@ -148,7 +155,7 @@ impl Error {
     /// The Anthropic error `type` for the body and for SSE `error` events.
     pub fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 | 405 => "invalid_request_error",
+            400 | 405 | 408 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
@@ -170,6 +177,7 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead => "body_read",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::InvalidRequest(_) => "invalid_request",
             Self::UnknownModel { .. } => "unknown_model",
             Self::PolicyBlocked(_) => "policy_blocked",

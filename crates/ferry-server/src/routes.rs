@@ -1,6 +1,7 @@
 //! Routing, request ids, and the plain endpoints (health, ready, metrics, models).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -134,7 +135,12 @@ async fn dispatch(
         }
         Route::CountTokens => {
             auth::authenticate(&state.config.client_keys, req.headers())?;
-            let body = read_body(req, state.config.server.max_body_bytes).await?;
+            let body = read_body(
+                req,
+                state.config.server.max_body_bytes,
+                state.config.server.body_read_timeout,
+            )
+            .await?;
             let parsed = ferry_apicompat::anthropic::parse_request(&body)
                 .map_err(|e| Error::InvalidRequest(e.to_string()))?;
             let n = crate::tokens::count_tokens(&parsed);
@@ -162,9 +168,22 @@ fn ready(state: &AppState) -> Response<ResponseBody> {
     }
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes: up front from
-/// `Content-Length`, and again while reading (chunked bodies have none).
-pub(crate) async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, Error> {
+/// Reads the whole request body, refusing more than `limit` bytes (up front from
+/// `Content-Length`, and again while reading: chunked bodies have none) and a client that
+/// takes longer than `deadline` to send it (a half-sent body must not hold a task forever).
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    limit: u64,
+    deadline: Duration,
+) -> Result<Bytes, Error> {
+    tokio::time::timeout(deadline, read_body_unbounded(req, limit))
+        .await
+        .map_err(|_| Error::BodyTimeout {
+            secs: deadline.as_secs(),
+        })?
+}
+
+async fn read_body_unbounded(req: Request<Incoming>, limit: u64) -> Result<Bytes, Error> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -91,7 +91,12 @@ async fn prepare(
     let client = auth::authenticate(&state.config.client_keys, req.headers())?;
     record.client = client.label().to_owned();
     let headers = req.headers().clone();
-    let body = read_body(req, state.config.server.max_body_bytes).await?;
+    let body = read_body(
+        req,
+        state.config.server.max_body_bytes,
+        state.config.server.body_read_timeout,
+    )
+    .await?;
     let parsed =
         anthropic::parse_request(&body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
     if parsed.model.trim().is_empty() {

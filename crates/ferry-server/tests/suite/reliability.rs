@@ -399,6 +399,37 @@ fn post_head(content_length: usize) -> String {
 }
 
 #[tokio::test]
+async fn a_half_sent_body_then_a_stall_gets_a_408_after_the_body_timeout() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_s", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let mut cfg = config(&upstream.uri());
+    cfg.server.body_read_timeout = Duration::from_millis(500);
+    let server = TestServer::start(cfg).await;
+    let started = Instant::now();
+    // 10 of 1000 announced bytes, then nothing: the write side stays open.
+    let answer = raw_client(&server, &post_head(1000), br#"{"model":"c"#, false).await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.contains(r#""type":"invalid_request_error""#),
+        "{answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(mock.count(), 0);
+    assert_eq!(
+        send_bounded(&server, &request("hi", false)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn a_half_sent_body_then_close_gets_a_400_or_a_close() {
     let upstream = start().await;
     let mock = mount_sse(
