@@ -41,13 +41,18 @@ impl Frame {
     /// The payload is returned unchanged (borrowed) when the frame has no event name, the
     /// payload is blank or `[DONE]`, it is not a JSON object, or it already has a
     /// non-blank `type` (the reference's `openAICompatPayloadWithEventType`). The common case,
-    /// a payload that starts with `{"type":"…`, is recognised without parsing it.
+    /// a payload that starts with `{"type":"…` (or ends with `"type":"…"}`, as serializers
+    /// that sort keys write it), is recognised without parsing it.
     pub fn payload_with_type(&self) -> Cow<'_, str> {
         let data = self.data.as_str();
         let Some(event) = self.event.as_deref().filter(|e| !e.trim().is_empty()) else {
             return Cow::Borrowed(data);
         };
-        if starts_with_type(data) || data.trim().is_empty() || self.is_done() {
+        if starts_with_type(data)
+            || ends_with_type(data)
+            || data.trim().is_empty()
+            || self.is_done()
+        {
             return Cow::Borrowed(data);
         }
         inject_type(data, event).map_or(Cow::Borrowed(data), Cow::Owned)
@@ -63,6 +68,27 @@ pub(crate) fn starts_with_type(data: &str) -> bool {
             .first()
             .is_some_and(|&b| b != b'"' && b != b'\\' && !b.is_ascii_whitespace())
     })
+}
+
+/// Cheap check for a payload whose last top-level key is a non-blank, escape-free string
+/// `type`: `…,"type":"x"}` (JSON whitespace allowed), as key-sorting serializers write it.
+///
+/// In valid JSON, a string just before the final `}` is the value of the top-level object's
+/// last member, and the quote before an escape-free string is its opening quote. Such a
+/// payload is left unchanged by [`Frame::payload_with_type`] either way: when it is valid its
+/// `type` is non-blank, and when it is not (or repeats `type`), the probe fails.
+pub(crate) fn ends_with_type(data: &str) -> bool {
+    const WS: [char; 4] = [' ', '\t', '\n', '\r'];
+    let find = || {
+        let rest = data.trim_end_matches(WS).strip_suffix('}')?;
+        let rest = rest.trim_end_matches(WS).strip_suffix('"')?;
+        let (rest, kind) = rest.split_at(rest.rfind(['"', '\\'])?);
+        let kind = kind.strip_prefix('"')?;
+        let rest = rest.trim_end_matches(WS).strip_suffix(':')?;
+        let rest = rest.trim_end_matches(WS).strip_suffix("\"type\"")?;
+        (rest.trim_end_matches(WS).ends_with([',', '{']) && !kind.trim().is_empty()).then_some(())
+    };
+    find().is_some()
 }
 
 /// Probe that validates the whole payload as a JSON object and borrows its raw `type`.

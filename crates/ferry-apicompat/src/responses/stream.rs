@@ -145,6 +145,15 @@ impl StreamEvent {
     /// or when the payload of a kind this crate models does not parse (the path starts with
     /// the kind). An unknown kind is never an error.
     pub fn from_json(data: &str) -> Result<Self, ConvertError> {
+        // Fast path: the `type` read off the front of the payload and the payload parsed in
+        // one pass, without field-path tracking. Any failure goes the full way below, which
+        // produces the error (with its path) exactly as before.
+        if let Some(kind) = sniff_kind(data)
+            && let Ok(event) = Self::parse_kind(kind, data, Parse::Fast)
+        {
+            return Ok(event);
+        }
+
         #[derive(Deserialize)]
         struct Envelope<'a> {
             #[serde(rename = "type", borrow, default)]
@@ -163,61 +172,69 @@ impl StreamEvent {
             });
         };
         let kind = kind.as_ref();
+        if let Ok(event) = Self::parse_kind(kind, data, Parse::Fast) {
+            return Ok(event);
+        }
+        Self::parse_kind(kind, data, Parse::WithPath)
+    }
+
+    /// Parses `data` as an event of `kind` (its `type`, already read).
+    fn parse_kind(kind: &str, data: &str, parse: Parse) -> Result<Self, ConvertError> {
         let event = match kind {
-            "response.created" => Self::Created(typed(kind, data)?),
-            "response.in_progress" => Self::InProgress(typed(kind, data)?),
-            "response.queued" => Self::Queued(typed(kind, data)?),
-            "response.completed" => Self::Completed(typed(kind, data)?),
-            "response.incomplete" => Self::Incomplete(typed(kind, data)?),
-            "response.failed" => Self::Failed(typed(kind, data)?),
-            "response.done" => Self::Done(typed(kind, data)?),
-            "response.output_item.added" => Self::OutputItemAdded(typed(kind, data)?),
-            "response.output_item.done" => Self::OutputItemDone(typed(kind, data)?),
-            "response.content_part.added" => Self::ContentPartAdded(typed(kind, data)?),
-            "response.content_part.done" => Self::ContentPartDone(typed(kind, data)?),
-            "response.output_text.delta" => Self::OutputTextDelta(typed(kind, data)?),
-            "response.output_text.done" => Self::OutputTextDone(typed(kind, data)?),
+            "response.created" => Self::Created(parse.typed(kind, data)?),
+            "response.in_progress" => Self::InProgress(parse.typed(kind, data)?),
+            "response.queued" => Self::Queued(parse.typed(kind, data)?),
+            "response.completed" => Self::Completed(parse.typed(kind, data)?),
+            "response.incomplete" => Self::Incomplete(parse.typed(kind, data)?),
+            "response.failed" => Self::Failed(parse.typed(kind, data)?),
+            "response.done" => Self::Done(parse.typed(kind, data)?),
+            "response.output_item.added" => Self::OutputItemAdded(parse.typed(kind, data)?),
+            "response.output_item.done" => Self::OutputItemDone(parse.typed(kind, data)?),
+            "response.content_part.added" => Self::ContentPartAdded(parse.typed(kind, data)?),
+            "response.content_part.done" => Self::ContentPartDone(parse.typed(kind, data)?),
+            "response.output_text.delta" => Self::OutputTextDelta(parse.typed(kind, data)?),
+            "response.output_text.done" => Self::OutputTextDone(parse.typed(kind, data)?),
             "response.output_text.annotation.added" => {
-                Self::OutputTextAnnotationAdded(typed(kind, data)?)
+                Self::OutputTextAnnotationAdded(parse.typed(kind, data)?)
             }
-            "response.refusal.delta" => Self::RefusalDelta(typed(kind, data)?),
-            "response.refusal.done" => Self::RefusalDone(typed(kind, data)?),
+            "response.refusal.delta" => Self::RefusalDelta(parse.typed(kind, data)?),
+            "response.refusal.done" => Self::RefusalDone(parse.typed(kind, data)?),
             "response.function_call_arguments.delta" => {
-                Self::FunctionCallArgumentsDelta(typed(kind, data)?)
+                Self::FunctionCallArgumentsDelta(parse.typed(kind, data)?)
             }
             "response.function_call_arguments.done" => {
-                Self::FunctionCallArgumentsDone(typed(kind, data)?)
+                Self::FunctionCallArgumentsDone(parse.typed(kind, data)?)
             }
             "response.custom_tool_call_input.delta" => {
-                Self::CustomToolCallInputDelta(typed(kind, data)?)
+                Self::CustomToolCallInputDelta(parse.typed(kind, data)?)
             }
             "response.custom_tool_call_input.done" => {
-                Self::CustomToolCallInputDone(typed(kind, data)?)
+                Self::CustomToolCallInputDone(parse.typed(kind, data)?)
             }
             "response.reasoning_summary_part.added" => {
-                Self::ReasoningSummaryPartAdded(typed(kind, data)?)
+                Self::ReasoningSummaryPartAdded(parse.typed(kind, data)?)
             }
             "response.reasoning_summary_part.done" => {
-                Self::ReasoningSummaryPartDone(typed(kind, data)?)
+                Self::ReasoningSummaryPartDone(parse.typed(kind, data)?)
             }
             "response.reasoning_summary_text.delta" => {
-                Self::ReasoningSummaryTextDelta(typed(kind, data)?)
+                Self::ReasoningSummaryTextDelta(parse.typed(kind, data)?)
             }
             "response.reasoning_summary_text.done" => {
-                Self::ReasoningSummaryTextDone(typed(kind, data)?)
+                Self::ReasoningSummaryTextDone(parse.typed(kind, data)?)
             }
-            "response.reasoning_text.delta" => Self::ReasoningTextDelta(typed(kind, data)?),
-            "response.reasoning_text.done" => Self::ReasoningTextDone(typed(kind, data)?),
+            "response.reasoning_text.delta" => Self::ReasoningTextDelta(parse.typed(kind, data)?),
+            "response.reasoning_text.done" => Self::ReasoningTextDone(parse.typed(kind, data)?),
             "response.web_search_call.in_progress" => {
-                Self::WebSearchCallInProgress(typed(kind, data)?)
+                Self::WebSearchCallInProgress(parse.typed(kind, data)?)
             }
             "response.web_search_call.searching" => {
-                Self::WebSearchCallSearching(typed(kind, data)?)
+                Self::WebSearchCallSearching(parse.typed(kind, data)?)
             }
             "response.web_search_call.completed" => {
-                Self::WebSearchCallCompleted(typed(kind, data)?)
+                Self::WebSearchCallCompleted(parse.typed(kind, data)?)
             }
-            "error" => Self::Error(typed(kind, data)?),
+            "error" => Self::Error(parse.typed(kind, data)?),
             _ => {
                 let mut data: Map<String, Value> =
                     serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
@@ -300,6 +317,86 @@ impl StreamEvent {
             _ => None,
         }
     }
+}
+
+/// How [`StreamEvent::parse_kind`] parses a known kind's payload.
+#[derive(Debug, Clone, Copy)]
+enum Parse {
+    /// In one pass; the error (only used to take the slow way) has no field path.
+    Fast,
+    /// With field-path tracking, for the error message.
+    WithPath,
+}
+
+impl Parse {
+    /// Parses the payload of a known kind.
+    fn typed<'a, T: Deserialize<'a>>(self, kind: &str, data: &'a str) -> Result<T, ConvertError> {
+        match self {
+            Self::Fast => serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
+                path: kind.to_owned(),
+                message: e.to_string(),
+            }),
+            Self::WithPath => typed(kind, data),
+        }
+    }
+}
+
+/// The `type` of an event read without parsing it: a string `type` that is the first or the
+/// last key of the top-level object (`{"type":"…", …}` or `{…, "type":"…"}`, JSON whitespace
+/// allowed), when the payload cannot hold a second `type` key: no other `"type"` and no
+/// `\u` escape (the only other way to spell one). `None` sends the caller the full way,
+/// which reads the `type` with a parse of the whole payload. The payload is still parsed in
+/// full after this, so a match on a malformed payload only costs that parse.
+fn sniff_kind(data: &str) -> Option<&str> {
+    let kind = front_kind(data).or_else(|| back_kind(data))?;
+    one_type_key(data.as_bytes()).then_some(kind)
+}
+
+/// Whether `data` holds `"type"` once and no `\u` (a backslash followed by `u`, even when
+/// the backslash is itself escaped: a false `false` only costs the full parse).
+fn one_type_key(data: &[u8]) -> bool {
+    let mut seen = false;
+    for i in memchr::memchr2_iter(b'"', b'\\', data) {
+        let rest = &data[i..];
+        if rest.starts_with(b"\"type\"") {
+            if seen {
+                return false;
+            }
+            seen = true;
+        } else if rest.starts_with(b"\\u") {
+            return false;
+        }
+    }
+    true
+}
+
+/// JSON whitespace.
+const WS: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// `{"type":"K"` at the front: `K`, which has no escape.
+fn front_kind(data: &str) -> Option<&str> {
+    let rest = data.trim_start_matches(WS).strip_prefix('{')?;
+    let rest = rest.trim_start_matches(WS).strip_prefix("\"type\"")?;
+    let rest = rest.trim_start_matches(WS).strip_prefix(':')?;
+    let rest = rest.trim_start_matches(WS).strip_prefix('"')?;
+    let (kind, after) = rest.split_at(rest.find(['"', '\\'])?);
+    after.starts_with('"').then_some(kind)
+}
+
+/// `,"type":"K"}` (or `{"type":"K"}`) at the end: `K`, which has no escape.
+///
+/// In valid JSON, a string just before the final `}` is the value of the top-level object's
+/// last member, and the quote before an escape-free string value is its opening quote.
+fn back_kind(data: &str) -> Option<&str> {
+    let rest = data.trim_end_matches(WS).strip_suffix('}')?;
+    let rest = rest.trim_end_matches(WS).strip_suffix('"')?;
+    let (rest, kind) = rest.split_at(rest.rfind(['"', '\\'])?);
+    let kind = kind.strip_prefix('"')?;
+    let rest = rest.trim_end_matches(WS).strip_suffix(':')?;
+    let rest = rest.trim_end_matches(WS).strip_suffix("\"type\"")?;
+    rest.trim_end_matches(WS)
+        .ends_with([',', '{'])
+        .then_some(kind)
 }
 
 /// Parses the payload of a known kind, naming the failing field.

@@ -1,3 +1,4 @@
+mod event_parse;
 mod request;
 mod response;
 mod stream;

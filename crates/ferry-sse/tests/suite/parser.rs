@@ -204,6 +204,23 @@ fn payload_with_type_injects_the_event_name_only_when_needed() {
             "{\"a\":1,\"type\":\"own\"}",
         ),
         (Some("ev"), "{\"type\":\" own\"}", "{\"type\":\" own\"}"),
+        // The last key, as key-sorting serializers write it, read without a parse.
+        (
+            Some("ev"),
+            "{ \"a\" : {\"b\":1} , \"type\" : \"own\" }\n",
+            "{ \"a\" : {\"b\":1} , \"type\" : \"own\" }\n",
+        ),
+        (
+            Some("ev"),
+            "{\"a\":{\"b\":1},\"type\":\" \"}",
+            "{\"a\":{\"b\":1},\"type\":\"ev\"}",
+        ),
+        // A string that only looks like a last `type` key.
+        (
+            Some("ev"),
+            "{\"a\":\"x\\\",\\\"type\\\":\\\"y\"}",
+            "{\"type\":\"ev\",\"a\":\"x\\\",\\\"type\\\":\\\"y\"}",
+        ),
         (
             Some("ev"),
             "{\"type\":\"\\u0061\"}",
@@ -228,11 +245,13 @@ fn payload_with_type_injects_the_event_name_only_when_needed() {
 
 #[test]
 fn payload_with_type_borrows_when_nothing_changes() {
-    let f = frame(Some("ev"), "{\"type\":\"own\"}");
-    assert!(matches!(
-        f.payload_with_type(),
-        std::borrow::Cow::Borrowed(_)
-    ));
+    for data in ["{\"type\":\"own\"}", "{\"a\":[1],\"type\":\"own\"}"] {
+        let f = frame(Some("ev"), data);
+        assert!(
+            matches!(f.payload_with_type(), std::borrow::Cow::Borrowed(_)),
+            "{data}"
+        );
+    }
 }
 
 #[test]
