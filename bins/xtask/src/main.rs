@@ -5,7 +5,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, unit/integration tests, doctests, and the Python SDK end-to-end suites |
+//! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, `cargo doc -D warnings`, unit/integration tests, doctests, and the end-to-end suites (Anthropic Python SDK and Claude Code, three scenarios) |
 //! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
 //! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
 //! | `cargo xtask bench` | `cargo bench -p ferry-sse` |
@@ -60,9 +60,9 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 const USAGE: &str = "usage: cargo xtask <task>
-  test   install what is missing, then fmt, clippy, tests, doctests and the e2e suites
+  test   install what is missing, then fmt, clippy, doc, tests, doctests and the e2e suites
   lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
-  e2e    the Python SDK end-to-end suites against `ferry serve`
+  e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`
   bench  cargo bench -p ferry-sse
   bench-gateway [--quick]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
 
@@ -86,6 +86,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
         run::status(cargo().args(["fmt", "--all", "--", "--check"]))
     });
     suites.run("clippy", clippy);
+    suites.run("doc", doc);
     if run::has_nextest() {
         suites.run("tests (nextest)", || {
             run::status(
@@ -120,14 +121,17 @@ fn lint() -> anyhow::Result<()> {
         run::status(cargo().args(["fmt", "--all", "--", "--check"]))
     });
     suites.run("clippy", clippy);
-    suites.run("doc", || {
-        run::status(
-            cargo()
-                .args(["doc", "--workspace", "--no-deps"])
-                .env("RUSTDOCFLAGS", "-D warnings"),
-        )
-    });
+    suites.run("doc", doc);
     suites.finish()
+}
+
+/// `cargo doc` with warnings as errors: a broken intra-doc link fails the run.
+fn doc() -> anyhow::Result<()> {
+    run::status(
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
 }
 
 fn e2e_only(root: &Path) -> anyhow::Result<()> {

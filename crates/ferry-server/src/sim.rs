@@ -34,7 +34,7 @@
 //!   carries an opaque `encrypted_content` (`gAAAAA…`). Reasoning tokens are counted in usage.
 //! - **Tool calls**: `[[tool:NAME]]` or `[[tool:NAME:ARG]]` in the prompt calls the declared
 //!   function tool NAME (several directives give parallel calls); without a directive, a
-//!   prompt saying "use/call/run/invoke [the] NAME" for a declared tool NAME calls the first
+//!   prompt saying "use/call/run/invoke \[the\] NAME" for a declared tool NAME calls the first
 //!   such tool. Arguments are plausible for the tool's JSON schema: required properties (or
 //!   the first one), with ARG as the first string property, and streamed as
 //!   `function_call_arguments.delta`s. Status `completed`, no text.
