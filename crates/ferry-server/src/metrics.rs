@@ -17,120 +17,73 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Ratio buckets (prompt cache hit ratio).
 const RATIO_BUCKETS: &[f64] = &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
 
-/// A family of counters keyed by label values.
-#[derive(Debug)]
-pub(crate) struct CounterVec<const N: usize> {
-    name: &'static str,
-    help: &'static str,
-    labels: [&'static str; N],
-    values: Mutex<BTreeMap<[String; N], u64>>,
+/// A value a labelled family holds and renders.
+pub(crate) trait Sample: Copy + Default {
+    /// The value as Prometheus writes it.
+    fn render(self) -> String;
 }
 
-impl<const N: usize> CounterVec<N> {
-    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+impl Sample for u64 {
+    fn render(self) -> String {
+        self.to_string()
+    }
+}
+
+impl Sample for i64 {
+    fn render(self) -> String {
+        self.to_string()
+    }
+}
+
+impl Sample for f64 {
+    fn render(self) -> String {
+        fmt_f64(self)
+    }
+}
+
+/// A family of counters or gauges keyed by label values.
+#[derive(Debug)]
+pub(crate) struct Family<V, const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    /// `counter` or `gauge`.
+    kind: &'static str,
+    labels: [&'static str; N],
+    values: Mutex<BTreeMap<[String; N], V>>,
+}
+
+/// Counters keyed by label values.
+pub(crate) type CounterVec<const N: usize> = Family<u64, N>;
+/// Integer gauges keyed by label values.
+pub(crate) type GaugeVec<const N: usize> = Family<i64, N>;
+/// Floating-point gauges keyed by label values (values set from a snapshot).
+pub(crate) type FloatGaugeVec<const N: usize> = Family<f64, N>;
+
+impl<V: Sample, const N: usize> Family<V, N> {
+    const fn with_kind(
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: [&'static str; N],
+    ) -> Self {
         Self {
             name,
             help,
+            kind,
             labels,
             values: Mutex::new(BTreeMap::new()),
         }
     }
 
-    pub(crate) fn inc_by(&self, label_values: [&str; N], by: u64) {
+    fn update(&self, label_values: [&str; N], f: impl FnOnce(&mut V)) {
         let key = label_values.map(str::to_owned);
         if let Ok(mut m) = self.values.lock() {
-            *m.entry(key).or_insert(0) += by;
-        }
-    }
-
-    pub(crate) fn inc(&self, label_values: [&str; N]) {
-        self.inc_by(label_values, 1);
-    }
-
-    fn render(&self, out: &mut String) {
-        header(out, self.name, self.help, "counter");
-        if let Ok(m) = self.values.lock() {
-            for (vals, v) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "{}{} {v}",
-                    self.name,
-                    label_str(&self.labels, vals, None)
-                );
-            }
-        }
-    }
-}
-
-/// A family of gauges keyed by label values.
-#[derive(Debug)]
-pub(crate) struct GaugeVec<const N: usize> {
-    name: &'static str,
-    help: &'static str,
-    labels: [&'static str; N],
-    values: Mutex<BTreeMap<[String; N], i64>>,
-}
-
-impl<const N: usize> GaugeVec<N> {
-    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
-        Self {
-            name,
-            help,
-            labels,
-            values: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    pub(crate) fn set(&self, label_values: [&str; N], v: i64) {
-        let key = label_values.map(str::to_owned);
-        if let Ok(mut m) = self.values.lock() {
-            m.insert(key, v);
+            f(m.entry(key).or_default());
         }
     }
 
     fn render(&self, out: &mut String) {
-        header(out, self.name, self.help, "gauge");
-        if let Ok(m) = self.values.lock() {
-            for (vals, v) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "{}{} {v}",
-                    self.name,
-                    label_str(&self.labels, vals, None)
-                );
-            }
-        }
-    }
-}
-
-/// A family of floating-point gauges keyed by label values (values set from a snapshot).
-#[derive(Debug)]
-pub(crate) struct FloatGaugeVec<const N: usize> {
-    name: &'static str,
-    help: &'static str,
-    labels: [&'static str; N],
-    values: Mutex<BTreeMap<[String; N], f64>>,
-}
-
-impl<const N: usize> FloatGaugeVec<N> {
-    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
-        Self {
-            name,
-            help,
-            labels,
-            values: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    pub(crate) fn set(&self, label_values: [&str; N], v: f64) {
-        let key = label_values.map(str::to_owned);
-        if let Ok(mut m) = self.values.lock() {
-            m.insert(key, v);
-        }
-    }
-
-    fn render(&self, out: &mut String) {
-        header(out, self.name, self.help, "gauge");
+        header(out, self.name, self.help, self.kind);
         if let Ok(m) = self.values.lock() {
             for (vals, v) in m.iter() {
                 let _ = writeln!(
@@ -138,10 +91,44 @@ impl<const N: usize> FloatGaugeVec<N> {
                     "{}{} {}",
                     self.name,
                     label_str(&self.labels, vals, None),
-                    fmt_f64(*v)
+                    v.render()
                 );
             }
         }
+    }
+}
+
+impl<const N: usize> Family<u64, N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self::with_kind(name, help, "counter", labels)
+    }
+
+    pub(crate) fn inc_by(&self, label_values: [&str; N], by: u64) {
+        self.update(label_values, |v| *v += by);
+    }
+
+    pub(crate) fn inc(&self, label_values: [&str; N]) {
+        self.inc_by(label_values, 1);
+    }
+}
+
+impl<const N: usize> Family<i64, N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self::with_kind(name, help, "gauge", labels)
+    }
+
+    pub(crate) fn set(&self, label_values: [&str; N], v: i64) {
+        self.update(label_values, |slot| *slot = v);
+    }
+}
+
+impl<const N: usize> Family<f64, N> {
+    const fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self::with_kind(name, help, "gauge", labels)
+    }
+
+    pub(crate) fn set(&self, label_values: [&str; N], v: f64) {
+        self.update(label_values, |slot| *slot = v);
     }
 }
 
