@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::anthropic::{
     self, ContentBlock, DocumentBlock, DocumentSource, Effort, ImageBlock, ImageSource,
-    MessageContent, MessagesRequest, Role, System, Thinking, ToolResultBlock, ToolResultContent,
+    MessageContent, MessagesRequest, Role, System, TextBlock, Thinking, ToolResultBlock,
+    ToolResultContent,
 };
 use crate::convert::ToolNames;
 use crate::responses::{
@@ -277,6 +278,25 @@ impl Cx {
         (!parts.is_empty()).then(|| InputItem::message(MessageRole::Developer, parts))
     }
 
+    /// The text of a user or assistant text block, or `None` (listed) when it is empty.
+    /// Its cache hint and citations are accounted for either way.
+    fn message_text<'b>(&mut self, path: &str, t: &'b TextBlock) -> Option<&'b str> {
+        self.cache_hint(path, t.cache_control.is_some());
+        if t.citations.is_some() {
+            self.drop(
+                format!("{path}.citations"),
+                "citations",
+                "citations are not sent",
+            );
+        }
+        if t.text.is_empty() {
+            self.drop(path, "empty_text", "empty text is not sent");
+            None
+        } else {
+            Some(&t.text)
+        }
+    }
+
     fn developer_text(&mut self, path: &str, text: &str, parts: &mut Vec<InputContent>) {
         if text.is_empty() {
             self.drop(path, "empty_text", "empty text is not sent");
@@ -341,18 +361,8 @@ impl Cx {
             let path = format!("{path}[{j}]");
             match block {
                 ContentBlock::Text(t) => {
-                    self.cache_hint(&path, t.cache_control.is_some());
-                    if t.citations.is_some() {
-                        self.drop(
-                            format!("{path}.citations"),
-                            "citations",
-                            "citations are not sent",
-                        );
-                    }
-                    if t.text.is_empty() {
-                        self.drop(path, "empty_text", "empty text is not sent");
-                    } else {
-                        parts.push(InputContent::input_text(&t.text));
+                    if let Some(text) = self.message_text(&path, t) {
+                        parts.push(InputContent::input_text(text));
                     }
                 }
                 ContentBlock::Image(image) => self.image(&path, image, &mut parts),
@@ -449,18 +459,8 @@ impl Cx {
             let path = format!("{path}[{j}]");
             match block {
                 ContentBlock::Text(t) => {
-                    self.cache_hint(&path, t.cache_control.is_some());
-                    if t.citations.is_some() {
-                        self.drop(
-                            format!("{path}.citations"),
-                            "citations",
-                            "citations are not sent",
-                        );
-                    }
-                    if t.text.is_empty() {
-                        self.drop(path, "empty_text", "empty text is not sent");
-                    } else {
-                        text.push(InputContent::output_text(&t.text));
+                    if let Some(t) = self.message_text(&path, t) {
+                        text.push(InputContent::output_text(t));
                     }
                 }
                 ContentBlock::ToolUse(call) => {
