@@ -317,6 +317,18 @@ impl StreamEvent {
             _ => None,
         }
     }
+
+    /// Takes the full response object out of the event, for the same kinds as
+    /// [`StreamEvent::response`], without copying it.
+    pub fn into_response(self) -> Option<Response> {
+        match self {
+            Self::Created(e) | Self::InProgress(e) | Self::Queued(e) => Some(e.response),
+            Self::Completed(e) | Self::Incomplete(e) | Self::Failed(e) | Self::Done(e) => {
+                Some(e.response)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How [`StreamEvent::parse_kind`] parses a known kind's payload.

@@ -886,7 +886,7 @@ async fn respond_json(
             anthropic::Usage::default(),
         )),
         other => {
-            let Some(resp) = other.response().cloned() else {
+            let Some(resp) = other.into_response() else {
                 return Attempt::Fatal(Error::UpstreamProtocol(
                     "terminal event without a response".to_owned(),
                 ));
