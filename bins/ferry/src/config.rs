@@ -81,6 +81,11 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         "gateway.upstream_header_timeout_secs",
         Kind::Integer,
     ),
+    (
+        "FERRY_UPSTREAM_JSON_TIMEOUT_SECS",
+        "gateway.upstream_json_timeout_secs",
+        Kind::Integer,
+    ),
     ("FERRY_SESSION_STORE", "session.store", Kind::String),
     ("FERRY_REDIS_URL", "session.redis_url", Kind::String),
     ("FERRY_SESSION_TTL_SECS", "session.ttl_secs", Kind::Integer),

@@ -62,6 +62,9 @@ pub struct GatewayConfig {
     pub upstream_connect_timeout: Duration,
     /// Time from sending the upstream request to its response headers.
     pub upstream_header_timeout: Duration,
+    /// A non-streaming client's answer, asked of the upstream as one JSON body: longest
+    /// time from sending the request to the end of that body.
+    pub upstream_json_timeout: Duration,
     /// Where refreshed OAuth credentials are kept across restarts (`None`: memory only).
     pub oauth_state_dir: Option<std::path::PathBuf>,
     /// OAuth accounts: template for the upstream `instructions` (gateway.md §4b).
@@ -134,6 +137,7 @@ impl Config {
                 max_account_switches: 3,
                 upstream_connect_timeout: Duration::from_secs(2),
                 upstream_header_timeout: Duration::from_secs(10),
+                upstream_json_timeout: Duration::from_secs(30),
                 oauth_state_dir: None,
                 forced_codex_instructions_template: None,
                 force_codex_cli: false,
@@ -259,6 +263,8 @@ pub struct RawGateway {
     pub upstream_connect_timeout_secs: Option<u64>,
     /// default 300; 1..=3600
     pub upstream_header_timeout_secs: Option<u64>,
+    /// default 600; 1..=3600
+    pub upstream_json_timeout_secs: Option<u64>,
     /// optional directory for refreshed OAuth credentials
     pub oauth_state_dir: Option<String>,
     /// optional OAuth instructions template (`{{ .ExistingInstructions }}` …)
@@ -459,6 +465,15 @@ impl RawGateway {
             false,
         )
         .unwrap_or_default();
+        let upstream_json_timeout = secs_in(
+            p,
+            "gateway.upstream_json_timeout_secs",
+            self.upstream_json_timeout_secs,
+            600,
+            1..=3600,
+            false,
+        )
+        .unwrap_or_default();
         let oauth_state_dir = self
             .oauth_state_dir
             .map(|d| d.trim().to_owned())
@@ -482,6 +497,7 @@ impl RawGateway {
             max_account_switches,
             upstream_connect_timeout,
             upstream_header_timeout,
+            upstream_json_timeout,
             oauth_state_dir: oauth_state_dir.map(std::path::PathBuf::from),
             forced_codex_instructions_template: self
                 .forced_codex_instructions_template

@@ -27,7 +27,8 @@
 //! (`ferry-session`) → per attempt: account lease and model route (`ferry-accounts`) →
 //! convert (`ferry-apicompat`) → continuation, todo guard, `prompt_cache_key` → OAuth Codex
 //! transform → service-tier policy → credential and headers → `POST {base_url}/responses`,
-//! always streamed → SSE frames and events (`ferry-sse`) → the client's stream, or one JSON
+//! streamed (SSE frames and events, `ferry-sse`) → the client's stream; for a non-streaming
+//! client one JSON response object (or, on OAuth, the accumulated stream) → one JSON
 //! message. Failover happens only before the client got a byte; headers go out with the
 //! first content. One usage record per request (`tracing` target `ferry::usage`) and the
 //! metrics of `GET /metrics`.

@@ -98,7 +98,8 @@ impl Default for Invariants {
 
 /// Checks one upstream request; returns the violations (empty = fine).
 ///
-/// - the body is a JSON object with `"stream": true` (ferry always streams upstream);
+/// - the body is a JSON object with a boolean `"stream"` that agrees with the `accept`
+///   header (`text/event-stream`, or `application/json` for a non-streaming client's answer);
 /// - every `function_call_output` in `input` answers a `function_call` earlier in `input`
 ///   (unless the request continues a `previous_response_id`, whose output holds the call);
 /// - no secret appears in the body; the client key appears in no header; the upstream key
@@ -110,8 +111,16 @@ pub fn validate_request_invariants(req: &CapturedRequest, inv: &Invariants) -> V
         v.push("body is not a JSON object".to_owned());
         return v;
     }
-    if req.body.get("stream") != Some(&Value::Bool(true)) {
-        v.push("body does not have \"stream\": true".to_owned());
+    let accept = req.header("accept").unwrap_or_default();
+    match req.body.get("stream") {
+        Some(Value::Bool(true)) if accept != "text/event-stream" => {
+            v.push(format!("\"stream\": true with accept {accept:?}"));
+        }
+        Some(Value::Bool(false)) if accept != "application/json" => {
+            v.push(format!("\"stream\": false with accept {accept:?}"));
+        }
+        Some(Value::Bool(_)) => {}
+        _ => v.push("body has no boolean \"stream\"".to_owned()),
     }
     let continues = req
         .body

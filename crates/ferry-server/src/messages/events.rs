@@ -23,6 +23,8 @@ use super::upstream::ByteStream;
 pub(crate) enum Fault {
     /// No upstream bytes for the data-interval timeout.
     Idle,
+    /// A non-streamed answer did not arrive whole within `gateway.upstream_json_timeout`.
+    Deadline,
     /// The connection broke.
     Read(String),
     /// The bytes are not a valid SSE stream (line too long, invalid UTF-8).
@@ -41,6 +43,9 @@ impl Fault {
             Self::Idle => {
                 "stream data interval timeout: the upstream sent nothing for too long".to_owned()
             }
+            Self::Deadline => {
+                "upstream answer timeout: the whole answer did not arrive in time".to_owned()
+            }
             Self::Read(e) => format!("upstream connection broke: {e}"),
             Self::Parse(e) => format!("upstream sent an invalid stream: {e}"),
             Self::BadTerminal(e) => format!("upstream sent an invalid terminal event: {e}"),
@@ -52,6 +57,7 @@ impl Fault {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Idle => "upstream_idle_timeout",
+            Self::Deadline => "upstream_timeout",
             Self::Read(_) => "upstream_read",
             Self::Parse(_) | Self::BadTerminal(_) => "upstream_protocol",
             Self::ShuttingDown => "shutdown",

@@ -2,8 +2,9 @@
 //!
 //! parse → session key → per attempt: pick an account ([`ferry_accounts::Pool`]) → map the
 //! model → convert → continuation, todo guard and cache key ([`ferry_session`]) → OAuth
-//! transform → service-tier policy → credential and headers → send, always streamed → stream
-//! to the client, or accumulate into one JSON message.
+//! transform → service-tier policy → credential and headers → send (streamed for a streaming
+//! client or an OAuth account, else as one JSON answer) → stream to the client, or convert
+//! (or accumulate) into one JSON message.
 //!
 //! Failover happens only before the client got a byte: upstream error statuses, transport
 //! errors, and streams that fail or break before the first content block. Response headers
@@ -290,6 +291,8 @@ struct Built {
     /// The prompt cache key used for the upstream session (applies to this model).
     cache_key: Option<String>,
     dropped: Vec<&'static str>,
+    /// The upstream was asked to stream (else: one JSON body).
+    upstream_stream: bool,
 }
 
 /// Model mapping, conversion, session state, OAuth transform and service-tier policy.
@@ -319,9 +322,13 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         tracing::debug!(target: "ferry::convert", request_id = %ctx.request_id, path = %d.path, kind = d.kind, detail = %d.detail, "dropped in conversion");
     }
     let mut body: responses::Request = converted.value;
-    body.stream = Some(true);
-
     let oauth = cfg.kind == AccountKind::Oauth;
+    // A non-streaming client needs the whole answer before it gets a byte, so the upstream
+    // is asked for it as one JSON body: one parse instead of one per event. OAuth (Codex)
+    // upstreams only stream.
+    let upstream_stream = ctx.stream || oauth;
+    body.stream = Some(upstream_stream);
+
     let sessions = &ctx.state.sessions;
     let applies = ctx
         .resolved
@@ -409,6 +416,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         continuation,
         cache_key,
         dropped,
+        upstream_stream,
     })
 }
 
@@ -508,7 +516,12 @@ async fn attempt(
             turn_state: turn_state.as_deref(),
             force_codex_cli: state.config.gateway.force_codex_cli,
         }) {
-            Ok(h) => h,
+            Ok(mut h) => {
+                if !built.upstream_stream {
+                    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+                }
+                h
+            }
             Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
         };
 
@@ -516,6 +529,7 @@ async fn attempt(
     if built.continued {
         state.metrics.continuations_total.inc(["sent"]);
     }
+    let sent_at = Instant::now();
     let reply = if cfg.kind == AccountKind::Simulated {
         upstream::simulated(&Value::Object(built.body.clone()))
     } else {
@@ -530,6 +544,8 @@ async fn attempt(
                 headers: upstream_headers,
                 body: body.into(),
                 proxy: cfg.proxy_url().map(str::to_owned),
+                header_timeout: (!built.upstream_stream)
+                    .then_some(state.config.gateway.upstream_json_timeout),
             })
             .await;
         match sent {
@@ -620,18 +636,28 @@ async fn attempt(
     state.pool.on_success(&lease, &reply_headers);
 
     let gw = &state.config.gateway;
+    // Asked for JSON and got JSON (an upstream that streams anyway takes the SSE path).
+    let json_reply = !built.upstream_stream && is_json(&reply_headers);
     let keepalive = if ctx.stream {
         gw.stream_keepalive_interval
     } else {
         None
     };
-    let source = EventSource::new(
-        body,
-        gw.max_line_bytes,
-        gw.stream_data_interval_timeout,
-        keepalive,
-        Box::pin(state.shutdown.closed()),
-    );
+    let reader = if json_reply {
+        Reader::Json(JsonBody {
+            body,
+            headers_at: Instant::now(),
+            deadline: sent_at + gw.upstream_json_timeout,
+        })
+    } else {
+        Reader::Sse(EventSource::new(
+            body,
+            gw.max_line_bytes,
+            gw.stream_data_interval_timeout,
+            keepalive,
+            Box::pin(state.shutdown.closed()),
+        ))
+    };
     let finisher = Finisher {
         record: record.clone(),
         lease,
@@ -659,10 +685,16 @@ async fn attempt(
         reason = "outlives the request if the client leaves: the upstream answer is read to its terminal event so its usage is recorded; bounded by the data-interval timeout"
     )]
     let task = tokio::spawn(async move {
-        if ctx.stream {
-            respond_stream(&ctx, source, finisher, client_headers, same_account_retries).await
-        } else {
-            respond_json(&ctx, source, finisher, client_headers, same_account_retries).await
+        match reader {
+            Reader::Sse(source) if ctx.stream => {
+                respond_stream(&ctx, source, finisher, client_headers, same_account_retries).await
+            }
+            Reader::Sse(source) => {
+                respond_json(&ctx, source, finisher, client_headers, same_account_retries).await
+            }
+            Reader::Json(body) => {
+                respond_json_body(&ctx, body, finisher, client_headers, same_account_retries).await
+            }
         }
     });
     task.await.unwrap_or_else(|e| {
@@ -735,6 +767,7 @@ fn pre_output_failure(
 fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> Attempt {
     let error = match fault {
         Fault::Idle => Error::UpstreamTimeout("no data from the upstream in time"),
+        Fault::Deadline => Error::UpstreamTimeout("the upstream answer did not arrive in time"),
         Fault::ShuttingDown => Error::NoAccount {
             rate_limited: false,
             retry_after: Some(Duration::from_secs(1)),
@@ -750,7 +783,7 @@ fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> Attempt {
                 reason: "stream",
             }
         }
-        Fault::Idle | Fault::ShuttingDown => {
+        Fault::Idle | Fault::Deadline | Fault::ShuttingDown => {
             let Finisher { record, lease, .. } = finisher;
             drop(lease);
             record.finish(
@@ -880,18 +913,157 @@ async fn respond_json(
         .inc_by([], source.unknown_events);
     let first_event_at = source.first_event_at;
     drop(source);
-    let converted = match terminal {
-        responses::StreamEvent::Error(e) => Err((
-            UpstreamFailure::from_error(FailureKind::ErrorEvent, &e.body()),
-            anthropic::Usage::default(),
-        )),
-        other => {
-            let Some(resp) = other.into_response() else {
+    let answer = match terminal {
+        responses::StreamEvent::Error(e) => Err(e.body()),
+        other => match other.into_response() {
+            Some(resp) => Ok(acc.supplement(resp)),
+            None => {
                 return Attempt::Fatal(Error::UpstreamProtocol(
                     "terminal event without a response".to_owned(),
                 ));
-            };
-            let resp = acc.supplement(resp);
+            }
+        },
+    };
+    answer_json(
+        ctx,
+        answer,
+        first_event_at,
+        finisher,
+        client_headers,
+        same_account_retries,
+    )
+    .await
+}
+
+/// How the upstream answer is read.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per attempt, moved once into its task"
+)]
+enum Reader {
+    /// An SSE stream of events.
+    Sse(EventSource),
+    /// One JSON response object (a non-streaming client, asked of the upstream as JSON).
+    Json(JsonBody),
+}
+
+/// A non-streamed upstream answer whose headers arrived.
+struct JsonBody {
+    body: upstream::ByteStream,
+    headers_at: Instant,
+    /// When the whole body must have arrived (`gateway.upstream_json_timeout` after sending).
+    deadline: Instant,
+}
+
+/// Whether a response's `content-type` is JSON (`application/json`, `…+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            let t = t.trim();
+            t.eq_ignore_ascii_case("application/json")
+                || t.get(t.len().saturating_sub(5)..)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("+json"))
+        })
+}
+
+/// Reads a whole JSON body: at most `gateway.max_line_bytes`, no gap between chunks longer
+/// than the data-interval timeout, done by the deadline, cut short by shutdown.
+async fn read_json_body(
+    ctx: &Ctx,
+    mut body: upstream::ByteStream,
+    deadline: Instant,
+) -> Result<bytes::Bytes, Fault> {
+    use futures_util::StreamExt as _;
+    let gw = &ctx.state.config.gateway;
+    let mut buf = bytes::BytesMut::new();
+    let mut shutdown = std::pin::pin!(ctx.state.shutdown.closed());
+    loop {
+        let idle_at = gw
+            .stream_data_interval_timeout
+            .map_or(deadline, |idle| deadline.min(Instant::now() + idle));
+        let next = tokio::select! {
+            next = body.next() => next,
+            () = tokio::time::sleep_until(idle_at) => {
+                return Err(if idle_at >= deadline { Fault::Deadline } else { Fault::Idle });
+            }
+            () = &mut shutdown => return Err(Fault::ShuttingDown),
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                if buf.len() + chunk.len() > gw.max_line_bytes {
+                    return Err(Fault::Parse(format!(
+                        "the answer is larger than gateway.max_line_bytes ({} bytes)",
+                        gw.max_line_bytes
+                    )));
+                }
+                if buf.is_empty() {
+                    // Most answers arrive in one chunk: keep it without a copy.
+                    buf = bytes::BytesMut::from(chunk);
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            Some(Err(e)) => return Err(Fault::Read(e)),
+            None => return Ok(buf.freeze()),
+        }
+    }
+}
+
+/// Non-streaming client, upstream asked for JSON: read the response object and answer one
+/// JSON message.
+async fn respond_json_body(
+    ctx: &Ctx,
+    reply: JsonBody,
+    finisher: Finisher,
+    client_headers: HeaderMap,
+    same_account_retries: u32,
+) -> Attempt {
+    let JsonBody {
+        body,
+        headers_at,
+        deadline,
+    } = reply;
+    let bytes = match read_json_body(ctx, body, deadline).await {
+        Ok(b) => b,
+        Err(fault) => return pre_output_fault(ctx, finisher, &fault),
+    };
+    let resp = match serde_json::from_slice::<responses::Response>(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let fault = Fault::BadTerminal(format!("the answer is not a response object: {e}"));
+            return pre_output_fault(ctx, finisher, &fault);
+        }
+    };
+    answer_json(
+        ctx,
+        Ok(resp),
+        Some(headers_at),
+        finisher,
+        client_headers,
+        same_account_retries,
+    )
+    .await
+}
+
+/// Converts the upstream's final answer (or its `error` event) into the client's JSON
+/// message, or into a failover / error answer when it failed.
+async fn answer_json(
+    ctx: &Ctx,
+    answer: Result<responses::Response, responses::ErrorBody>,
+    first_event_at: Option<Instant>,
+    finisher: Finisher,
+    client_headers: HeaderMap,
+    same_account_retries: u32,
+) -> Attempt {
+    let converted = match answer {
+        Err(e) => Err((
+            UpstreamFailure::from_error(FailureKind::ErrorEvent, &e),
+            anthropic::Usage::default(),
+        )),
+        Ok(resp) => {
             let opts =
                 convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
             convert::response::convert(&resp, &opts).map_err(|f| {

@@ -31,6 +31,9 @@ pub(crate) struct HttpRequest {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) proxy: Option<String>,
+    /// Overrides the client's header timeout: a non-streamed answer's headers arrive only
+    /// once the whole answer is ready.
+    pub(crate) header_timeout: Option<Duration>,
 }
 
 /// One pooled reqwest client per distinct proxy (none = direct).
@@ -80,7 +83,8 @@ impl HttpClients {
         Ok(c)
     }
 
-    /// Sends the request and waits (at most the header timeout) for the response headers.
+    /// Sends the request and waits (at most the header timeout, or the request's own) for
+    /// the response headers.
     pub(crate) async fn send(&self, req: HttpRequest) -> Result<UpstreamReply, Error> {
         let client = self.client(req.proxy.as_deref())?;
         let fut = client
@@ -88,7 +92,8 @@ impl HttpClients {
             .headers(req.headers)
             .body(req.body)
             .send();
-        let resp = match tokio::time::timeout(self.header_timeout, fut).await {
+        let wait = req.header_timeout.unwrap_or(self.header_timeout);
+        let resp = match tokio::time::timeout(wait, fut).await {
             Err(_) => return Err(Error::UpstreamTimeout("no response headers in time")),
             Ok(Err(e)) => return Err(Error::UpstreamConnect(error_chain(&e))),
             Ok(Ok(r)) => r,
@@ -143,10 +148,17 @@ pub(crate) fn simulated(request: &serde_json::Value) -> UpstreamReply {
             headers.append(k, v);
         }
     }
-    let chunks: Vec<Result<Bytes, String>> = match reply.body {
-        crate::sim::SimBody::Events(frames) => frames.into_iter().map(Ok).collect(),
-        crate::sim::SimBody::Json(v) => vec![Ok(Bytes::from(v.to_string()))],
+    let (content_type, chunks): (&'static str, Vec<Result<Bytes, String>>) = match reply.body {
+        crate::sim::SimBody::Events(frames) => (
+            "text/event-stream; charset=utf-8",
+            frames.into_iter().map(Ok).collect(),
+        ),
+        crate::sim::SimBody::Json(v) => ("application/json", vec![Ok(Bytes::from(v.to_string()))]),
     };
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     UpstreamReply {
         status: reply.status,
         headers,

@@ -271,6 +271,71 @@ async fn upstream_stalling_after_headers_is_a_504_after_the_idle_timeout() {
     }
 }
 
+/// The head of a non-streamed JSON answer whose body is `len` bytes long.
+fn json_head(len: usize) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn a_json_answer_stalling_mid_body_is_a_504_after_the_idle_timeout() {
+    let upstream = RawUpstream::start(|mut s, w| async move {
+        write_counted(&mut s, &w, &json_head(1000)).await;
+        write_counted(&mut s, &w, b"{\"id\":\"resp_s\",").await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    })
+    .await;
+    let server = TestServer::start(cfg(&upstream.uri(), Duration::from_millis(400))).await;
+    let started = Instant::now();
+    let resp = send_bounded(&server, &request("hi", false)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (resp.status().as_u16(), json_body(resp).await),
+        (
+            504,
+            error_body(
+                "api_error",
+                "upstream timed out: no data from the upstream in time"
+            )
+        )
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_json_answer_trickling_past_the_answer_timeout_is_a_504() {
+    // A byte every 100 ms never trips the 400 ms idle timeout; the 1 s answer timeout ends it.
+    let upstream = RawUpstream::start(|mut s, w| async move {
+        write_counted(&mut s, &w, &json_head(1000)).await;
+        for _ in 0..100 {
+            if !write_counted(&mut s, &w, b" ").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let mut c = cfg(&upstream.uri(), Duration::from_millis(400));
+    c.gateway.upstream_json_timeout = Duration::from_secs(1);
+    let server = TestServer::start(c).await;
+    let started = Instant::now();
+    let resp = send_bounded(&server, &request("hi", false)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (resp.status().as_u16(), json_body(resp).await),
+        (
+            504,
+            error_body(
+                "api_error",
+                "upstream timed out: the upstream answer did not arrive in time"
+            )
+        )
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
 #[tokio::test]
 async fn upstream_stalling_mid_stream_ends_with_an_error_event_after_the_idle_timeout() {
     let upstream = RawUpstream::start(|mut s, w| async move {
@@ -722,6 +787,65 @@ async fn upstream_line_longer_than_the_limit() {
 }
 
 #[tokio::test]
+async fn upstream_json_answer_that_is_not_a_response_is_a_502() {
+    for body in ["{not json", "[1,2,3]", r#"{"id":"resp_x","output":7}"#] {
+        let (status, text) = against(raw(200, "application/json", body), false).await;
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, &v["error"]["type"]),
+            (502, &json!("api_error")),
+            "{body}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(
+                "upstream sent an invalid terminal event: the answer is not a response object"
+            ),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_json_answer_larger_than_the_limit_is_a_502() {
+    // 1 MiB against a 64 KiB limit.
+    let body = format!(r#"{{"id":"resp_b","pad":"{}"}}"#, "y".repeat(1 << 20));
+    let (status, text) = against(raw(200, "application/json", body), false).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, &v["error"]["type"]),
+        (502, &json!("api_error")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_line_bytes"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_json_answer_with_a_failed_status_is_an_error() {
+    let resp = json!({"id": "resp_f", "object": "response", "status": "failed", "model": "gpt-5.1",
+        "output": [], "error": {"code": "server_error", "message": "The model had an error"}});
+    let (status, text) = against(raw(200, "application/json", resp.to_string()), false).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, &v["error"]["type"]),
+        (502, &json!("api_error")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The model had an error"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn upstream_html_error_page() {
     let (status, body) = against(
         status_response(503, &[], "<html><h1>503 Service Unavailable</h1></html>"),
@@ -735,14 +859,25 @@ async fn upstream_html_error_page() {
 }
 
 #[tokio::test]
-async fn upstream_json_instead_of_sse() {
+async fn upstream_json_instead_of_sse_for_a_streaming_client_is_a_502() {
     // A 200 JSON response object (an upstream that ignored `stream: true`).
     let resp = json!({"id": "resp_j", "object": "response", "status": "completed", "model": "gpt-5.1",
         "output": [message_item("msg_1", "whole", "completed")], "usage": Usage::new(1, 1).to_json()});
-    let (status, body) = against(raw(200, "application/json", resp.to_string()), false).await;
-    let body: Value = serde_json::from_str(&body).unwrap();
+    let (status, body) = against(raw(200, "application/json", resp.to_string()), true).await;
     assert_eq!(status, 502, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["type"], json!("api_error"));
+}
+
+#[tokio::test]
+async fn upstream_json_answer_for_a_json_client_is_converted() {
+    let resp = json!({"id": "resp_j", "object": "response", "status": "completed", "model": "gpt-5.1",
+        "output": [message_item("msg_1", "whole", "completed")], "usage": Usage::new(1, 1).to_json()});
+    let (status, body) = against(raw(200, "application/json", resp.to_string()), false).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["content"], json!([{"type": "text", "text": "whole"}]));
+    assert_eq!(body["id"], json!("resp_j"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,7 +25,10 @@ fn a_clean_request_passes() {
             {"type": "function_call", "call_id": "c1", "name": "Bash", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c1", "output": "ok"}
         ]}),
-        &[("authorization", &format!("Bearer {TEST_UPSTREAM_KEY}"))],
+        &[
+            ("authorization", &format!("Bearer {TEST_UPSTREAM_KEY}")),
+            ("accept", "text/event-stream"),
+        ],
     );
     let inv = Invariants {
         expect_prompt_cache_key: true,
@@ -33,6 +36,12 @@ fn a_clean_request_passes() {
         ..Invariants::default()
     };
     assert_eq!(validate_request_invariants(&r, &inv), Vec::<String>::new());
+    // A non-streaming client's answer is asked for as JSON.
+    let mut json = r.clone();
+    json.body["stream"] = json!(false);
+    json.headers.push(("accept".into(), "application/json".into()));
+    json.headers.retain(|(k, v)| k != "accept" || v != "text/event-stream");
+    assert_eq!(validate_request_invariants(&json, &inv), Vec::<String>::new());
 }
 
 #[test]
@@ -54,7 +63,7 @@ fn violations_are_listed() {
     assert_eq!(
         validate_request_invariants(&r, &inv),
         vec![
-            "body does not have \"stream\": true".to_owned(),
+            "\"stream\": false with accept \"\"".to_owned(),
             "input[0]: output for call_id \"c9\" has no function_call before it".to_owned(),
             "a secret (sk-fer...) appears in the body".to_owned(),
             "the upstream key appears in header x-forwarded-key".to_owned(),
