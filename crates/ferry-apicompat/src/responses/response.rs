@@ -11,33 +11,134 @@ use serde_json::{Map, Value};
 ///
 /// Every field is optional on the wire (an in-progress response has little), and fields this
 /// crate does not model are kept in [`Response::extra`] so that the object round-trips.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised by hand rather than with `#[serde(flatten)]`, which would buffer the whole
+/// object before reading it: this object arrives three times in every stream (created,
+/// in progress, completed). A `null` `id`, `model` or `output` reads as empty, as absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Response {
     /// Response id (`resp_…`).
-    #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// The model that answered.
-    #[serde(default, deserialize_with = "null_default")]
     pub model: String,
     /// Lifecycle status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ResponseStatus>,
     /// Output items, in order.
-    #[serde(default, deserialize_with = "null_default")]
     pub output: Vec<OutputItem>,
     /// Token usage (terminal responses only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Why the response is incomplete (status `incomplete`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub incomplete_details: Option<IncompleteDetails>,
     /// Why the response failed (status `failed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
     /// Every other field, kept as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A key of a [`Response`] object.
+enum ResponseField {
+    Id,
+    Model,
+    Status,
+    Output,
+    Usage,
+    IncompleteDetails,
+    Error,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for ResponseField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl de::Visitor<'_> for FieldVisitor {
+            type Value = ResponseField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ResponseField, E> {
+                Ok(match v {
+                    "id" => ResponseField::Id,
+                    "model" => ResponseField::Model,
+                    "status" => ResponseField::Status,
+                    "output" => ResponseField::Output,
+                    "usage" => ResponseField::Usage,
+                    "incomplete_details" => ResponseField::IncompleteDetails,
+                    "error" => ResponseField::Error,
+                    other => ResponseField::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Response {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ResponseVisitor;
+        impl<'de> de::Visitor<'de> for ResponseVisitor {
+            type Value = Response;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a response object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Response, A::Error> {
+                let mut r = Response::default();
+                let mut seen = [false; 7];
+                let mut once = |i: usize, name: &'static str| {
+                    if std::mem::replace(&mut seen[i], true) {
+                        Err(de::Error::duplicate_field(name))
+                    } else {
+                        Ok(())
+                    }
+                };
+                while let Some(key) = map.next_key::<ResponseField>()? {
+                    match key {
+                        ResponseField::Id => {
+                            once(0, "id")?;
+                            r.id = map.next_value::<Option<String>>()?.unwrap_or_default();
+                        }
+                        ResponseField::Model => {
+                            once(1, "model")?;
+                            r.model = map.next_value::<Option<String>>()?.unwrap_or_default();
+                        }
+                        ResponseField::Status => {
+                            once(2, "status")?;
+                            r.status = map.next_value()?;
+                        }
+                        ResponseField::Output => {
+                            once(3, "output")?;
+                            r.output = map
+                                .next_value::<Option<Vec<OutputItem>>>()?
+                                .unwrap_or_default();
+                        }
+                        ResponseField::Usage => {
+                            once(4, "usage")?;
+                            r.usage = map.next_value()?;
+                        }
+                        ResponseField::IncompleteDetails => {
+                            once(5, "incomplete_details")?;
+                            r.incomplete_details = map.next_value()?;
+                        }
+                        ResponseField::Error => {
+                            once(6, "error")?;
+                            r.error = map.next_value()?;
+                        }
+                        ResponseField::Other(name) => {
+                            let value: Value = map.next_value()?;
+                            r.extra.insert(name, value);
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        deserializer.deserialize_map(ResponseVisitor)
+    }
 }
 
 /// Status of a response.

@@ -486,3 +486,22 @@ fn failure_messages_are_sanitised() {
         "upstream truncated: upstream stream ended before a terminal event"
     );
 }
+
+#[test]
+fn response_nulls_read_as_absent_and_duplicates_are_refused() {
+    let resp: responses::Response = serde_json::from_value(json!({
+        "id": null, "model": null, "output": null, "status": null, "usage": null,
+        "object": "response", "metadata": {"k": "v"}
+    }))
+    .unwrap();
+    let mut expected = responses::Response::default();
+    expected.extra.insert("object".into(), json!("response"));
+    expected.extra.insert("metadata".into(), json!({"k": "v"}));
+    assert_eq!(resp, expected);
+
+    let err = serde_json::from_str::<responses::Response>(r#"{"id":"a","id":"b"}"#).unwrap_err();
+    assert!(err.to_string().contains("duplicate field `id`"), "{err}");
+    let err = serde_json::from_str::<responses::Response>(r#"{"output":7}"#).unwrap_err();
+    assert!(err.to_string().contains("invalid type"), "{err}");
+    assert!(serde_json::from_str::<responses::Response>("[1]").is_err());
+}
