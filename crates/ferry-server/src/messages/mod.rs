@@ -576,7 +576,8 @@ async fn attempt(
         mut body,
     } = reply;
 
-    if status >= 400 {
+    // Redirects are not followed: a 3xx is a misconfigured base URL, an error like a 4xx.
+    if !(200..300).contains(&status) {
         let err_body = upstream::read_error_body(&mut body, ERROR_BODY_TIMEOUT).await;
         drop(body);
         if built.continued

@@ -846,6 +846,30 @@ async fn upstream_json_answer_with_a_failed_status_is_an_error() {
 }
 
 #[tokio::test]
+async fn an_upstream_redirect_is_not_followed() {
+    for stream in [true, false] {
+        let upstream = start().await;
+        let target = start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(307)
+                    .insert_header("location", format!("{}/v1/responses", target.uri())),
+            )
+            .mount(&upstream)
+            .await;
+        let server = TestServer::start(cfg(&upstream.uri(), Duration::from_secs(3))).await;
+        let resp = send_bounded(&server, &request("hi", stream)).await;
+        assert_eq!(resp.status(), 502, "stream {stream}");
+        assert_eq!(json_body(resp).await["error"]["type"], json!("api_error"));
+        let followed = target.received_requests().await.unwrap_or_default();
+        assert!(
+            followed.is_empty(),
+            "the redirect was followed: {followed:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn upstream_html_error_page() {
     let (status, body) = against(
         status_response(503, &[], "<html><h1>503 Service Unavailable</h1></html>"),
