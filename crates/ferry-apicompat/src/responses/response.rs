@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A Responses API response object: the body of a non-streaming response and the
@@ -15,7 +16,10 @@ use serde_json::{Map, Value};
 /// Deserialised by hand rather than with `#[serde(flatten)]`, which would buffer the whole
 /// object before reading it: this object arrives three times in every stream (created,
 /// in progress, completed). A `null` `id`, `model` or `output` reads as empty, as absent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The other fields are kept as raw JSON text, not as [`Value`] trees: the upstream echoes
+/// the request's `instructions` and `tools` in every copy (tens of KiB for a Claude Code
+/// request), and nothing here reads them.
+#[derive(Debug, Clone, Default, Serialize)]
 #[non_exhaustive]
 pub struct Response {
     /// Response id (`resp_…`).
@@ -36,9 +40,28 @@ pub struct Response {
     /// Why the response failed (status `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
-    /// Every other field, kept as received.
+    /// Every other field, kept as received (its JSON text).
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: std::collections::BTreeMap<String, Box<RawValue>>,
+}
+
+/// Equal when every field is, the [`Response::extra`] values compared as JSON text.
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.model == other.model
+            && self.status == other.status
+            && self.output == other.output
+            && self.usage == other.usage
+            && self.incomplete_details == other.incomplete_details
+            && self.error == other.error
+            && self.extra.len() == other.extra.len()
+            && self
+                .extra
+                .iter()
+                .zip(&other.extra)
+                .all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+    }
 }
 
 /// A key of a [`Response`] object.
@@ -129,7 +152,7 @@ impl<'de> Deserialize<'de> for Response {
                             r.error = map.next_value()?;
                         }
                         ResponseField::Other(name) => {
-                            let value: Value = map.next_value()?;
+                            let value: Box<RawValue> = map.next_value()?;
                             r.extra.insert(name, value);
                         }
                     }

@@ -39,9 +39,14 @@ fn a_clean_request_passes() {
     // A non-streaming client's answer is asked for as JSON.
     let mut json = r.clone();
     json.body["stream"] = json!(false);
-    json.headers.push(("accept".into(), "application/json".into()));
-    json.headers.retain(|(k, v)| k != "accept" || v != "text/event-stream");
-    assert_eq!(validate_request_invariants(&json, &inv), Vec::<String>::new());
+    json.headers
+        .push(("accept".into(), "application/json".into()));
+    json.headers
+        .retain(|(k, v)| k != "accept" || v != "text/event-stream");
+    assert_eq!(
+        validate_request_invariants(&json, &inv),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
