@@ -281,7 +281,12 @@ fn accounts_error(e: &ferry_accounts::AccountsError) -> Error {
 
 /// The request as built for one account.
 struct Built {
-    body: Map<String, Value>,
+    /// The JSON body to send.
+    body: Vec<u8>,
+    /// `service_tier` as sent (after the account's policy).
+    service_tier: Option<String>,
+    /// `reasoning.effort` as sent.
+    reasoning_effort: Option<String>,
     upstream_model: String,
     billing_model: String,
     /// `previous_response_id` was attached.
@@ -372,14 +377,23 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
     {
         body.prompt_cache_key = Some(r.key.clone());
     }
-    let Ok(Value::Object(mut map)) = serde_json::to_value(&body) else {
-        return Err(Attempt::Fatal(Error::Internal(
-            "cannot serialise the upstream request".into(),
-        )));
-    };
     let mut upstream_model = route.upstream.clone();
     let mut cache_key = applies.map(|r| r.key.clone());
-    if oauth {
+    let policy = cfg.service_tier_policy;
+    let blocked =
+        |e: ferry_accounts::AccountsError| Attempt::Fatal(Error::PolicyBlocked(e.to_string()));
+    let serialise_failed = |e: serde_json::Error| {
+        Attempt::Fatal(Error::Internal(format!(
+            "cannot serialise the upstream request: {e}"
+        )))
+    };
+    let (bytes, service_tier, reasoning_effort) = if oauth {
+        // The Codex transform rewrites the body as a JSON map.
+        let Ok(Value::Object(mut map)) = serde_json::to_value(&body) else {
+            return Err(Attempt::Fatal(Error::Internal(
+                "cannot serialise the upstream request".into(),
+            )));
+        };
         let template = ctx
             .state
             .config
@@ -400,16 +414,52 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         if cache_key.is_none() {
             cache_key = outcome.prompt_cache_key;
         }
-    }
-    if let Err(e) = ferry_accounts::apply_service_tier_policy(
-        cfg.service_tier_policy,
-        &mut map,
-        &upstream_model,
-    ) {
-        return Err(Attempt::Fatal(Error::PolicyBlocked(e.to_string())));
-    }
+        ferry_accounts::apply_service_tier_policy(policy, &mut map, &upstream_model)
+            .map_err(blocked)?;
+        let tier = map
+            .get("service_tier")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let effort = map
+            .get("reasoning")
+            .and_then(|r| r.get("effort"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        (
+            serde_json::to_vec(&map).map_err(serialise_failed)?,
+            tier,
+            effort,
+        )
+    } else {
+        // Serialised straight from the typed request (no intermediate JSON tree); the tier
+        // policy sees the one field it reads.
+        let mut tier = Map::new();
+        if let Some(t) = body.service_tier.take() {
+            tier.insert("service_tier".to_owned(), Value::String(t));
+        }
+        ferry_accounts::apply_service_tier_policy(policy, &mut tier, &upstream_model)
+            .map_err(blocked)?;
+        body.service_tier = match tier.remove("service_tier") {
+            Some(Value::String(t)) => Some(t),
+            _ => None,
+        };
+        let effort = body
+            .reasoning
+            .as_ref()
+            .and_then(|r| r.effort.as_ref())
+            .and_then(|e| serde_json::to_value(e).ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let tier = body.service_tier.clone();
+        (
+            serde_json::to_vec(&body).map_err(serialise_failed)?,
+            tier,
+            effort,
+        )
+    };
     Ok(Built {
-        body: map,
+        body: bytes,
+        service_tier,
+        reasoning_effort,
         upstream_model,
         billing_model: route.billing,
         continued,
@@ -468,17 +518,8 @@ async fn attempt(
     let cfg = lease.config();
     record.billing_model.clone_from(&built.billing_model);
     record.upstream_model.clone_from(&built.upstream_model);
-    record.service_tier = built
-        .body
-        .get("service_tier")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    record.reasoning_effort = built
-        .body
-        .get("reasoning")
-        .and_then(|r| r.get("effort"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    record.service_tier.clone_from(&built.service_tier);
+    record.reasoning_effort.clone_from(&built.reasoning_effort);
 
     let credential = match lease.credential().await {
         Ok(c) => c,
@@ -531,12 +572,10 @@ async fn attempt(
     }
     let sent_at = Instant::now();
     let reply = if cfg.kind == AccountKind::Simulated {
-        upstream::simulated(&Value::Object(built.body.clone()))
+        let request = serde_json::from_slice::<Value>(&built.body).unwrap_or(Value::Null);
+        upstream::simulated(&request)
     } else {
-        let body = match serde_json::to_vec(&built.body) {
-            Ok(b) => b,
-            Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
-        };
+        let body = built.body;
         let sent = state
             .http
             .send(HttpRequest {
