@@ -307,13 +307,18 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
     if cfg.kind != AccountKind::Simulated && is_unmapped(&route.upstream) {
         return Err(Attempt::Skip);
     }
-    let mut req = ctx.req.clone();
-    if let Some(effort) = route
+    // Copied only when a model suffix changes it (the body can be large).
+    let req: std::borrow::Cow<'_, anthropic::MessagesRequest> = match route
         .suffix_effort
         .and_then(ferry_accounts::anthropic_effort_for_suffix)
     {
-        apply_suffix_effort(&mut req, effort);
-    }
+        Some(effort) => {
+            let mut req = ctx.req.clone();
+            apply_suffix_effort(&mut req, effort);
+            std::borrow::Cow::Owned(req)
+        }
+        None => std::borrow::Cow::Borrowed(&ctx.req),
+    };
     let mut opts = convert::request::Options::new().with_model(route.upstream.clone());
     if ctx.fast_mode {
         opts = opts.with_service_tier("priority");
