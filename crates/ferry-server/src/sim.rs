@@ -1101,11 +1101,19 @@ impl EventWriter {
 
 /// A response body over SSE frames that waits `ttft` before the first frame and
 /// `event_interval` between frames. With both zero, all frames go out as one chunk.
+///
+/// Frame `k` is due at `first poll + ttft + k × event_interval` (an absolute schedule), so
+/// the timer's 1 ms granularity delays each frame by less than a millisecond instead of
+/// adding up over the frames: a benchmark can then compare a gateway's first event with
+/// the upstream's own to well under a millisecond.
 pub struct PacedBody {
     frames: VecDeque<Bytes>,
     ttft: Duration,
     interval: Duration,
-    started: bool,
+    /// When the body was first polled.
+    origin: Option<tokio::time::Instant>,
+    /// Frames sent so far.
+    sent: u32,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -1130,7 +1138,8 @@ impl PacedBody {
             frames,
             ttft,
             interval,
-            started: false,
+            origin: None,
+            sent: 0,
             sleep: None,
         }
     }
@@ -1148,21 +1157,20 @@ impl Body for PacedBody {
         if this.frames.is_empty() {
             return Poll::Ready(None);
         }
-        let delay = if this.started {
-            this.interval
-        } else {
-            this.ttft
-        };
-        if !delay.is_zero() {
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+        if !(this.ttft.is_zero() && this.interval.is_zero()) {
+            let origin = *this.origin.get_or_insert_with(tokio::time::Instant::now);
+            let due = origin + this.ttft + this.interval * this.sent;
+            if due > tokio::time::Instant::now() {
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
             this.sleep = None;
         }
-        this.started = true;
+        this.sent = this.sent.saturating_add(1);
         Poll::Ready(this.frames.pop_front().map(|f| Ok(Frame::data(f))))
     }
 
@@ -1752,6 +1760,36 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(210) && waited < Duration::from_millis(213),
             "{waited:?}"
+        );
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn paced_body_keeps_an_absolute_schedule() {
+        tokio::time::pause();
+        let frames: Vec<Bytes> = (0..5).map(|i| Bytes::from(i.to_string())).collect();
+        let o = SimOptions {
+            ttft: Duration::from_millis(200),
+            event_interval: Duration::from_millis(10),
+            ..opts()
+        };
+        let start = tokio::time::Instant::now();
+        let mut body = PacedBody::new(frames, &o);
+        body.frame().await.unwrap().unwrap();
+        // A reader 35 ms late: frames 1-3 (due at 210, 220, 230 ms) are sent at once, and
+        // frame 4 keeps its 240 ms slot instead of moving to 245 ms.
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        let late = start.elapsed();
+        assert!(late >= Duration::from_millis(235), "{late:?}");
+        for _ in 1..4 {
+            body.frame().await.unwrap().unwrap();
+            assert_eq!(start.elapsed(), late);
+        }
+        body.frame().await.unwrap().unwrap();
+        let last = start.elapsed();
+        assert!(
+            last >= Duration::from_millis(240) && last < Duration::from_millis(242),
+            "{last:?}"
         );
         assert!(body.frame().await.is_none());
     }
