@@ -84,7 +84,13 @@ impl Server {
                     let st = state.clone();
                     let svc = service_fn(move |req| {
                         let st = st.clone();
-                        async move { Ok::<_, Infallible>(crate::routes::handle(st, req).await) }
+                        // Boxed: hyper keeps a slot the size of the service future for the
+                        // connection's whole life, so an unboxed handler future would cost
+                        // its full size (~7 KiB) per connection, also while only the
+                        // response body streams. Boxed, it is freed once the head is ready.
+                        Box::pin(async move {
+                            Ok::<_, Infallible>(crate::routes::handle(st, req).await)
+                        })
                     });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
