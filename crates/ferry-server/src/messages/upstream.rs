@@ -124,7 +124,7 @@ impl HttpClients {
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        let headers = owned_headers(resp.headers());
         let body = resp
             .bytes_stream()
             .map(|r| r.map_err(|e| error_chain(&e)))
@@ -135,6 +135,20 @@ impl HttpClients {
             body,
         })
     }
+}
+
+/// A copy of `headers` that owns its values. A clone would share hyper's read buffer
+/// (header values are slices of it) and keep those 8 KiB alive while hyper reads the
+/// body into a new one.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            out.append(name.clone(), copy);
+        }
+    }
+    out
 }
 
 /// A reqwest error as text without its URL (which could carry credentials in a proxy or
@@ -238,4 +252,40 @@ pub(crate) fn extract_error_message(status: u16, body: &[u8]) -> (Option<String>
         &msg,
     );
     (clean.code, clean.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn owned_headers_keep_every_value_and_its_sensitivity_without_sharing_the_buffer() {
+        // Values sliced from one buffer, as hyper parses them.
+        let buf = Bytes::from_static(b"req_1text/event-streamsk-secret");
+        let value = |r: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(buf.slice(r)).expect("valid header value")
+        };
+        let mut h = HeaderMap::new();
+        h.append("x-request-id", value(0..5));
+        h.append("content-type", value(5..22));
+        let mut secret = value(22..31);
+        secret.set_sensitive(true);
+        h.append("authorization", secret);
+        h.append("x-request-id", HeaderValue::from_static("req_2"));
+
+        let copy = owned_headers(&h);
+
+        assert_eq!(copy, h);
+        assert!(copy["authorization"].is_sensitive());
+        assert_eq!(copy.get_all("x-request-id").iter().count(), 2);
+        for (name, v) in &copy {
+            let original = h.get(name).expect("same names");
+            assert_ne!(
+                v.as_bytes().as_ptr(),
+                original.as_bytes().as_ptr(),
+                "{name} shares"
+            );
+        }
+    }
 }
