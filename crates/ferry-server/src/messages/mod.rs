@@ -91,7 +91,9 @@ async fn prepare(
 ) -> Result<Ctx, Error> {
     let client = auth::authenticate(&state.config.client_keys, req.headers())?;
     record.client = client.label().to_owned();
-    let headers = req.headers().clone();
+    // A copy that owns its values: a clone would keep hyper's 8 KiB read buffer (which the
+    // values are slices of) alive for the whole request.
+    let headers = upstream::owned_headers(req.headers());
     let body = read_body(
         req,
         state.config.server.max_body_bytes,
@@ -734,11 +736,27 @@ async fn attempt(
             Reader::Sse(source) if ctx.stream => {
                 respond_stream(&ctx, source, finisher, client_headers, same_account_retries).await
             }
+            // Boxed: the JSON futures are large (about 11 KiB) and every request's task, a
+            // streaming one too, would otherwise carry their size.
             Reader::Sse(source) => {
-                respond_json(&ctx, source, finisher, client_headers, same_account_retries).await
+                Box::pin(respond_json(
+                    &ctx,
+                    source,
+                    finisher,
+                    client_headers,
+                    same_account_retries,
+                ))
+                .await
             }
             Reader::Json(body) => {
-                respond_json_body(&ctx, body, finisher, client_headers, same_account_retries).await
+                Box::pin(respond_json_body(
+                    &ctx,
+                    body,
+                    finisher,
+                    client_headers,
+                    same_account_retries,
+                ))
+                .await
             }
         }
     });

@@ -140,7 +140,7 @@ impl HttpClients {
 /// A copy of `headers` that owns its values. A clone would share hyper's read buffer
 /// (header values are slices of it) and keep those 8 KiB alive while hyper reads the
 /// body into a new one.
-fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
