@@ -9,11 +9,14 @@
 //!   (`pip install 'litellm[proxy]'`, `LITELLM_LOCAL_MODEL_COST_MAP=True`), one worker, pinned
 //!   to core 0, routing `/v1/messages` for the same Claude model names to the same upstreams'
 //!   `/v1/responses` (`openai/` models go through the Responses API);
+//! - two `ferry-relay`s (ferry-testkit), byte-level TCP relays to each upstream, pinned to
+//!   core 0: the floor of any process in the middle on this machine;
 //! - the load: `ferry-load` (ferry-testkit), pinned to core 1, which times each request, the
 //!   first text delta and the gaps between deltas.
 //!
 //! "Direct" is the same client against the upstream alone, with the Responses request ferry
-//! would send (`ferry convert request`). Runs of the three targets are interleaved in rounds
+//! would send (`ferry convert request`); "relay" is the same through `ferry-relay`. Runs of
+//! the targets are interleaved in rounds
 //! and pooled, so slow drift of the machine hits all of them alike. CPU is read from
 //! `/proc/PID/stat` (utime + stime of the process and its children) before and after a run.
 //!
@@ -133,6 +136,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "ferry",
         "--bin",
         "ferry-load",
+        "--bin",
+        "ferry-relay",
     ]))?;
     let litellm = litellm_venv(root)?;
     let dir = root.join("target").join("bench-gateway");
@@ -141,6 +146,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let env = Env {
         ferry: bin.join("ferry"),
         load: bin.join("ferry-load"),
+        relay: bin.join("ferry-relay"),
         dir: dir.clone(),
         gateways: std::cell::RefCell::new(Vec::new()),
     };
@@ -151,12 +157,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let paced = env.sim("sim-paced", &["--paced"])?;
     let ferry = env.ferry("ferry", &sim.addr, &paced.addr)?;
     let lite = env.litellm(&litellm, &sim.addr, &paced.addr)?;
+    let relay = env.relay("relay-zero", &sim.addr)?;
+    let relay_paced = env.relay("relay-paced", &paced.addr)?;
     env.gateways
         .borrow_mut()
         .extend([("ferry", ferry.pid), ("LiteLLM", lite.pid)]);
     let targets = Targets {
         direct: Target::direct(&sim.addr),
         direct_paced: Target::direct(&paced.addr),
+        relay: Target::relay(&relay.addr),
+        relay_paced: Target::relay(&relay_paced.addr),
         ferry: Target::gateway("ferry", &ferry.addr),
         litellm: Target::gateway("LiteLLM", &lite.addr),
     };
@@ -220,6 +230,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 struct Env {
     ferry: PathBuf,
     load: PathBuf,
+    /// `ferry-relay`: the byte-level floor of any process in the middle.
+    relay: PathBuf,
     dir: PathBuf,
     /// Gateways (name, process group) frozen with SIGSTOP while another target is measured,
     /// so that an idle gateway's background work cannot steal core 0 from the measured one.
@@ -309,6 +321,17 @@ impl Env {
         }
         let _ = child.kill();
         bail!("{name} did not get ready in 30 s; see {}", log.display())
+    }
+
+    /// `ferry-relay` on core 0 in front of `target`.
+    fn relay(&self, name: &str, target: &str) -> anyhow::Result<Proc> {
+        self.start_printing(
+            name,
+            0,
+            &self.relay,
+            &["127.0.0.1:0", target],
+            "ferry-relay listening on http://",
+        )
     }
 
     fn sim(&self, name: &str, args: &[&str]) -> anyhow::Result<Proc> {
@@ -571,6 +594,14 @@ impl Target {
         }
     }
 
+    /// The upstream through `ferry-relay`: the same requests as [`Target::direct`].
+    fn relay(addr: &str) -> Self {
+        Self {
+            name: "relay",
+            ..Self::direct(addr)
+        }
+    }
+
     fn gateway(name: &'static str, addr: &str) -> Self {
         Self {
             name,
@@ -595,6 +626,9 @@ impl Target {
 struct Targets {
     direct: Target,
     direct_paced: Target,
+    /// `ferry-relay` (pinned to core 0, like the gateways) in front of the upstream.
+    relay: Target,
+    relay_paced: Target,
     ferry: Target,
     litellm: Target,
 }
@@ -881,10 +915,10 @@ fn interleaved(
     paced: bool,
 ) -> anyhow::Result<Pooled> {
     let mut pooled = Pooled::default();
-    let direct = if paced {
-        &targets.direct_paced
+    let (direct, relay) = if paced {
+        (&targets.direct_paced, &targets.relay_paced)
     } else {
-        &targets.direct
+        (&targets.direct, &targets.relay)
     };
     let (fast, slow, conc) = if paced {
         (plan.paced, plan.paced_litellm, "20")
@@ -894,6 +928,7 @@ fn interleaved(
     for _ in 0..plan.rounds {
         for (t, n) in [
             (direct, fast),
+            (relay, fast),
             (&targets.ferry, fast),
             (&targets.litellm, slow),
         ] {
@@ -1158,7 +1193,7 @@ impl Results {
         );
         let _ = writeln!(
             o,
-            "Method: ferry (release build) and the LiteLLM proxy (one worker) are pinned to core 0; the simulated upstreams (`ferry sim-upstream`, zero-delay with 50 text deltas, and `--paced`: 200 ms to the first event then 10 ms between events) and the load client `ferry-load` are pinned to core 1. Both gateways have client-key auth on and log at their default level. \"Direct\" is the same client against the upstream alone, sending the Responses request ferry would send (`ferry convert request`). Latency runs are interleaved in {} rounds (direct, ferry, LiteLLM) and pooled. CPU is utime + stime from `/proc/PID/stat` around the run, divided by the requests. Capacity is an open-loop rate ladder ({} s per step, rate/20 connections (2 to 64), latency counted from the scheduled send time); the best step is the highest whose p99 ≤ 5 ms with no error and ≥ 90 % of the offered rate achieved. All traffic is on 127.0.0.1.\n",
+            "Method: ferry (release build) and the LiteLLM proxy (one worker) are pinned to core 0; the simulated upstreams (`ferry sim-upstream`, zero-delay with 50 text deltas, and `--paced`: 200 ms to the first event then 10 ms between events) and the load client `ferry-load` are pinned to core 1. Both gateways have client-key auth on and log at their default level. \"Direct\" is the same client against the upstream alone, sending the Responses request ferry would send (`ferry convert request`). \"Relay\" is the same requests as direct through `ferry-relay`, a byte-level TCP relay pinned to core 0 like the gateways: what any process in the middle adds on this machine (two more socket hops, wake-ups across cores), the floor under a gateway's added latency. Latency runs are interleaved in {} rounds (direct, relay, ferry, LiteLLM) and pooled. CPU is utime + stime from `/proc/PID/stat` around the run, divided by the requests. Capacity is an open-loop rate ladder ({} s per step, rate/20 connections (2 to 64), latency counted from the scheduled send time); the best step is the highest whose p99 ≤ 5 ms with no error and ≥ 90 % of the offered rate achieved. All traffic is on 127.0.0.1.\n",
             plan.rounds,
             plan.step_ms as f64 / 1000.0,
         );
@@ -1194,10 +1229,11 @@ impl Results {
             ),
         ] {
             for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
-                let (f, l, d) = (
+                let (f, l, d, r) = (
                     lat(p, "ferry", q),
                     lat(p, "LiteLLM", q),
                     lat(p, "direct", q),
+                    lat(p, "relay", q),
                 );
                 let add = f.zip(d).map(|(f, d)| f as f64 - d as f64);
                 let (goal_text, met) = if goal && q > 0.9 {
@@ -1207,11 +1243,12 @@ impl Results {
                 };
                 let _ = writeln!(
                     o,
-                    "| 2. latency at concurrency 1, {label}, {qn} (ms) | {} | {} | {} | {} (LiteLLM {}) | {goal_text} | {met} |",
+                    "| 2. latency at concurrency 1, {label}, {qn} (ms) | {} | {} | {} | {} (relay {}, LiteLLM {}) | {goal_text} | {met} |",
                     ms(f),
                     ms(l),
                     ms(d),
                     added(f, d),
+                    added(r, d),
                     added(l, d),
                 );
             }
@@ -1223,10 +1260,11 @@ impl Results {
         .into_iter()
         .flat_map(|(p, label)| [(p, label, 0.5, "p50"), (p, label, 0.99, "p99")])
         {
-            let (f, l, d) = (
+            let (f, l, d, r) = (
                 first(p, "ferry", q),
                 first(p, "LiteLLM", q),
                 first(p, "direct", q),
+                first(p, "relay", q),
             );
             let add = f.zip(d).map(|(f, d)| f as f64 - d as f64);
             let (goal_text, met) = if q > 0.9 {
@@ -1236,11 +1274,12 @@ impl Results {
             };
             let _ = writeln!(
                 o,
-                "| 3. time to first text delta, {label}, {qn} (ms) | {} | {} | {} | {} (LiteLLM {}) | {goal_text} | {met} |",
+                "| 3. time to first text delta, {label}, {qn} (ms) | {} | {} | {} | {} (relay {}, LiteLLM {}) | {goal_text} | {met} |",
                 ms(f),
                 ms(l),
                 ms(d),
                 added(f, d),
+                added(r, d),
                 added(l, d),
             );
         }
@@ -1330,18 +1369,20 @@ impl Results {
         );
         for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
             let p = &self.claude_code;
-            let (f, l, d) = (
+            let (f, l, d, r) = (
                 lat(p, "ferry", q),
                 lat(p, "LiteLLM", q),
                 lat(p, "direct", q),
+                lat(p, "relay", q),
             );
             let _ = writeln!(
                 o,
-                "| 6. Claude Code request (76 KiB, 24 tools), streamed, {qn} (ms) | {} | {} | {} | {} (LiteLLM {}) | report | |",
+                "| 6. Claude Code request (76 KiB, 24 tools), streamed, {qn} (ms) | {} | {} | {} | {} (relay {}, LiteLLM {}) | report | |",
                 ms(f),
                 ms(l),
                 ms(d),
                 added(f, d),
+                added(r, d),
                 added(l, d),
             );
         }
