@@ -26,7 +26,8 @@
 //! 1. `pool.acquire(&Selection { preferred, exclude })` → [`Lease`] (or 429/529 material).
 //! 2. `lease.config().route_model(model)` → [`ModelRoute`] (billing and upstream model).
 //! 3. [`headers_have_beta_token`] with [`FAST_MODE_BETA`] → `service_tier = "priority"`.
-//! 4. OAuth: [`apply_codex_transform`] on the body map; then [`apply_service_tier_policy`].
+//! 4. OAuth: [`apply_codex_transform`] on the body map, then [`apply_service_tier_policy`];
+//!    API keys: [`resolve_service_tier`] on the typed request's `service_tier`.
 //! 5. `lease.credential().await` → [`Credential`]; [`build_upstream_headers`]; [`responses_url`].
 //! 6. On an error status: [`Pool::on_upstream_error`] → [`Disposition`]; on success
 //!    [`Pool::on_success`]; before the first client byte, a failed stream:
@@ -104,6 +105,6 @@ pub use crate::{
     },
     tier::{
         FAST_MODE_BETA, apply_service_tier_policy, has_beta_token, headers_have_beta_token,
-        normalize_service_tier,
+        normalize_service_tier, resolve_service_tier,
     },
 };

@@ -43,7 +43,8 @@ pub fn normalize_service_tier(tier: &str) -> Option<&'static str> {
 /// An absent, empty or unrecognised tier passes untouched. A recognised tier is rewritten to its
 /// canonical name under `pass`. `filter` removes, and `block` refuses, the non-standard tiers
 /// (`priority`, `flex`, `scale`); `auto` and `default` always pass, since they ask for nothing
-/// beyond what the account does anyway.
+/// beyond what the account does anyway. [`resolve_service_tier`] is the same rule on a typed
+/// field.
 pub fn apply_service_tier_policy(
     policy: ServiceTierPolicy,
     body: &mut Map<String, Value>,
@@ -56,19 +57,42 @@ pub fn apply_service_tier_policy(
         let kept = requested.trim();
         return Ok((!kept.is_empty()).then(|| kept.to_owned()));
     };
+    match resolve_service_tier(policy, tier, upstream_model)? {
+        Some(t) => {
+            body.insert("service_tier".into(), Value::String(t.clone()));
+            Ok(Some(t))
+        }
+        None => {
+            body.remove("service_tier");
+            Ok(None)
+        }
+    }
+}
+
+/// The policy of [`apply_service_tier_policy`] for a typed `service_tier` field: the value
+/// the field should have (`None`: remove it).
+///
+/// An unrecognised tier is returned as it was; a recognised one in its canonical name, or
+/// `None` when `filter` removes it.
+///
+/// # Errors
+///
+/// [`AccountsError::ServiceTierBlocked`] when `block` refuses the tier.
+pub fn resolve_service_tier(
+    policy: ServiceTierPolicy,
+    requested: &str,
+    upstream_model: &str,
+) -> Result<Option<String>, AccountsError> {
+    let Some(tier) = normalize_service_tier(requested) else {
+        return Ok(Some(requested.to_owned()));
+    };
     let standard = matches!(tier, "auto" | "default");
     match policy {
         ServiceTierPolicy::Block if !standard => Err(AccountsError::ServiceTierBlocked {
             tier: tier.to_owned(),
             model: upstream_model.to_owned(),
         }),
-        ServiceTierPolicy::Filter if !standard => {
-            body.remove("service_tier");
-            Ok(None)
-        }
-        _ => {
-            body.insert("service_tier".into(), Value::String(tier.to_owned()));
-            Ok(Some(tier.to_owned()))
-        }
+        ServiceTierPolicy::Filter if !standard => Ok(None),
+        _ => Ok(Some(tier.to_owned())),
     }
 }

@@ -2,7 +2,7 @@
 
 use ferry_accounts::{
     AccountsError, FAST_MODE_BETA, ServiceTierPolicy, apply_service_tier_policy, has_beta_token,
-    headers_have_beta_token, normalize_service_tier,
+    headers_have_beta_token, normalize_service_tier, resolve_service_tier,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Map, Value, json};
@@ -110,6 +110,16 @@ fn policies_cases_24_to_26() {
             left,
             "{policy:?} {tier:?}"
         );
+        // The typed form gives the field the value the map version leaves in the body.
+        if let Some(t) = tier {
+            let typed = resolve_service_tier(policy, t, "gpt-5.4").map_err(|e| {
+                assert!(matches!(e, AccountsError::ServiceTierBlocked { .. }));
+            });
+            match typed {
+                Ok(v) => assert_eq!(v.as_deref(), left, "{policy:?} {tier:?}"),
+                Err(()) => assert_eq!(want, Err(()), "{policy:?} {tier:?}"),
+            }
+        }
     }
     let err = apply_service_tier_policy(Block, &mut body(Some("fast")), "gpt-5.4").unwrap_err();
     assert_eq!(

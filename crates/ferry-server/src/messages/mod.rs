@@ -28,7 +28,7 @@ use ferry_apicompat::{anthropic, responses};
 use ferry_session::{MissFacts, ResolvedKey, SessionRef, StickyBinding, keys};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use self::events::{EventSource, Fault, Pulled};
@@ -438,18 +438,12 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
             effort,
         )
     } else {
-        // Serialised straight from the typed request (no intermediate JSON tree); the tier
-        // policy sees the one field it reads.
-        let mut tier = Map::new();
-        if let Some(t) = body.service_tier.take() {
-            tier.insert("service_tier".to_owned(), Value::String(t));
+        // Serialised straight from the typed request (no intermediate JSON tree).
+        if let Some(requested) = body.service_tier.take() {
+            body.service_tier =
+                ferry_accounts::resolve_service_tier(policy, &requested, &upstream_model)
+                    .map_err(blocked)?;
         }
-        ferry_accounts::apply_service_tier_policy(policy, &mut tier, &upstream_model)
-            .map_err(blocked)?;
-        body.service_tier = match tier.remove("service_tier") {
-            Some(Value::String(t)) => Some(t),
-            _ => None,
-        };
         let effort = body
             .reasoning
             .as_ref()
