@@ -146,6 +146,14 @@ fn cfg(uri: &str, idle: Duration) -> ferry_server::Config {
     c
 }
 
+/// Sends a request, reads its (status, JSON body), and says how long that took.
+async fn timed_answer(server: &TestServer, stream: bool) -> ((u16, Value), Duration) {
+    let started = Instant::now();
+    let resp = send_bounded(server, &request("hi", stream)).await;
+    let answer = (resp.status().as_u16(), json_body(resp).await);
+    (answer, started.elapsed())
+}
+
 async fn send_bounded(server: &TestServer, body: &Value) -> reqwest::Response {
     timeout(BOUND, server.messages(body))
         .await
@@ -234,11 +242,9 @@ async fn upstream_silent_before_headers_is_a_504_after_the_header_timeout() {
     let mut c = cfg(&upstream.uri(), Duration::from_secs(3));
     c.gateway.upstream_header_timeout = Duration::from_millis(400);
     let server = TestServer::start(c).await;
-    let started = Instant::now();
-    let resp = send_bounded(&server, &request("hi", true)).await;
-    let took = started.elapsed();
+    let (answer, took) = timed_answer(&server, true).await;
     assert_eq!(
-        (resp.status().as_u16(), json_body(resp).await),
+        answer,
         (
             504,
             error_body(
@@ -285,11 +291,9 @@ async fn a_json_answer_stalling_mid_body_is_a_504_after_the_idle_timeout() {
     })
     .await;
     let server = TestServer::start(cfg(&upstream.uri(), Duration::from_millis(400))).await;
-    let started = Instant::now();
-    let resp = send_bounded(&server, &request("hi", false)).await;
-    let took = started.elapsed();
+    let (answer, took) = timed_answer(&server, false).await;
     assert_eq!(
-        (resp.status().as_u16(), json_body(resp).await),
+        answer,
         (
             504,
             error_body(
@@ -317,11 +321,9 @@ async fn a_json_answer_trickling_past_the_answer_timeout_is_a_504() {
     let mut c = cfg(&upstream.uri(), Duration::from_millis(400));
     c.gateway.upstream_json_timeout = Duration::from_secs(1);
     let server = TestServer::start(c).await;
-    let started = Instant::now();
-    let resp = send_bounded(&server, &request("hi", false)).await;
-    let took = started.elapsed();
+    let (answer, took) = timed_answer(&server, false).await;
     assert_eq!(
-        (resp.status().as_u16(), json_body(resp).await),
+        answer,
         (
             504,
             error_body(
