@@ -3,7 +3,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -14,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::messages::UsageLog;
 use crate::state::AppState;
 
 /// A bound, not yet running server. [`bind`] it, read [`Server::local_addr`], then
@@ -82,8 +85,11 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let st = state.clone();
-                    let svc = service_fn(move |req| {
+                    let log = UsageLog::new();
+                    let conn_log = log.clone();
+                    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                         let st = st.clone();
+                        req.extensions_mut().insert(conn_log.clone());
                         // Boxed: hyper keeps a slot the size of the service future for the
                         // connection's whole life, so an unboxed handler future would cost
                         // its full size (~7 KiB) per connection, also while only the
@@ -97,7 +103,7 @@ impl Server {
                         .header_read_timeout(Duration::from_secs(30))
                         .keep_alive(true)
                         .serve_connection(TokioIo::new(stream), svc);
-                    let conn = graceful.watch(conn);
+                    let conn = LoggedConn { conn: Box::pin(graceful.watch(conn)), log };
                     #[expect(clippy::disallowed_methods, reason = "a connection task lives as long as the client's connection, beyond any one request; graceful shutdown tracks it")]
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -126,5 +132,28 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// A client connection that writes its requests' usage lines after each poll, that is
+/// after hyper has written what the poll produced (see [`UsageLog`]).
+struct LoggedConn<F> {
+    conn: Pin<Box<F>>,
+    log: UsageLog,
+}
+
+impl<F: Future> Future for LoggedConn<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let polled = self.conn.as_mut().poll(cx);
+        self.log.flush();
+        polled
+    }
+}
+
+impl<F> Drop for LoggedConn<F> {
+    fn drop(&mut self) {
+        self.log.close();
     }
 }

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use self::events::{EventSource, Fault, Pulled};
 use self::stream::{Live, MessageStream, encode_events};
 use self::upstream::{HttpRequest, UpstreamReply};
+pub(crate) use self::usage::UsageLog;
 use self::usage::{Outcome, UsageRecord};
 use crate::auth;
 use crate::body::ResponseBody;
@@ -54,6 +55,7 @@ pub(crate) async fn handle(
     request_id: String,
 ) -> Result<Response<ResponseBody>, Error> {
     let mut record = UsageRecord::new(&request_id, "-", false, "");
+    record.log = req.extensions().get::<UsageLog>().cloned();
     match prepare(&state, req, &mut record).await {
         Ok(ctx) => Ok(run(&Arc::new(ctx), record).await),
         Err(e) => {

@@ -1,7 +1,11 @@
 //! The one usage record per request: a structured `tracing` event (target `ferry::usage`)
 //! and the request metrics.
+//!
+//! The metrics are updated when the request ends; the log line is written after the
+//! response bytes it describes (see [`UsageLog`]), so formatting it and the `write` to
+//! stderr never delay the client.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ferry_apicompat::anthropic;
 use sha2::{Digest as _, Sha256};
@@ -54,6 +58,8 @@ pub(crate) struct UsageRecord {
     pub(crate) started: Instant,
     pub(crate) first_token: Option<Instant>,
     pub(crate) usage: anthropic::Usage,
+    /// Where the log line goes: its connection's queue, or `None` to write it at once.
+    pub(crate) log: Option<UsageLog>,
 }
 
 impl UsageRecord {
@@ -76,11 +82,13 @@ impl UsageRecord {
             started: Instant::now(),
             first_token: None,
             usage: anthropic::Usage::default(),
+            log: None,
         }
     }
 
-    /// Writes the record and the metrics. `status` is the HTTP status the client got.
-    pub(crate) fn finish(self, state: &Arc<AppState>, status: u16, outcome: &Outcome) {
+    /// Updates the metrics and writes the record (through its [`UsageLog`] when it has
+    /// one). `status` is the HTTP status the client got.
+    pub(crate) fn finish(mut self, state: &Arc<AppState>, status: u16, outcome: &Outcome) {
         let m = &state.metrics;
         let duration = self.started.elapsed();
         let first_token_ms = self
@@ -93,7 +101,7 @@ impl UsageRecord {
             m.first_token
                 .observe(t.duration_since(self.started).as_secs_f64());
         }
-        let u = &self.usage;
+        let u = self.usage;
         // Anthropic's `input_tokens` excludes cache reads; the total prompt is their sum.
         let prompt = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens;
         if prompt > 0 || u.output_tokens > 0 {
@@ -110,32 +118,126 @@ impl UsageRecord {
             m.prompt_cache_hit_ratio
                 .observe(u.cache_read_input_tokens as f64 / prompt as f64);
         }
+        let line = UsageLine {
+            status,
+            outcome: outcome.as_str(),
+            first_token_ms: first_token_ms.map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            log: self.log.take(),
+            record: self,
+        };
+        match line.log.clone() {
+            Some(log) => log.push(line),
+            None => line.write(),
+        }
+    }
+}
+
+/// A finished record waiting to be written.
+pub(crate) struct UsageLine {
+    record: UsageRecord,
+    status: u16,
+    outcome: &'static str,
+    first_token_ms: Option<u64>,
+    duration_ms: u64,
+    /// Taken out of `record`, so a queued line holds no reference to its queue.
+    log: Option<UsageLog>,
+}
+
+impl UsageLine {
+    fn write(&self) {
+        let r = &self.record;
+        let u = &r.usage;
         tracing::info!(
             target: "ferry::usage",
-            request_id = %self.request_id,
-            client = %self.client,
-            account = %self.account,
-            model = %self.original_model,
-            billing_model = %self.billing_model,
-            upstream_model = %self.upstream_model,
-            stream = self.stream,
-            status,
-            outcome = outcome.as_str(),
+            request_id = %r.request_id,
+            client = %r.client,
+            account = %r.account,
+            model = %r.original_model,
+            billing_model = %r.billing_model,
+            upstream_model = %r.upstream_model,
+            stream = r.stream,
+            status = self.status,
+            outcome = self.outcome,
             input_tokens = u.input_tokens,
             output_tokens = u.output_tokens,
             cache_read_tokens = u.cache_read_input_tokens,
             cache_creation_tokens = u.cache_creation_input_tokens,
-            first_token_ms = first_token_ms.map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
-            duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-            service_tier = self.service_tier.as_deref(),
-            reasoning_effort = self.reasoning_effort.as_deref(),
-            prompt_cache_key_source = self.prompt_cache_key_source,
-            continued = self.continued,
-            session = self.session.as_deref(),
-            response_id = self.response_id.as_deref(),
-            failovers = self.failovers,
+            first_token_ms = self.first_token_ms,
+            duration_ms = self.duration_ms,
+            service_tier = r.service_tier.as_deref(),
+            reasoning_effort = r.reasoning_effort.as_deref(),
+            prompt_cache_key_source = r.prompt_cache_key_source,
+            continued = r.continued,
+            session = r.session.as_deref(),
+            response_id = r.response_id.as_deref(),
+            failovers = r.failovers,
             "usage"
         );
+    }
+}
+
+/// The usage lines of one client connection, written once the connection has sent what
+/// it had to send: the server polls the connection, then calls [`UsageLog::flush`].
+///
+/// At concurrency 1 the line's formatting and its `write` to stderr took about 10 µs
+/// (20 µs at p99) between the upstream's answer and the client's response; now they
+/// overlap with the client reading it. A line finished after its connection closed
+/// (the upstream drained after the client left) is written at once.
+#[derive(Clone, Debug)]
+pub(crate) struct UsageLog(Arc<Mutex<Option<Vec<UsageLine>>>>);
+
+impl std::fmt::Debug for UsageLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageLine")
+            .field("request_id", &self.record.request_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsageLog {
+    /// An open log for a new connection.
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(Mutex::new(Some(Vec::new()))))
+    }
+
+    fn push(&self, line: UsageLine) {
+        let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match q.as_mut() {
+            Some(lines) => lines.push(line),
+            None => {
+                drop(q);
+                line.write();
+            }
+        }
+    }
+
+    /// Writes the queued lines.
+    pub(crate) fn flush(&self) {
+        let lines = {
+            let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match q.as_mut() {
+                Some(lines) if !lines.is_empty() => std::mem::take(lines),
+                _ => return,
+            }
+        };
+        for line in &lines {
+            line.write();
+        }
+    }
+
+    /// Writes the queued lines; later lines are written as they finish.
+    pub(crate) fn close(&self) {
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for line in &lines {
+            line.write();
+        }
     }
 }
 
@@ -147,4 +249,75 @@ pub(crate) fn session_tag(session_id: &str) -> String {
         .take(4)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer into a shared buffer, for one test's subscriber.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    fn line(request_id: &str) -> UsageLine {
+        UsageLine {
+            record: UsageRecord::new(request_id, "alice", false, "claude-opus-4-8"),
+            status: 200,
+            outcome: "ok",
+            first_token_ms: None,
+            duration_ms: 3,
+            log: None,
+        }
+    }
+
+    #[test]
+    fn queued_lines_wait_for_the_flush_and_lines_after_the_close_are_written_at_once() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let log = UsageLog::new();
+            log.push(line("req_a"));
+            log.push(line("req_b"));
+            assert!(buf.lines().is_empty(), "written before the flush");
+            log.flush();
+            let lines = buf.lines();
+            assert_eq!(lines.len(), 2);
+            assert!(lines[0].contains("request_id=req_a") && lines[0].contains("status=200"));
+            assert!(lines[1].contains("request_id=req_b"));
+            log.flush();
+            assert_eq!(buf.lines().len(), 2, "a flush writes each line once");
+
+            log.push(line("req_c"));
+            log.close();
+            assert_eq!(buf.lines().len(), 3, "the close writes what is queued");
+            log.push(line("req_d"));
+            let lines = buf.lines();
+            assert_eq!(lines.len(), 4, "a closed log writes at once");
+            assert!(lines[3].contains("request_id=req_d"));
+        });
+    }
 }
