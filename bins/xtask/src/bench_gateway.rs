@@ -152,6 +152,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     };
     let bodies = Bodies::write(root, &env)?;
 
+    // Anything already running on the cores skews every figure: measure, warn, report.
+    let busy = cores_busy(Duration::from_secs(1));
+    if busy.iter().any(|b| *b > 10.0) {
+        say!(
+            "bench-gateway: WARNING: the cores are already busy before the run ({}); the figures will be skewed",
+            busy_text(&busy)
+        );
+    }
     say!("bench-gateway: starting the upstreams, ferry and LiteLLM");
     let sim = env.sim("sim-zero", &["--deltas", "50"])?;
     let paced = env.sim("sim-paced", &["--paced"])?;
@@ -178,8 +186,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         }
     }
 
+    let mut machine = machine();
+    machine.insert("busy_before".into(), busy_text(&busy));
     let mut results = Results {
-        machine: machine(),
+        machine,
         ..Results::default()
     };
     // What each gateway burns when nobody calls it.
@@ -199,6 +209,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     results.latency_stream = interleaved(&env, &plan, &targets, &bodies.zero_stream, false)?;
     say!("bench-gateway: time to first delta (paced upstream)");
     results.ttfe = interleaved(&env, &plan, &targets, &bodies.paced_stream, true)?;
+    results.ttfe_spread = paced_spread(&env, &plan, &targets, &bodies.paced_stream)?;
     say!("bench-gateway: requests/s at p99 <= 5 ms");
     results.capacity = capacity(&env, &plan, &targets, &bodies)?;
     say!("bench-gateway: the Claude Code request end to end");
@@ -773,6 +784,46 @@ fn open_file_limit() -> usize {
         .unwrap_or(1024)
 }
 
+/// Per core, the percentage of `over` it spent busy (not idle, not waiting on I/O), from
+/// `/proc/stat`.
+fn cores_busy(over: Duration) -> Vec<f64> {
+    let sample = || -> Vec<(u64, u64)> {
+        fs::read_to_string("/proc/stat")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+            .map(|l| {
+                let v: Vec<u64> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                let total: u64 = v.iter().sum();
+                let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+                (total, idle)
+            })
+            .collect()
+    };
+    let a = sample();
+    std::thread::sleep(over);
+    let b = sample();
+    a.iter()
+        .zip(&b)
+        .map(|((t0, i0), (t1, i1))| {
+            let total = t1.saturating_sub(*t0).max(1) as f64;
+            100.0 * (total - i1.saturating_sub(*i0) as f64) / total
+        })
+        .collect()
+}
+
+fn busy_text(busy: &[f64]) -> String {
+    busy.iter()
+        .enumerate()
+        .map(|(i, b)| format!("core {i} {b:.0} %"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn machine() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let cpu = fs::read_to_string("/proc/cpuinfo")
@@ -829,6 +880,8 @@ struct Results {
     latency_json_busy: Pooled,
     latency_stream: Pooled,
     ttfe: Pooled,
+    /// Paced streams started at a steady rate (see [`paced_spread`]).
+    ttfe_spread: Pooled,
     claude_code: Pooled,
     capacity: BTreeMap<String, Capacity>,
     streams: Streams,
@@ -939,7 +992,6 @@ fn interleaved(
     body: &Bodies2,
     paced: bool,
 ) -> anyhow::Result<Pooled> {
-    let mut pooled = Pooled::default();
     let (direct, relay) = if paced {
         (&targets.direct_paced, &targets.relay_paced)
     } else {
@@ -950,31 +1002,66 @@ fn interleaved(
     } else {
         (plan.c1_fast, plan.c1_litellm, "1")
     };
-    for _ in 0..plan.rounds {
-        for (t, n) in [
+    rounds(
+        env,
+        plan,
+        body,
+        &[
             (direct, fast),
             (relay, fast),
             (&targets.ferry, fast),
             (&targets.litellm, slow),
-        ] {
-            let n_text = n.to_string();
-            let r = env.load(
-                t,
-                body,
-                &[
-                    "--concurrency",
-                    conc,
-                    "--requests",
-                    &n_text,
-                    "--warmup",
-                    "5",
-                    "--raw",
-                ],
-            )?;
+        ],
+        &["--concurrency", conc],
+    )
+}
+
+/// `plan.rounds` rounds of one `ferry-load --raw` run per (target, requests), in order
+/// within each round (interleaved), pooled per target.
+fn rounds(
+    env: &Env,
+    plan: &Plan,
+    body: &Bodies2,
+    runs: &[(&Target, u64)],
+    args: &[&str],
+) -> anyhow::Result<Pooled> {
+    let mut pooled = Pooled::default();
+    for _ in 0..plan.rounds {
+        for (t, n) in runs {
+            let n = n.to_string();
+            let mut all = args.to_vec();
+            all.extend(["--requests", &n, "--warmup", "5", "--raw"]);
+            let r = env.load(t, body, &all)?;
             pooled.add(t.name, &r);
         }
     }
     Ok(pooled)
+}
+
+/// Paced streams started at a steady rate, 20 a second over 20 connections, so about 15
+/// are open at any moment but no two first deltas leave the upstream in the same
+/// millisecond: each request's time to first delta, without the queueing of a burst that
+/// the lockstep run ([`interleaved`] with `paced`) measures. Open loop, timed from each
+/// request's scheduled start. Rounds interleaved like the others.
+fn paced_spread(
+    env: &Env,
+    plan: &Plan,
+    targets: &Targets,
+    body: &Bodies2,
+) -> anyhow::Result<Pooled> {
+    let (fast, slow) = (plan.paced / 2, plan.paced_litellm / 2);
+    rounds(
+        env,
+        plan,
+        body,
+        &[
+            (&targets.direct_paced, fast),
+            (&targets.relay_paced, fast),
+            (&targets.ferry, fast),
+            (&targets.litellm, slow),
+        ],
+        &["--concurrency", "20", "--rate", "20"],
+    )
 }
 
 /// A busy loop at the lowest priority (nice 19) pinned to the gateway core, killed on drop.
@@ -1012,27 +1099,18 @@ fn busy_core(env: &Env, plan: &Plan, targets: &Targets, body: &Bodies2) -> anyho
         .context("cannot start the busy loop (taskset, nice, sh)")?;
     let _spinner = Spinner(child);
     std::thread::sleep(Duration::from_millis(200));
-    let mut pooled = Pooled::default();
-    let n = plan.c1_fast.to_string();
-    for _ in 0..plan.rounds {
-        for t in [&targets.direct, &targets.relay, &targets.ferry] {
-            let r = env.load(
-                t,
-                body,
-                &[
-                    "--concurrency",
-                    "1",
-                    "--requests",
-                    &n,
-                    "--warmup",
-                    "5",
-                    "--raw",
-                ],
-            )?;
-            pooled.add(t.name, &r);
-        }
-    }
-    Ok(pooled)
+    let n = plan.c1_fast;
+    rounds(
+        env,
+        plan,
+        body,
+        &[
+            (&targets.direct, n),
+            (&targets.relay, n),
+            (&targets.ferry, n),
+        ],
+        &["--concurrency", "1"],
+    )
 }
 
 fn capacity(
@@ -1226,6 +1304,7 @@ impl Results {
             "latency_json_busy_core": pooled(&self.latency_json_busy),
             "latency_stream": pooled(&self.latency_stream),
             "ttfe_paced": pooled(&self.ttfe),
+            "ttfe_paced_steady_rate": pooled(&self.ttfe_spread),
             "claude_code": pooled(&self.claude_code),
             "capacity": self.capacity.iter().map(|(k, c)| json!({"target": k, "best": c.best, "steps": c.steps})).collect::<Vec<_>>(),
             "streams": {"n": self.streams.n, "direct": self.streams.direct, "ferry": self.streams.ferry, "paceable_direct": self.streams.paceable_direct, "paceable_ferry": self.streams.paceable_ferry,
@@ -1246,7 +1325,7 @@ impl Results {
         let _ = writeln!(o, "{SECTION}\n");
         let _ = writeln!(
             o,
-            "Measured by `cargo xtask bench-gateway`{} on {} ({} cores, Linux {}), {}, {}, LiteLLM {}; load average at the start {}. The run took {} s.\n",
+            "Measured by `cargo xtask bench-gateway`{} on {} ({} cores, Linux {}), {}, {}, LiteLLM {}; load average at the start {}, busy in the second before the run: {}. The run took {} s.\n",
             if plan.quick { " --quick" } else { "" },
             get("cpu"),
             get("cores"),
@@ -1255,11 +1334,12 @@ impl Results {
             get("date"),
             get("litellm"),
             get("load"),
+            get("busy_before"),
             self.took.as_secs(),
         );
         let _ = writeln!(
             o,
-            "Method: ferry (release build) and the LiteLLM proxy (one worker) are pinned to core 0; the simulated upstreams (`ferry sim-upstream`, zero-delay with 50 text deltas, and `--paced`: 200 ms to the first event then 10 ms between events) and the load client `ferry-load` are pinned to core 1. Both gateways have client-key auth on and log at their default level. \"Direct\" is the same client against the upstream alone, sending the Responses request ferry would send (`ferry convert request`). \"Relay\" is the same requests as direct through `ferry-relay`, a byte-level TCP relay pinned to core 0 like the gateways: what any process in the middle adds on this machine (two more socket hops, wake-ups across cores), the floor under a gateway's added latency. Latency runs are interleaved in {} rounds (direct, relay, ferry, LiteLLM) and pooled. The \"gateway core kept busy\" rows repeat the JSON latency runs (direct, relay, ferry) with a nice-19 busy loop pinned to core 0: the scheduler gives the core to a woken gateway at once, so the loop only removes the idle state between requests, whose wake-up cost on this VM every process in the middle pays; they split scenario 2 into that cost and the gateway's own work. CPU is utime + stime from `/proc/PID/stat` around the run, divided by the requests. Capacity is an open-loop rate ladder ({} s per step, rate/20 connections (2 to 64), latency counted from the scheduled send time); the best step is the highest whose p99 ≤ 5 ms with no error and ≥ 90 % of the offered rate achieved. All traffic is on 127.0.0.1.\n",
+            "Method: ferry (release build) and the LiteLLM proxy (one worker) are pinned to core 0; the simulated upstreams (`ferry sim-upstream`, zero-delay with 50 text deltas, and `--paced`: 200 ms to the first event then 10 ms between events) and the load client `ferry-load` are pinned to core 1. Both gateways have client-key auth on and log at their default level. \"Direct\" is the same client against the upstream alone, sending the Responses request ferry would send (`ferry convert request`). \"Relay\" is the same requests as direct through `ferry-relay`, a byte-level TCP relay pinned to core 0 like the gateways: what any process in the middle adds on this machine (two more socket hops, wake-ups across cores), the floor under a gateway's added latency. Latency runs are interleaved in {} rounds (direct, relay, ferry, LiteLLM) and pooled. The \"gateway core kept busy\" rows repeat the JSON latency runs (direct, relay, ferry) with a nice-19 busy loop pinned to core 0: the scheduler gives the core to a woken gateway at once, so the loop only removes the idle state between requests, whose wake-up cost on this VM every process in the middle pays; they split scenario 2 into that cost and the gateway's own work. Time to first delta against the paced upstream is measured two ways: 20 streams a second over 20 connections (open loop, timed from each request's scheduled start: about 15 streams open, first deltas spread out), which is each request's added time; and 20 streams started together, whose first deltas leave the upstream in the same millisecond, which adds the queueing of that burst on one core (the 20th stream waits for 19 others in any process in the middle, the relay included). CPU is utime + stime from `/proc/PID/stat` around the run, divided by the requests. Capacity is an open-loop rate ladder ({} s per step, rate/20 connections (2 to 64), latency counted from the scheduled send time); the best step is the highest whose p99 ≤ 5 ms with no error and ≥ 90 % of the offered rate achieved. All traffic is on 127.0.0.1.\n",
             plan.rounds,
             plan.step_ms as f64 / 1000.0,
         );
@@ -1332,7 +1412,14 @@ impl Results {
             );
         }
         for (p, label, q, qn) in [
-            (&self.ttfe, "paced upstream, 20 concurrent"),
+            (
+                &self.ttfe_spread,
+                "paced upstream, 20 streams a second (about 15 open)",
+            ),
+            (
+                &self.ttfe,
+                "paced upstream, 20 concurrent started together (first deltas in the same ms)",
+            ),
             (&self.latency_stream, "zero-delay upstream, concurrency 1"),
         ]
         .into_iter()
@@ -1475,6 +1562,7 @@ impl Results {
             ("latency JSON, busy core", &self.latency_json_busy),
             ("latency stream", &self.latency_stream),
             ("TTFE", &self.ttfe),
+            ("TTFE, steady rate", &self.ttfe_spread),
             ("Claude Code", &self.claude_code),
         ]
         .iter()
