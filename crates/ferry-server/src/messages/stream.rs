@@ -129,6 +129,9 @@ pub(crate) struct MessageStream {
     /// Encoded frames waiting to be sent.
     out: Vec<u8>,
     evs: Vec<anthropic::StreamEvent>,
+    /// Set until the prelude (the first content) has been handed to hyper; the next poll
+    /// then yields once, so hyper writes it before the events read with it are converted.
+    yield_after_prelude: bool,
 }
 
 impl MessageStream {
@@ -140,6 +143,7 @@ impl MessageStream {
             finishing: None,
             out: prelude,
             evs: Vec::new(),
+            yield_after_prelude: false,
         };
         if live.conv.is_finished() {
             // The whole answer is already in the prelude: end now rather than wait for an
@@ -149,6 +153,7 @@ impl MessageStream {
             this.finishing = live.end(&outcome);
         } else {
             this.live = Some(live);
+            this.yield_after_prelude = true;
         }
         this
     }
@@ -178,6 +183,14 @@ impl Body for MessageStream {
                 // Everything converted so far goes out as one chunk.
                 let chunk = Bytes::from(std::mem::take(&mut this.out));
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if std::mem::take(&mut this.yield_after_prelude) {
+                // hyper keeps polling a body while it has room to buffer, and writes when
+                // the body is pending. When the upstream sent a burst (the first content
+                // and more in one read), converting the rest first would hold back the
+                // first token by that work; one yield lets the prelude go out now.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             let Some(live) = this.live.as_mut() else {
                 return Poll::Ready(None);
