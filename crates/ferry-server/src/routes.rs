@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use crate::auth;
 use crate::body::ResponseBody;
 use crate::error::Error;
+use crate::messages::UsageLog;
 use crate::state::AppState;
 
 /// The routes ferry answers.
@@ -75,10 +76,15 @@ pub(crate) fn new_request_id() -> String {
 
 /// Entry point for every request: routes it, turns errors into Anthropic error bodies and
 /// stamps `request-id` on every response.
-pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
+/// `log` is the client connection's queue for usage lines.
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    log: UsageLog,
+) -> Response<ResponseBody> {
     let request_id = new_request_id();
     let is_head = req.method() == Method::HEAD;
-    let mut resp = match dispatch(&state, req, &request_id).await {
+    let mut resp = match dispatch(&state, req, &request_id, log).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -95,6 +101,7 @@ async fn dispatch(
     state: &Arc<AppState>,
     req: Request<Incoming>,
     request_id: &str,
+    log: UsageLog,
 ) -> Result<Response<ResponseBody>, Error> {
     let path = req.uri().path();
     let Some(route) = Route::from_path(path) else {
@@ -149,7 +156,9 @@ async fn dispatch(
                 &serde_json::json!({ "input_tokens": n }),
             ))
         }
-        Route::Messages => crate::messages::handle(state.clone(), req, request_id.to_owned()).await,
+        Route::Messages => {
+            crate::messages::handle(state.clone(), req, request_id.to_owned(), log).await
+        }
     }
 }
 

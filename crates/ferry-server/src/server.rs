@@ -87,15 +87,15 @@ impl Server {
                     let st = state.clone();
                     let log = UsageLog::new();
                     let conn_log = log.clone();
-                    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    let svc = service_fn(move |req| {
                         let st = st.clone();
-                        req.extensions_mut().insert(conn_log.clone());
+                        let log = conn_log.clone();
                         // Boxed: hyper keeps a slot the size of the service future for the
                         // connection's whole life, so an unboxed handler future would cost
                         // its full size (~7 KiB) per connection, also while only the
                         // response body streams. Boxed, it is freed once the head is ready.
                         Box::pin(async move {
-                            Ok::<_, Infallible>(crate::routes::handle(st, req).await)
+                            Ok::<_, Infallible>(crate::routes::handle(st, req, log).await)
                         })
                     });
                     let conn = http1::Builder::new()

@@ -53,9 +53,10 @@ pub(crate) async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
     request_id: String,
+    log: UsageLog,
 ) -> Result<Response<ResponseBody>, Error> {
     let mut record = UsageRecord::new(&request_id, "-", false, "");
-    record.log = req.extensions().get::<UsageLog>().cloned();
+    record.log = Some(log);
     match prepare(&state, req, &mut record).await {
         Ok(ctx) => Ok(run(&Arc::new(ctx), record).await),
         Err(e) => {
