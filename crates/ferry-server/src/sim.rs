@@ -1736,15 +1736,20 @@ mod tests {
         assert_eq!(count(50), 50);
     }
 
+    /// 200 ms to the first frame, then 10 ms between frames.
+    fn paced_opts() -> SimOptions {
+        SimOptions {
+            ttft: Duration::from_millis(200),
+            event_interval: Duration::from_millis(10),
+            ..opts()
+        }
+    }
+
     #[tokio::test]
     async fn paced_body_waits_between_events() {
         tokio::time::pause();
         let frames = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
-        let o = SimOptions {
-            ttft: Duration::from_millis(200),
-            event_interval: Duration::from_millis(10),
-            ..opts()
-        };
+        let o = paced_opts();
         let start = tokio::time::Instant::now();
         let mut body = PacedBody::new(frames, &o);
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -1768,11 +1773,7 @@ mod tests {
     async fn paced_body_keeps_an_absolute_schedule() {
         tokio::time::pause();
         let frames: Vec<Bytes> = (0..5).map(|i| Bytes::from(i.to_string())).collect();
-        let o = SimOptions {
-            ttft: Duration::from_millis(200),
-            event_interval: Duration::from_millis(10),
-            ..opts()
-        };
+        let o = paced_opts();
         let start = tokio::time::Instant::now();
         let mut body = PacedBody::new(frames, &o);
         body.frame().await.unwrap().unwrap();
