@@ -178,10 +178,12 @@ pub(crate) fn load(
                 merge(&mut tree, file);
             }
             Err(e) => {
-                // Nothing else can be checked in a file that does not parse.
+                // Nothing else can be checked in a file that does not parse. The message
+                // names the line and column, never the text there: that line may hold a
+                // secret (`api_key = "sk-…` without its closing quote).
                 return Err(Problems(vec![problem(
                     name,
-                    format!("not valid TOML: {}", one_line(&e.to_string())),
+                    format!("not valid TOML: {}", syntax_error(text, &e)),
                 )]));
             }
         }
@@ -220,12 +222,13 @@ pub(crate) fn load(
         );
     }
 
+    let secrets = secret_values(&tree);
     let mut bad_paths = Vec::new();
     let (raw, account_index) = deserialize(tree, &mut problems, &mut bad_paths);
 
-    match Config::from_raw(raw) {
-        Ok(config) if problems.is_empty() => Ok(Loaded { config, notes }),
-        Ok(_) => Err(Problems(problems)),
+    let result = match Config::from_raw(raw) {
+        Ok(config) if problems.is_empty() => return Ok(Loaded { config, notes }),
+        Ok(_) => problems,
         Err(more) => {
             // A key already reported (a type error, a missing variable) would come back as
             // "is required" or "unexpanded": say it once.
@@ -236,9 +239,93 @@ pub(crate) fn load(
                     problems.push(p);
                 }
             }
-            Err(Problems(problems))
+            problems
+        }
+    };
+    Err(Problems(
+        result
+            .into_iter()
+            .map(|mut p| {
+                p.message = redact(&p.message, &secrets);
+                p
+            })
+            .collect(),
+    ))
+}
+
+/// Keys whose values are secrets, wherever they sit in the tree.
+const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "access_token",
+    "refresh_token",
+    "key",
+    "redis_url",
+    "password",
+];
+
+/// Every secret value in the merged tree (expanded), longest first, so that a message can be
+/// cleaned of them by value. A Redis URL counts whole and by its password.
+fn secret_values(tree: &Table) -> Vec<String> {
+    fn walk(value: &Value, key: &str, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if SECRET_KEYS.contains(&key) && !s.trim().is_empty() => {
+                out.push(s.clone());
+                if let Some(password) = url_password(s) {
+                    out.push(password.to_owned());
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, key, out)),
+            Value::Table(t) => t.iter().for_each(|(k, v)| walk(v, k, out)),
+            _ => {}
         }
     }
+    let mut out = Vec::new();
+    for (k, v) in tree {
+        walk(v, k, &mut out);
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// The password of `scheme://user:password@host…`, if there is one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty()).then_some(password)
+}
+
+/// The shortest configured secret removed from messages by value.
+const MIN_REDACTED_LEN: usize = 6;
+
+/// `message` without any secret value, and without the string a serde type error quotes
+/// (`invalid type: string "…", expected …`): a secret put under the wrong key is still a
+/// secret.
+fn redact(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    if let Some(start) = out.find("string \"") {
+        let body = start + "string \"".len();
+        if let Some(len) = out[body..].find("\", expected") {
+            out.replace_range(start..body + len + 1, "a string");
+        }
+    }
+    // Values shorter than this are not real secrets and would match ordinary words.
+    for s in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    out
+}
+
+/// A TOML syntax error as `line L, column C: what`, without the excerpt of the file that
+/// `toml`'s `Display` adds.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let what = one_line(e.message());
+    let Some(span) = e.span() else { return what };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {what}")
 }
 
 /// The upstream model Claude models go to on the default account (`default_model`).

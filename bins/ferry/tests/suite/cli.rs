@@ -186,6 +186,65 @@ fn check_config_lists_every_problem_and_fails() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Issue 15 item 4: a config error names the key and the problem, never a secret's value,
+/// whether the file does not parse (the line of an unterminated `api_key = "…`), a secret
+/// sits under a key of the wrong type, or a Redis URL with a password is refused.
+#[test]
+fn config_errors_never_quote_a_secret() {
+    let dir = std::env::temp_dir().join(format!("ferry-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "sk-live-Zq7c0nf1gS3cr3tV4lue";
+    let cases = [
+        (
+            "unterminated.toml",
+            format!("[[accounts]]\nname = \"a\"\nkind = \"api_key\"\napi_key = \"{secret}\n"),
+            "line 4",
+        ),
+        (
+            "wrong-type.toml",
+            format!(
+                "[[accounts]]\nname = \"a\"\nkind = \"api_key\"\napi_key = \"x\"\nconcurrency = \"{secret}\"\n"
+            ),
+            "accounts[0].concurrency",
+        ),
+        (
+            "redis.toml",
+            format!(
+                "[session]\nstore = \"redis\"\nredis_url = \"http://user:{secret}@127.0.0.1:1\"\n"
+            ),
+            "session.redis_url",
+        ),
+        (
+            "client-key.toml",
+            format!("[[client_keys]]\nname = \"a\"\nkey = \" {secret}\"\n"),
+            "client_keys[0].key",
+        ),
+    ];
+    for (name, text, names) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, &text).unwrap();
+        for command in ["check-config", "serve"] {
+            let out = ferry()
+                .args([command, "--config"])
+                .arg(&path)
+                .args(if command == "serve" {
+                    &["--listen", "127.0.0.1:0"][..]
+                } else {
+                    &[][..]
+                })
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {name}: {stderr}");
+            assert!(stderr.contains(names), "{command} {name}: {stderr}");
+            assert!(!stderr.contains(secret), "{command} {name}: {stderr}");
+            assert!(!stderr.contains("Zq7c0"), "{command} {name}: {stderr}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A running ferry process that announced its address on stderr.
 struct Running {
     child: Child,
