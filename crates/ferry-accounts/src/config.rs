@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::catalog::ModelOverrides;
 use crate::error::AccountsError;
 use crate::model::ModelMapping;
 
@@ -244,6 +245,10 @@ pub struct AccountConfig {
     /// then the most specific glob.
     #[serde(default)]
     pub model_mapping: ModelMapping,
+    /// Overrides for upstream models ferry cannot know, keyed by model id or `*` glob
+    /// (`[accounts.models."acme-coder-*"]`, see docs/models.md).
+    #[serde(default)]
+    pub models: ModelOverrides,
     /// OAuth: the current access token.
     #[serde(default)]
     pub access_token: Option<Secret>,
@@ -308,6 +313,7 @@ impl AccountConfig {
             service_tier_policy: ServiceTierPolicy::Pass,
             default_model: None,
             model_mapping: ModelMapping::default(),
+            models: ModelOverrides::default(),
             access_token: None,
             refresh_token: None,
             expires_at: None,

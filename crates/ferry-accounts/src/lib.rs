@@ -57,6 +57,7 @@
 
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod classify;
 mod codex;
 mod config;
@@ -68,6 +69,7 @@ mod ratelimit;
 mod tier;
 
 pub use crate::{
+    catalog::{ModelOverride, ModelOverrides},
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, Disposition, FORBIDDEN_THRESHOLD,
         FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN, POOL_SOFT_COOLDOWN, PoolRetry,

@@ -62,7 +62,7 @@ impl ModelMapping {
 }
 
 /// (literal characters, negated `*` count): larger is more specific.
-fn specificity(pattern: &str) -> (usize, isize) {
+pub(crate) fn specificity(pattern: &str) -> (usize, isize) {
     let stars = pattern.matches('*').count();
     (
         pattern.len() - stars,
@@ -288,6 +288,9 @@ pub struct ModelRoute {
     pub billing: String,
     /// What is sent upstream (OAuth: Codex-normalised).
     pub upstream: String,
+    /// The model whose family rules apply (prompt cache key, continuation, todo guard):
+    /// the account's `models` override `family` for the upstream model, else `upstream`.
+    pub family: String,
 }
 
 impl AccountConfig {
@@ -323,12 +326,14 @@ impl AccountConfig {
             AccountKind::Oauth => normalize_codex_model(strip_sys_suffix(&billing)),
             AccountKind::ApiKey | AccountKind::Simulated => billing.trim().to_owned(),
         };
+        let family = self.models.family_model(&upstream);
         ModelRoute {
             original,
             requested,
             suffix_effort,
             billing,
             upstream,
+            family,
         }
     }
 }

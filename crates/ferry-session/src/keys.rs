@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
+use crate::family::ModelFamily;
 use crate::store::hex;
 
 /// Header a client may set to name its session explicitly (Codex-style clients).
@@ -73,16 +74,11 @@ impl fmt::Display for KeySource {
 /// Whether ferry derives a prompt cache key for requests to this upstream model (an
 /// explicit client key is always honoured).
 ///
-/// True for the GPT-5 and Codex families only: the model, lowercased and trimmed, must
-/// contain `gpt-5` or `codex`, and then its last `/`-segment must start with `gpt-5` or
-/// contain `codex`. So `gpt-4o`, `o3` and `claude-*` get no derived key.
+/// True for the families where [`ModelFamily::is_reasoning_gpt`] holds: every GPT
+/// generation from 5 on, by rule (`gpt-5`, `gpt-5.x`, `gpt-6-*`, `openai/gpt-7.1-codex`), and
+/// every Codex model. So `gpt-4o`, `o3` and `claude-*` get no derived key.
 pub fn should_auto_inject(model: &str) -> bool {
-    let model = model.trim().to_ascii_lowercase();
-    if !model.contains("gpt-5") && !model.contains("codex") {
-        return false;
-    }
-    let base = model.rsplit('/').next().unwrap_or(&model);
-    base.starts_with("gpt-5") || base.contains("codex")
+    ModelFamily::of(model).is_reasoning_gpt()
 }
 
 /// The upstream `session_id` (and `conversation_id`) for a cache key, isolated per client

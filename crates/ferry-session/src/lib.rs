@@ -22,6 +22,8 @@
 //! - [`keys`] — pure key derivation: [`keys::identity_key`] (explicit → Claude Code
 //!   session → `cache_control` anchors), [`DigestChain`], [`keys::session_uuid`],
 //!   [`keys::should_auto_inject`].
+//! - [`family`] — model families by rule ([`ModelFamily::of`]: GPT generation, variants,
+//!   provider prefix), behind every per-family decision.
 //! - Continuation helpers — [`trim_to_latest_turn`], [`classify_continuation_error`],
 //!   [`insert_todo_guard`].
 //! - Cache economy — [`classify_miss`] gives the [`MissReason`] of a cache miss.
@@ -95,6 +97,7 @@
 mod continuation;
 mod economy;
 mod error;
+pub mod family;
 pub mod keys;
 mod sessions;
 mod store;
@@ -109,6 +112,7 @@ pub use crate::{
     },
     economy::{MIN_CACHEABLE_TOKENS, MissFacts, MissReason, classify_miss, is_miss},
     error::StoreError,
+    family::{GptModel, ModelFamily},
     keys::{DigestChain, KeySource},
     sessions::{
         ChainMatch, ResolvedKey, ResponseBinding, SessionConfig, SessionRef, Sessions,

@@ -171,6 +171,7 @@ fn route(
         suffix_effort: effort,
         billing: billing.into(),
         upstream: upstream.into(),
+        family: upstream.into(),
     }
 }
 
@@ -263,5 +264,32 @@ fn routes_for_oauth_accounts_normalise_for_codex() {
             route("gpt-5-high", "gpt-5.1", Some("high"), "gpt-5.1", "gpt-5.1"),
             route("gpt-4o", "gpt-4o", None, "gpt-4o", "gpt-4o"),
         ]
+    );
+}
+
+#[test]
+fn an_account_override_names_the_family_of_an_unknown_model() {
+    let mut account = AccountConfig::api_key("k", "https://api.openai.com/v1", Secret::new("sk-x"));
+    account.model_mapping = ModelMapping::from_rules([("claude-*", "acme-coder-2")]);
+    let config: AccountConfig = toml::from_str(
+        r#"
+        name = "k"
+        kind = "api_key"
+        api_key = "sk-x"
+        model_mapping = { "claude-*" = "acme-coder-2" }
+        [models."acme-coder-*"]
+        family = "gpt-5"
+        [models."ACME-CODER-2"]
+        family = "gpt-6"
+        "#,
+    )
+    .unwrap();
+    // The exact entry (case-insensitive) wins over the glob.
+    assert_eq!(config.route_model("claude-opus-4-8").family, "gpt-6");
+    assert_eq!(config.route_model("acme-coder-9").family, "gpt-5");
+    // Without an override the family is the upstream model itself.
+    assert_eq!(
+        account.route_model("claude-opus-4-8").family,
+        "acme-coder-2"
     );
 }

@@ -348,11 +348,11 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
     let applies = ctx
         .resolved
         .as_ref()
-        .filter(|r| r.applies_to(&route.upstream));
+        .filter(|r| r.applies_to(&route.family));
     let continuation = ferry_session::continuation_enabled(
         cfg.kind != AccountKind::Oauth,
         cfg.continuation,
-        &route.upstream,
+        &route.family,
     ) && applies.is_some();
     if continuation {
         // The upstream continues only from stored responses (`store: false` otherwise).
@@ -374,7 +374,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
     // sent in full): adding it again would repeat it in every delta.
     if !continued
         && sessions.config().todo_guard
-        && keys::should_auto_inject(&route.upstream)
+        && keys::should_auto_inject(&route.family)
         && ferry_session::wants_todo_guard(&req)
     {
         ferry_session::insert_todo_guard(&mut body.input);

@@ -211,3 +211,71 @@ async fn fast_mode_asks_for_priority_within_the_account_policy() {
         .collect();
     assert_eq!(tiers, vec![json!("priority"), Value::Null]);
 }
+
+/// Two Claude Code turns mapped to `model` on the test account; the upstream requests.
+async fn two_claude_code_turns(
+    model: &str,
+    overrides: ferry_accounts::ModelOverrides,
+) -> Vec<ferry_testkit::upstream::CapturedRequest> {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_cc", &["ok"], Usage::new(2, 1))),
+    )
+    .await;
+    let mut c = config(&upstream.uri());
+    c.accounts[0].default_model = Some(model.to_owned());
+    c.accounts[0].models = overrides;
+    let server = TestServer::start(c).await;
+    for case in ["02_bash_turn1", "03_bash_turn2_tool_result"] {
+        let _ = server
+            .messages(&claude_code_request(case))
+            .await
+            .text()
+            .await
+            .unwrap();
+    }
+    mock.requests()
+}
+
+#[tokio::test]
+async fn newer_gpt_generations_get_a_cache_key_by_rule() {
+    for model in [
+        "gpt-6-terra",
+        "gpt-6.1-codex-mini",
+        "openai/gpt-5.6-sol",
+        "gpt-7",
+    ] {
+        let reqs = two_claude_code_turns(model, Default::default()).await;
+        assert_eq!(reqs[0].body["model"], json!(model));
+        let key = |i: usize| reqs[i].body["prompt_cache_key"].as_str().map(str::to_owned);
+        assert!(
+            key(0).is_some_and(|k| k.starts_with("anthropic-metadata-")),
+            "{model}: {:?}",
+            key(0)
+        );
+        assert_eq!(key(0), key(1), "{model}");
+    }
+    // An older family gets no derived key.
+    let reqs = two_claude_code_turns("gpt-4o", Default::default()).await;
+    assert_eq!(reqs[0].body.get("prompt_cache_key"), None);
+}
+
+#[tokio::test]
+async fn an_account_override_gives_an_unknown_model_the_gpt_family_rules() {
+    let reqs = two_claude_code_turns("acme-coder-2", Default::default()).await;
+    assert_eq!(reqs[0].body.get("prompt_cache_key"), None);
+    let overrides = ferry_accounts::ModelOverrides::from_entries([(
+        "acme-coder-*",
+        ferry_accounts::ModelOverride {
+            family: Some("gpt-5".to_owned()),
+        },
+    )]);
+    let reqs = two_claude_code_turns("acme-coder-2", overrides).await;
+    assert_eq!(reqs[0].body["model"], json!("acme-coder-2"));
+    assert!(reqs[0].body["prompt_cache_key"].as_str().is_some());
+    assert_eq!(
+        reqs[0].body["prompt_cache_key"],
+        reqs[1].body["prompt_cache_key"]
+    );
+}
