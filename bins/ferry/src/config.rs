@@ -980,4 +980,61 @@ concurrency = 0
         assert!(all.contains("accounts[0].api_key"), "{all}");
         assert!(!all.contains("sk-secret-value"), "{all}");
     }
+
+    /// `KEY=value` lines of an env file (`#` comments and blank lines skipped).
+    fn env_file(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.trim().to_owned(), v.trim().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_contrib_team_config_loads_with_the_contrib_env_file() {
+        let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib");
+        let vars = env_file(&std::fs::read_to_string(contrib.join("ferry.env")).unwrap());
+        let loaded = load_file(Some(&contrib.join("ferry.toml")), None, &vars)
+            .unwrap_or_else(|p| panic!("{p}"));
+        let c = &loaded.config;
+        let keys: Vec<(&str, &str)> = c
+            .client_keys
+            .iter()
+            .map(|k| (k.name.as_str(), k.key.expose()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("alice", vars["FERRY_KEY_ALICE"].as_str()),
+                ("bob", vars["FERRY_KEY_BOB"].as_str()),
+                ("ci", vars["FERRY_KEY_CI"].as_str()),
+            ]
+        );
+        let accounts: Vec<(&str, &str, i32)> = c
+            .accounts
+            .iter()
+            .map(|a| (a.name.as_str(), a.kind.as_str(), a.priority))
+            .collect();
+        assert_eq!(
+            accounts,
+            vec![
+                ("team-api", "api_key", 0),
+                ("team-api-backup", "api_key", 1)
+            ]
+        );
+        match &c.session.store {
+            ferry_server::config::SessionStoreKind::Redis { url } => {
+                assert_eq!(url.expose(), vars["FERRY_REDIS_URL"]);
+            }
+            ferry_server::config::SessionStoreKind::Memory => panic!("expected the redis store"),
+        }
+        // A variable missing from the environment is a problem, not a silent empty key.
+        let mut partial = vars.clone();
+        partial.remove("FERRY_KEY_BOB");
+        let problems = load_file(Some(&contrib.join("ferry.toml")), None, &partial).unwrap_err();
+        assert!(problems.to_string().contains("FERRY_KEY_BOB"), "{problems}");
+    }
 }

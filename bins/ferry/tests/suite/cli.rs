@@ -367,3 +367,23 @@ fn sim_upstream_serves_responses_streams() {
     let (status, _) = sim.stop();
     assert!(status.success());
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = ferry().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    // Without git (a source tarball) the build falls back to `unknown`.
+    let commit = git.unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        text.trim(),
+        format!("ferry {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
