@@ -27,6 +27,9 @@
 //! - Continuation helpers — [`trim_to_latest_turn`], [`classify_continuation_error`],
 //!   [`insert_todo_guard`].
 //! - Cache economy — [`classify_miss`] gives the [`MissReason`] of a cache miss.
+//! - [`Threads`] — message threads (`message-threads-2026-08-12`): the conversation held
+//!   between turns under the id of its last reply, per client key, chunked, bounded by
+//!   [`ThreadConfig::max_thread_bytes`], living the session TTL.
 //!
 //! # Decisions
 //!
@@ -101,6 +104,7 @@ pub mod family;
 pub mod keys;
 mod sessions;
 mod store;
+mod threads;
 
 #[cfg(feature = "redis")]
 pub use crate::store::{RedisConfig, RedisStore};
@@ -119,4 +123,5 @@ pub use crate::{
         StickyBinding,
     },
     store::{BoxFuture, MemoryLimits, MemoryStore, SlotToken, Store, StoreConfig, open},
+    threads::{Thread, ThreadConfig, ThreadError, Threads, TurnBase, UpstreamTurn},
 };

@@ -6,3 +6,4 @@ mod redis;
 mod sessions;
 mod store;
 mod support;
+mod threads;
