@@ -24,6 +24,9 @@ pub const FORBIDDEN_WINDOW: Duration = Duration::from_secs(180 * 60);
 pub const OVERLOAD_COOLDOWN: Duration = Duration::from_secs(30);
 /// Pool-mode soft cooldown for other failovers.
 pub const POOL_SOFT_COOLDOWN: Duration = Duration::from_secs(10);
+/// First bench of an API-key account after a 401 (`rate_limit.unauthorized_backoff_secs`);
+/// it doubles with each 401 in a row, up to [`AUTH_COOLDOWN`].
+pub const DEFAULT_UNAUTHORIZED_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Pool-mode same-account retry settings of an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +54,21 @@ pub struct ClassifyContext {
     pub now_unix: u64,
     /// 429 cooldown when the response carries no reset (clamped to 1–7200 s).
     pub rate_limit_fallback: Duration,
+    /// 401s this account got in a row before this one (a success resets it).
+    pub unauthorized_streak: u32,
+    /// First bench after a 401 on an API-key account; doubles per 401 in a row.
+    pub unauthorized_backoff: Duration,
+}
+
+impl ClassifyContext {
+    /// The bench of an API-key account after its `unauthorized_streak + 1`-th 401 in a row:
+    /// `unauthorized_backoff × 2^streak`, at most [`AUTH_COOLDOWN`] (and at least the base).
+    pub fn unauthorized_bench(&self) -> Duration {
+        let factor = 1u32 << self.unauthorized_streak.min(16);
+        self.unauthorized_backoff
+            .saturating_mul(factor)
+            .min(AUTH_COOLDOWN.max(self.unauthorized_backoff))
+    }
 }
 
 impl Default for ClassifyContext {
@@ -64,6 +82,8 @@ impl Default for ClassifyContext {
             recent_forbidden: 0,
             now_unix: unix_now(),
             rate_limit_fallback: ratelimit::DEFAULT_RATE_LIMIT_FALLBACK,
+            unauthorized_streak: 0,
+            unauthorized_backoff: DEFAULT_UNAUTHORIZED_BACKOFF,
         }
     }
 }
@@ -97,7 +117,7 @@ pub enum Cooldown {
         /// Why (for the all-unavailable answer).
         kind: CooldownKind,
     },
-    /// Permanently unusable until restart (bad key, revoked token, payment, repeated 403).
+    /// Permanently unusable until restart (revoked token, payment, repeated 403).
     Disabled,
 }
 
@@ -210,10 +230,11 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposi
 /// "an error occurred while processing your request" / "selected model is at capacity").
 ///
 /// Cooldowns (not in pool mode): 429 → until the reset ([`ratelimit::rate_limit_cooldown`]);
-/// 529 → `retry-after` or 30 s; 401 → disabled for API-key accounts and OAuth accounts without a
-/// refresh token; an OAuth account with one gets one same-account retry (the pool refreshes the
-/// token first), then a revoked/invalidated token disables it and anything else cools it down
-/// for 10 minutes; 402 → disabled; 403 with an HTML body → no penalty,
+/// 529 → `retry-after` or 30 s; 401 on an API-key account → benched with back-off
+/// ([`ClassifyContext::unauthorized_bench`]: a 401 can be transient, and a rotated key must bring
+/// the account back), disabled on an OAuth account without a refresh token; an OAuth account
+/// with one gets one same-account retry (the pool refreshes the token first), then a
+/// revoked/invalidated token disables it and anything else cools it down for 10 minutes; 402 → disabled; 403 with an HTML body → no penalty,
 /// otherwise the 3rd within 180 minutes disables and earlier ones cool down 10 minutes;
 /// "organization has been disabled" / "identity verification is required" → disabled;
 /// everything else → no penalty (skipped for this request only).
@@ -295,7 +316,10 @@ pub fn classify_with(
                     temporary(AUTH_COOLDOWN, CooldownKind::Error)
                 }
             }
-            _ => Cooldown::Disabled,
+            AccountKind::Oauth => Cooldown::Disabled,
+            AccountKind::ApiKey | AccountKind::Simulated => {
+                temporary(ctx.unauthorized_bench(), CooldownKind::Error)
+            }
         },
         402 => Cooldown::Disabled,
         403 if info.is_html(headers) => Cooldown::None,

@@ -71,10 +71,10 @@ mod tier;
 pub use crate::{
     catalog::{ModelOverride, ModelOverrides},
     classify::{
-        AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, Disposition, FORBIDDEN_THRESHOLD,
-        FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN, POOL_SOFT_COOLDOWN, PoolRetry,
-        SAME_ACCOUNT_RETRY_DELAY, classify, classify_stream_failure, classify_transport_error,
-        classify_with,
+        AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
+        Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
+        POOL_SOFT_COOLDOWN, PoolRetry, SAME_ACCOUNT_RETRY_DELAY, classify, classify_stream_failure,
+        classify_transport_error, classify_with,
     },
     codex::{
         CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_ORIGINATOR, CodexTransformOptions,
@@ -96,9 +96,9 @@ pub use crate::{
         OAuthTokens, REFRESH_TIMEOUT,
     },
     pool::{
-        Account, AccountState, AccountStatus, Credential, DEFAULT_SLOT_TTL, Lease, Pool,
-        PoolOptions, REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW, Selection,
-        SharedSlots, UsageSnapshot,
+        Account, AccountState, AccountStatus, Credential, DEFAULT_MAX_COOLDOWN, DEFAULT_SLOT_TTL,
+        Lease, Pool, PoolOptions, REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW,
+        Selection, SharedSlots, UsageSnapshot,
     },
     ratelimit::{
         CodexUsage, CodexWindow, DEFAULT_RATE_LIMIT_FALLBACK, RATE_LIMIT_FALLBACK_BOUNDS,

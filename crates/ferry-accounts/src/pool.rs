@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::classify::{
-    ClassifyContext, Cooldown, CooldownKind, Disposition, FORBIDDEN_WINDOW, FailoverReason,
-    classify_stream_failure, classify_with, unix_now,
+    ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF, Disposition,
+    FORBIDDEN_WINDOW, FailoverReason, classify_stream_failure, classify_with, unix_now,
 };
 use crate::config::{AccountConfig, AccountKind, Secret, validate_accounts};
 use crate::error::{AccountsError, Unavailable};
@@ -26,6 +26,12 @@ pub const STORM_WINDOW: Duration = Duration::from_secs(10);
 /// See [`STORM_WINDOW`].
 pub const STORM_THRESHOLD: usize = 20;
 
+/// Longest cooldown an account is given, whatever an upstream header or body asks for
+/// (`rate_limit.max_cooldown_secs`, 2 h: the upper bound of the 429 fallback, gateway.md §6).
+/// A longer reset is cut to this; the account is tried again then and cools down again if
+/// the upstream still refuses it.
+pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(7200);
+
 /// Pool-wide options.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
@@ -33,6 +39,11 @@ pub struct PoolOptions {
     pub slot_wait: Duration,
     /// Cooldown after a 429 without a usable reset (5 s; clamped to 1–7200 s).
     pub rate_limit_fallback: Duration,
+    /// Longest cooldown applied ([`DEFAULT_MAX_COOLDOWN`]); longer ones are capped and counted
+    /// ([`Pool::cooldowns_capped`]).
+    pub max_cooldown: Duration,
+    /// First bench of an API-key account after a 401, doubled per 401 in a row (30 s).
+    pub unauthorized_backoff: Duration,
     /// OAuth token refresh settings (HTTP client, state directory, skew).
     pub oauth: OAuthOptions,
     /// Concurrency slots shared with other replicas through the session store (`None`: local
@@ -45,6 +56,8 @@ impl Default for PoolOptions {
         Self {
             slot_wait: Duration::from_secs(30),
             rate_limit_fallback: DEFAULT_RATE_LIMIT_FALLBACK,
+            max_cooldown: DEFAULT_MAX_COOLDOWN,
+            unauthorized_backoff: DEFAULT_UNAUTHORIZED_BACKOFF,
             oauth: OAuthOptions::default(),
             shared_slots: None,
         }
@@ -152,6 +165,8 @@ struct Health {
     disabled: Option<FailoverReason>,
     forbidden: VecDeque<Instant>,
     usage: Option<UsageSnapshot>,
+    /// 401s in a row (reset by a success): the API-key back-off exponent.
+    unauthorized_streak: u32,
 }
 
 impl Health {
@@ -229,6 +244,8 @@ struct Inner {
     released: Notify,
     opts: PoolOptions,
     storm: Mutex<VecDeque<Instant>>,
+    /// Cooldowns cut to [`PoolOptions::max_cooldown`].
+    capped: AtomicU64,
 }
 
 /// The pool of upstream accounts. Cheap to clone.
@@ -289,6 +306,7 @@ impl Pool {
                 released: Notify::new(),
                 opts,
                 storm: Mutex::new(VecDeque::new()),
+                capped: AtomicU64::new(0),
             }),
         })
     }
@@ -469,6 +487,10 @@ impl Pool {
             storm.push_back(now);
             prune(&mut storm, now, STORM_WINDOW);
         }
+        if status == StatusCode::UNAUTHORIZED {
+            let mut health = account.health();
+            health.unauthorized_streak = health.unauthorized_streak.saturating_add(1);
+        }
         self.apply(lease, &disposition, Some(status));
         disposition
     }
@@ -487,17 +509,22 @@ impl Pool {
         disposition
     }
 
-    /// Records a successful response: stores the Codex usage snapshot of OAuth accounts.
+    /// Records a successful response: stores the Codex usage snapshot of OAuth accounts and
+    /// ends a run of 401s (the next one benches for the base back-off again).
     pub fn on_success(&self, lease: &Lease, headers: &HeaderMap) {
+        lease.account.health().unauthorized_streak = 0;
         self.record_usage(&lease.account, headers, Instant::now());
     }
 
     fn context(&self, lease: &Lease, same_account_retries: u32, now: Instant) -> ClassifyContext {
         let account = &lease.account;
-        let recent_forbidden = {
+        let (recent_forbidden, unauthorized_streak) = {
             let mut health = account.health();
             prune(&mut health.forbidden, now, FORBIDDEN_WINDOW);
-            u32::try_from(health.forbidden.len()).unwrap_or(u32::MAX)
+            (
+                u32::try_from(health.forbidden.len()).unwrap_or(u32::MAX),
+                health.unauthorized_streak,
+            )
         };
         ClassifyContext {
             kind: account.config.kind,
@@ -510,6 +537,8 @@ impl Pool {
             recent_forbidden,
             now_unix: unix_now(),
             rate_limit_fallback: self.inner.opts.rate_limit_fallback,
+            unauthorized_streak,
+            unauthorized_backoff: self.inner.opts.unauthorized_backoff,
         }
     }
 
@@ -524,6 +553,14 @@ impl Pool {
                 tracing::info!(account = %account.name(), ?status, reason = reason.as_str(), "failing over without account penalty");
             }
             Cooldown::For { duration, kind } => {
+                let max = self.inner.opts.max_cooldown;
+                let duration = if duration > max {
+                    self.inner.capped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(account = %account.name(), ?status, reason = reason.as_str(), asked_secs = duration.as_secs(), cap_secs = max.as_secs(), "upstream asked for a cooldown longer than rate_limit.max_cooldown_secs; capped");
+                    max
+                } else {
+                    duration
+                };
                 tracing::warn!(account = %account.name(), ?status, reason = reason.as_str(), cooldown_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX), "account cooling down");
                 account.set_cooldown(Instant::now() + duration, kind, reason);
             }
@@ -588,6 +625,16 @@ impl Pool {
         let now = Instant::now();
         self.accounts()
             .any(|a| a.health().state(now) == AccountState::Ready)
+    }
+
+    /// How many cooldowns were cut to [`PoolOptions::max_cooldown`] since start.
+    pub fn cooldowns_capped(&self) -> u64 {
+        self.inner.capped.load(Ordering::Relaxed)
+    }
+
+    /// The longest cooldown applied ([`PoolOptions::max_cooldown`]).
+    pub fn max_cooldown(&self) -> Duration {
+        self.inner.opts.max_cooldown
     }
 
     /// The last Codex usage snapshot of each OAuth account that has one.

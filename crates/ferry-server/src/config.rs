@@ -28,6 +28,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[session]`
     pub session: SessionConfig,
+    /// `[rate_limit]`
+    pub rate_limit: RateLimitConfig,
     /// `[[client_keys]]`; empty means an open gateway (warned at start-up).
     pub client_keys: Vec<ClientKey>,
     /// `[[accounts]]`, in file order (validated).
@@ -91,6 +93,24 @@ pub struct SessionConfig {
     pub max_bytes: usize,
 }
 
+/// `[rate_limit]`: how long accounts are benched.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Longest cooldown, whatever an upstream's `retry-after`, reset header or body asks for.
+    pub max_cooldown: Duration,
+    /// First bench of an API-key account after a 401; doubles per 401 in a row, to 10 min.
+    pub unauthorized_backoff: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            max_cooldown: ferry_accounts::DEFAULT_MAX_COOLDOWN,
+            unauthorized_backoff: ferry_accounts::DEFAULT_UNAUTHORIZED_BACKOFF,
+        }
+    }
+}
+
 /// Default `[session] max_entries`: room for about 20,000 live sessions.
 const DEFAULT_SESSION_MAX_ENTRIES: usize = 100_000;
 /// Default `[session] max_bytes` (256 MiB).
@@ -149,6 +169,7 @@ impl Config {
                 max_entries: DEFAULT_SESSION_MAX_ENTRIES,
                 max_bytes: DEFAULT_SESSION_MAX_BYTES,
             },
+            rate_limit: RateLimitConfig::default(),
             client_keys: Vec::new(),
             accounts: vec![simulated_account("simulated")],
         }
@@ -160,6 +181,7 @@ impl Config {
         let server = raw.server.validate(&mut p);
         let gateway = raw.gateway.validate(&mut p);
         let session = raw.session.validate(&mut p);
+        let rate_limit = raw.rate_limit.validate(&mut p);
         let client_keys = validate_client_keys(raw.client_keys, &mut p);
         let accounts = validate_accounts(raw.accounts, &mut p);
         if p.0.is_empty() {
@@ -167,6 +189,7 @@ impl Config {
                 server,
                 gateway,
                 session,
+                rate_limit,
                 client_keys,
                 accounts,
             })
@@ -227,6 +250,8 @@ pub struct RawConfig {
     pub gateway: RawGateway,
     /// `[session]`
     pub session: RawSession,
+    /// `[rate_limit]`
+    pub rate_limit: RawRateLimit,
     /// `[[client_keys]]`
     pub client_keys: Vec<RawClientKey>,
     /// `[[accounts]]`
@@ -289,6 +314,44 @@ pub struct RawSession {
     pub max_entries: Option<u64>,
     /// default 268435456 (256 MiB); 1 MiB..=64 GiB (memory store)
     pub max_bytes: Option<u64>,
+}
+
+/// `[rate_limit]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimit {
+    /// default 7200; 1..=86400
+    pub max_cooldown_secs: Option<u64>,
+    /// default 30; 1..=600
+    pub unauthorized_backoff_secs: Option<u64>,
+}
+
+impl RawRateLimit {
+    fn validate(self, p: &mut Problems) -> RateLimitConfig {
+        let default = RateLimitConfig::default();
+        let max_cooldown = secs_in(
+            p,
+            "rate_limit.max_cooldown_secs",
+            self.max_cooldown_secs,
+            default.max_cooldown.as_secs(),
+            1..=86_400,
+            false,
+        )
+        .unwrap_or(default.max_cooldown);
+        let unauthorized_backoff = secs_in(
+            p,
+            "rate_limit.unauthorized_backoff_secs",
+            self.unauthorized_backoff_secs,
+            default.unauthorized_backoff.as_secs(),
+            1..=600,
+            false,
+        )
+        .unwrap_or(default.unauthorized_backoff);
+        RateLimitConfig {
+            max_cooldown,
+            unauthorized_backoff,
+        }
+    }
 }
 
 /// `[[client_keys]]` as written.

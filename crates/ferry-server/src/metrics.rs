@@ -110,6 +110,11 @@ impl<const N: usize> Family<u64, N> {
     pub(crate) fn inc(&self, label_values: [&str; N]) {
         self.inc_by(label_values, 1);
     }
+
+    /// Sets a counter that mirrors a count kept elsewhere (it only grows there).
+    pub(crate) fn set_total(&self, label_values: [&str; N], total: u64) {
+        self.update(label_values, |v| *v = total);
+    }
 }
 
 impl<const N: usize> Family<i64, N> {
@@ -309,6 +314,10 @@ pub(crate) struct Metrics {
     pub(crate) dropped_total: CounterVec<1>,
     /// `ferry_upstream_unknown_events_total`: upstream event types ferry does not know.
     pub(crate) unknown_events_total: CounterVec<0>,
+    /// `ferry_cooldown_cap_seconds`: `rate_limit.max_cooldown_secs`.
+    pub(crate) cooldown_cap_seconds: FloatGaugeVec<0>,
+    /// `ferry_cooldowns_capped_total`: upstream-asked cooldowns cut to the cap.
+    pub(crate) cooldowns_capped_total: CounterVec<0>,
 }
 
 impl Metrics {
@@ -381,6 +390,16 @@ impl Metrics {
                 "Upstream stream events of a type ferry does not know (skipped).",
                 [],
             ),
+            cooldown_cap_seconds: FloatGaugeVec::new(
+                "ferry_cooldown_cap_seconds",
+                "Longest account cooldown ferry applies (rate_limit.max_cooldown_secs), whatever the upstream asks.",
+                [],
+            ),
+            cooldowns_capped_total: CounterVec::new(
+                "ferry_cooldowns_capped_total",
+                "Account cooldowns asked by an upstream (retry-after, reset headers or body) that were longer than the cap and cut to it.",
+                [],
+            ),
         }
     }
 
@@ -402,6 +421,8 @@ impl Metrics {
         self.codex_usage_reset_seconds.render(&mut out);
         self.dropped_total.render(&mut out);
         self.unknown_events_total.render(&mut out);
+        self.cooldown_cap_seconds.render(&mut out);
+        self.cooldowns_capped_total.render(&mut out);
         out
     }
 }

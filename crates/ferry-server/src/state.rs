@@ -60,6 +60,8 @@ impl AppState {
         // place, so `concurrency` is a limit for the whole deployment, not per process.
         let mut pool_opts = PoolOptions {
             shared_slots,
+            max_cooldown: config.rate_limit.max_cooldown,
+            unauthorized_backoff: config.rate_limit.unauthorized_backoff,
             ..PoolOptions::default()
         };
         pool_opts
@@ -95,6 +97,12 @@ impl AppState {
 
     /// Sets `ferry_account_available{account}` and the Codex usage gauges from the pool.
     pub(crate) fn refresh_account_gauges(&self) {
+        self.metrics
+            .cooldown_cap_seconds
+            .set([], self.pool.max_cooldown().as_secs_f64());
+        self.metrics
+            .cooldowns_capped_total
+            .set_total([], self.pool.cooldowns_capped());
         for s in self.pool.statuses() {
             self.metrics
                 .account_available

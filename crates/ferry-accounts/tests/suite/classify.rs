@@ -225,12 +225,34 @@ fn classify_table() {
         ),
         // auth
         case(
-            "401 api key → disabled",
+            "401 api key → benched 30 s (back-off base), not disabled",
             ctx(),
             401,
             &[],
             err_body("invalid_api_key", "Incorrect API key"),
-            failover(Cooldown::Disabled, R::Unauthorized),
+            failover(cool(30, CooldownKind::Error), R::Unauthorized),
+        ),
+        case(
+            "third 401 in a row on an api key → 120 s",
+            ClassifyContext {
+                unauthorized_streak: 2,
+                ..ctx()
+            },
+            401,
+            &[],
+            err_body("invalid_api_key", "Incorrect API key"),
+            failover(cool(120, CooldownKind::Error), R::Unauthorized),
+        ),
+        case(
+            "many 401s in a row on an api key → at most 10 min",
+            ClassifyContext {
+                unauthorized_streak: 40,
+                ..ctx()
+            },
+            401,
+            &[],
+            err_body("invalid_api_key", "Incorrect API key"),
+            failover(cool(600, CooldownKind::Error), R::Unauthorized),
         ),
         case(
             "401 oauth first → refresh and retry",
@@ -591,7 +613,7 @@ fn classify_defaults_to_a_plain_api_key_account() {
     let d = classify(StatusCode::UNAUTHORIZED, &headers(&[]), b"");
     assert_eq!(
         d,
-        failover(Cooldown::Disabled, FailoverReason::Unauthorized)
+        failover(cool(30, CooldownKind::Error), FailoverReason::Unauthorized)
     );
     assert_eq!(d.reason().map(FailoverReason::as_str), Some("unauthorized"));
     assert_eq!(Disposition::Fatal.reason(), None);

@@ -349,33 +349,50 @@ async fn html_403_fails_over_without_penalty_case_32() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn api_key_401_disables_immediately() {
+async fn api_key_401_benches_with_back_off_and_a_success_resets_it() {
     let pool = pool(vec![key("a", 0, 4)]);
-    let lease = pick(&pool, &Selection::default()).await;
-    error(
-        &pool,
-        &lease,
-        401,
-        &[],
-        r#"{"error":{"code":"invalid_api_key"}}"#,
-    );
-    assert_eq!(
-        pool.statuses()[0].state,
-        AccountState::Disabled {
-            reason: FailoverReason::Unauthorized
+    let unauthorized = |pool: &Pool| {
+        let pool = pool.clone();
+        async move {
+            let lease = pick(&pool, &Selection::default()).await;
+            error(
+                &pool,
+                &lease,
+                401,
+                &[],
+                r#"{"error":{"code":"invalid_api_key"}}"#,
+            );
+            match pool.statuses()[0].state {
+                AccountState::CoolingDown {
+                    reason: FailoverReason::Unauthorized,
+                    remaining,
+                    ..
+                } => remaining,
+                other => panic!("{other:?}"),
+            }
         }
-    );
+    };
+    let first = unauthorized(&pool).await;
+    assert_eq!(first, Duration::from_secs(30));
     let err = pool.acquire(&Selection::default()).await.unwrap_err();
     assert!(
         matches!(
             err,
             AccountsError::AllUnavailable {
-                kind: Unavailable::Exhausted,
-                ..
+                kind: Unavailable::Overloaded,
+                retry_after: Some(_),
             }
         ),
         "{err:?}"
     );
+    tokio::time::advance(first).await;
+    assert!(pool.is_ready());
+    assert_eq!(unauthorized(&pool).await, Duration::from_secs(60));
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let lease = pick(&pool, &Selection::default()).await;
+    pool.on_success(&lease, &http::HeaderMap::new());
+    drop(lease);
+    assert_eq!(unauthorized(&pool).await, Duration::from_secs(30));
 }
 
 #[tokio::test(start_paused = true)]

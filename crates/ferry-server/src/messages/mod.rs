@@ -646,7 +646,9 @@ async fn attempt(
             &err_body,
             same_account_retries,
         );
-        let retry_after = ferry_accounts::retry_after(&reply_headers, unix_now());
+        // Never tell a client to wait longer than an account can be benched.
+        let retry_after = ferry_accounts::retry_after(&reply_headers, unix_now())
+            .map(|d| d.min(state.pool.max_cooldown()));
         let failover = !matches!(disposition, Disposition::Fatal);
         let error = Error::UpstreamStatus {
             status,

@@ -1,3 +1,4 @@
+mod bad_day;
 mod bad_inputs;
 mod common;
 mod config;
