@@ -323,6 +323,20 @@ impl AccountConfig {
         }
     }
 
+    /// The backend this account's requests go to.
+    pub fn backend(&self) -> crate::catalog::Backend {
+        match self.kind {
+            AccountKind::Oauth => crate::catalog::Backend::Codex,
+            AccountKind::ApiKey | AccountKind::Simulated => crate::catalog::Backend::Api,
+        }
+    }
+
+    /// The catalog entry for an upstream model on this account: the built-in table with
+    /// the account's `models` overrides applied (`None` for a model neither knows).
+    pub fn model_spec(&self, upstream_model: &str) -> Option<crate::catalog::ModelSpec> {
+        self.models.spec(upstream_model, self.backend())
+    }
+
     /// True for OAuth (ChatGPT/Codex) accounts.
     pub fn is_oauth(&self) -> bool {
         self.kind == AccountKind::Oauth

@@ -69,7 +69,10 @@ mod ratelimit;
 mod tier;
 
 pub use crate::{
-    catalog::{ModelOverride, ModelOverrides},
+    catalog::{
+        BUILTIN, Backend, CatalogRow, Effort, ModelOverride, ModelOverrides, ModelSpec,
+        builtin_row, builtin_spec,
+    },
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
         Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
@@ -89,7 +92,7 @@ pub use crate::{
     model::{
         DEFAULT_CODEX_MODEL, ModelMapping, ModelRoute, ReasoningSuffix,
         anthropic_effort_for_suffix, glob_match, normalize_codex_model, normalize_requested_model,
-        split_reasoning_suffix, strip_sys_suffix,
+        split_reasoning_suffix, strip_client_suffixes, strip_sys_suffix,
     },
     oauth::{
         AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_SKEW, DEFAULT_TOKEN_URL, OAuthOptions,

@@ -291,6 +291,30 @@ pub struct ModelRoute {
     /// The model whose family rules apply (prompt cache key, continuation, todo guard):
     /// the account's `models` override `family` for the upstream model, else `upstream`.
     pub family: String,
+    /// The client asked for fast mode with a `-fast` model suffix (Claude Code's fast
+    /// variant of a Claude model): the server treats it like the fast-mode beta.
+    pub fast: bool,
+}
+
+/// Splits Claude Code's client-side suffixes off a requested model: `[1m]` (the 1M-token
+/// context variant; any model) and, on Claude models, `-fast` (fast mode). Both route like
+/// the base name. Returns the base and whether `-fast` was there.
+pub fn strip_client_suffixes(model: &str) -> (&str, bool) {
+    let mut base = model.trim();
+    let n = base.len();
+    if n >= 4 && base.is_char_boundary(n - 4) && base[n - 4..].eq_ignore_ascii_case("[1m]") {
+        base = base[..n - 4].trim_end();
+    }
+    let n = base.len();
+    let claude = base.to_ascii_lowercase().starts_with("claude");
+    if claude
+        && n > 5
+        && base.is_char_boundary(n - 5)
+        && base[n - 5..].eq_ignore_ascii_case("-fast")
+    {
+        return (base[..n - 5].trim_end(), true);
+    }
+    (base, false)
 }
 
 impl AccountConfig {
@@ -303,10 +327,11 @@ impl AccountConfig {
     /// [`normalize_codex_model`]; API-key accounts only trim.
     pub fn route_model(&self, model: &str) -> ModelRoute {
         let original = model.trim().to_owned();
-        let split = split_reasoning_suffix(&original);
+        let (base, fast) = strip_client_suffixes(&original);
+        let split = split_reasoning_suffix(base);
         let requested = split
             .as_ref()
-            .map_or_else(|| original.clone(), |s| s.base.clone());
+            .map_or_else(|| base.to_owned(), |s| s.base.clone());
         let suffix_effort = split.and_then(|s| s.effort);
         let billing = self
             .model_mapping
@@ -334,6 +359,7 @@ impl AccountConfig {
             billing,
             upstream,
             family,
+            fast,
         }
     }
 }

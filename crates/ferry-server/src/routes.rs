@@ -24,6 +24,14 @@ enum Route {
     Health,
     Ready,
     Metrics,
+    /// `GET /v1/models/{id}`.
+    Model,
+}
+
+/// The `{id}` of a `…/v1/models/{id}` path (percent-decoded), if it is one.
+fn model_id(path: &str) -> Option<String> {
+    let (_, id) = path.trim_end_matches('/').rsplit_once("/v1/models/")?;
+    (!id.is_empty() && !id.contains('/')).then(|| crate::models::percent_decode(id))
 }
 
 impl Route {
@@ -46,6 +54,8 @@ impl Route {
             Some(Self::Messages)
         } else if path.ends_with("/v1/models") {
             Some(Self::Models)
+        } else if model_id(path).is_some() {
+            Some(Self::Model)
         } else {
             None
         }
@@ -55,7 +65,7 @@ impl Route {
         match self {
             Self::Messages | Self::CountTokens => m == Method::POST,
             Self::Root => m == Method::HEAD || m == Method::GET,
-            Self::Models | Self::Health | Self::Ready | Self::Metrics => {
+            Self::Models | Self::Model | Self::Health | Self::Ready | Self::Metrics => {
                 m == Method::GET || m == Method::HEAD
             }
         }
@@ -135,9 +145,18 @@ async fn dispatch(
         }
         Route::Models => {
             auth::authenticate(&state.config.client_keys, req.headers())?;
+            let query = crate::models::ListQuery::parse(req.uri().query());
             Ok(json_response(
                 StatusCode::OK,
-                &crate::models::models_body(&state.config),
+                &crate::models::models_page(&state.config, &query)?,
+            ))
+        }
+        Route::Model => {
+            auth::authenticate(&state.config.client_keys, req.headers())?;
+            let id = model_id(req.uri().path()).unwrap_or_default();
+            Ok(json_response(
+                StatusCode::OK,
+                &crate::models::model_by_id(&state.config, &id)?,
             ))
         }
         Route::CountTokens => {

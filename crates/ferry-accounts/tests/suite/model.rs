@@ -172,6 +172,7 @@ fn route(
         billing: billing.into(),
         upstream: upstream.into(),
         family: upstream.into(),
+        fast: false,
     }
 }
 
@@ -292,4 +293,28 @@ fn an_account_override_names_the_family_of_an_unknown_model() {
         account.route_model("claude-opus-4-8").family,
         "acme-coder-2"
     );
+}
+
+#[test]
+fn one_m_and_fast_suffixes_route_like_the_base_name() {
+    let mut account = AccountConfig::api_key("k", "https://api.openai.com/v1", Secret::new("sk-x"));
+    account.default_model = Some("gpt-5.1".into());
+    account.model_mapping = ModelMapping::from_rules([("claude-opus-4-8", "gpt-5.5")]);
+    for (model, upstream, fast) in [
+        ("claude-opus-4-8[1m]", "gpt-5.5", false),
+        ("claude-opus-4-8-fast", "gpt-5.5", true),
+        ("claude-opus-4-8-fast[1M]", "gpt-5.5", true),
+        ("claude-sonnet-4-5[1m]", "gpt-5.1", false),
+        ("gpt-5.4[1m]", "gpt-5.4", false),
+        // `-fast` is Claude Code's suffix: other models keep it.
+        ("grok-4-fast", "grok-4-fast", false),
+    ] {
+        let route = account.route_model(model);
+        assert_eq!(
+            (route.upstream.as_str(), route.fast),
+            (upstream, fast),
+            "{model}"
+        );
+        assert_eq!(route.original, model);
+    }
 }

@@ -325,7 +325,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         None => std::borrow::Cow::Borrowed(&ctx.req),
     };
     let mut opts = convert::request::Options::new().with_model(route.upstream.clone());
-    if ctx.fast_mode {
+    if ctx.fast_mode || route.fast {
         opts = opts.with_service_tier("priority");
     }
     let converted = convert::request::convert(&req, &opts)
@@ -337,6 +337,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         tracing::debug!(target: "ferry::convert", request_id = %ctx.request_id, path = %d.path, kind = d.kind, detail = %d.detail, "dropped in conversion");
     }
     let mut body: responses::Request = converted.value;
+    crate::models::clamp_effort(&mut body, &req, cfg.model_spec(&route.upstream).as_ref());
     let oauth = cfg.kind == AccountKind::Oauth;
     // A non-streaming client needs the whole answer before it gets a byte, so the upstream
     // is asked for it as one JSON body: one parse instead of one per event. OAuth (Codex)

@@ -7,6 +7,7 @@ mod failover;
 mod failover_scenarios;
 mod fake_openai;
 mod http;
+mod models;
 mod oauth;
 mod reliability;
 mod replay;

@@ -269,6 +269,7 @@ async fn an_account_override_gives_an_unknown_model_the_gpt_family_rules() {
         "acme-coder-*",
         ferry_accounts::ModelOverride {
             family: Some("gpt-5".to_owned()),
+            ..Default::default()
         },
     )]);
     let reqs = two_claude_code_turns("acme-coder-2", overrides).await;
