@@ -169,7 +169,7 @@ async fn dispatch(
             .await?;
             let parsed = ferry_apicompat::anthropic::parse_request(&body)
                 .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-            let n = crate::tokens::count_tokens(&parsed);
+            let n = crate::tokens::count_tokens_off_runtime(parsed).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({ "input_tokens": n }),

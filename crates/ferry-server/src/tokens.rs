@@ -46,15 +46,86 @@ fn bpe() -> Option<&'static CoreBPE> {
     .as_ref()
 }
 
-/// Counts text with the BPE (or the byte estimate).
+/// Longest run without whitespace (a "word") encoded as one piece. BPE merging is quadratic
+/// in a piece's length (a 96 KB word took seconds); longer runs are cut into pieces of this
+/// size at character boundaries, which costs at most a token or two per cut.
+pub(crate) const MAX_WORD_BYTES: usize = 128;
+/// Text is encoded in segments of about this size, cut before whitespace (where the BPE's
+/// own pre-tokenizer would cut too) or at a [`MAX_WORD_BYTES`] cut.
+const SEGMENT_BYTES: usize = 8 * 1024;
+
+/// Counts text with the BPE (or the byte estimate). Linear in the text's length: see
+/// [`MAX_WORD_BYTES`].
 fn text_tokens(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
     match bpe() {
-        Some(bpe) => bpe.encode_ordinary(text).len() as u64,
+        Some(bpe) => segments(text)
+            .map(|s| bpe.encode_ordinary(s).len() as u64)
+            .sum(),
         None => (text.len() as u64).div_ceil(4),
     }
+}
+
+/// Cuts `text` into segments of at most about [`SEGMENT_BYTES`], none holding a run of more
+/// than [`MAX_WORD_BYTES`] without whitespace or of whitespace.
+fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut run = 0usize;
+        let mut prev_space: Option<bool> = None;
+        let mut cut = rest.len();
+        for (i, c) in rest.char_indices() {
+            let space = c.is_whitespace();
+            if prev_space != Some(space) {
+                run = 0;
+                // Just before whitespace, where the pre-tokenizer cuts too: a good place
+                // to end a full segment.
+                if space && i >= SEGMENT_BYTES {
+                    cut = i;
+                    break;
+                }
+            }
+            if run >= MAX_WORD_BYTES {
+                cut = i;
+                break;
+            }
+            run += c.len_utf8();
+            prev_space = Some(space);
+        }
+        let (seg, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(seg)
+    })
+}
+
+/// Counts running at once: one per core but one (at least one), so counts never take every core from the
+/// async workers (and `/health`); further requests wait their turn without a thread.
+fn counting_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// [`count_tokens`] on a blocking thread, a bounded number at once
+/// (see [`counting_slots`]): counting a large body takes CPU time that must not stall the
+/// async workers serving every other request.
+pub(crate) async fn count_tokens_off_runtime(
+    req: MessagesRequest,
+) -> Result<u64, crate::error::Error> {
+    let _slot = counting_slots()
+        .acquire()
+        .await
+        .map_err(|_| crate::error::Error::Internal("token counting closed".to_owned()))?;
+    tokio::task::spawn_blocking(move || count_tokens(&req))
+        .await
+        .map_err(|_| crate::error::Error::Internal("token counting failed".to_owned()))
 }
 
 /// The input tokens of `req` as the upstream model would see them (see the module docs).
@@ -167,6 +238,28 @@ mod tests {
 
     fn parse(v: &serde_json::Value) -> MessagesRequest {
         ferry_apicompat::anthropic::parse_request(v.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn segments_cover_the_text_and_bound_every_run() {
+        let long_word = "é".repeat(1000);
+        let text = format!("hello {long_word} world{}", " ".repeat(300));
+        let segs: Vec<&str> = segments(&text).collect();
+        assert_eq!(segs.concat(), text);
+        for s in &segs {
+            let longest = s
+                .split(char::is_whitespace)
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            assert!(longest <= MAX_WORD_BYTES, "{longest}");
+        }
+        let prose = "the quick brown fox jumps over the lazy dog ".repeat(1000);
+        // Cut only at word boundaries, the count is the same as in one piece.
+        assert_eq!(
+            text_tokens(&prose),
+            bpe().unwrap().encode_ordinary(&prose).len() as u64
+        );
     }
 
     #[test]

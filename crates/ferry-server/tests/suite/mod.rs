@@ -1,3 +1,4 @@
+mod attacks;
 mod bad_day;
 mod bad_inputs;
 mod common;
