@@ -91,6 +91,11 @@ pub struct SessionConfig {
     /// Memory store: most bytes of keys and values kept (Codex turn states can be several
     /// KiB each); beyond it the bindings that expire first are evicted.
     pub max_bytes: usize,
+    /// Redis store: longest wait for one operation before the circuit breaker opens and
+    /// local state serves (`redis_timeout_ms`, 250 ms).
+    pub redis_timeout: Duration,
+    /// Redis store: how often Redis is probed while the breaker is open (1 s).
+    pub redis_probe_interval: Duration,
 }
 
 /// `[rate_limit]`: how long accounts are benched.
@@ -110,6 +115,11 @@ impl Default for RateLimitConfig {
         }
     }
 }
+
+/// Default `[session] redis_timeout_ms`.
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often a degraded Redis store is probed.
+const DEFAULT_REDIS_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Default `[session] max_entries`: room for about 20,000 live sessions.
 const DEFAULT_SESSION_MAX_ENTRIES: usize = 100_000;
@@ -168,6 +178,8 @@ impl Config {
                 ttl: Duration::from_secs(3600),
                 max_entries: DEFAULT_SESSION_MAX_ENTRIES,
                 max_bytes: DEFAULT_SESSION_MAX_BYTES,
+                redis_timeout: DEFAULT_REDIS_TIMEOUT,
+                redis_probe_interval: DEFAULT_REDIS_PROBE_INTERVAL,
             },
             rate_limit: RateLimitConfig::default(),
             client_keys: Vec::new(),
@@ -314,6 +326,9 @@ pub struct RawSession {
     pub max_entries: Option<u64>,
     /// default 268435456 (256 MiB); 1 MiB..=64 GiB (memory store)
     pub max_bytes: Option<u64>,
+    /// default 250; 10..=10000 (redis store: longest wait per operation before the
+    /// circuit breaker opens)
+    pub redis_timeout_ms: Option<u64>,
 }
 
 /// `[rate_limit]` as written.
@@ -624,11 +639,20 @@ impl RawSession {
             DEFAULT_SESSION_MAX_BYTES,
             MIB..=64 * 1024 * MIB,
         );
+        let redis_timeout_ms = int_in(
+            p,
+            "session.redis_timeout_ms",
+            self.redis_timeout_ms,
+            250,
+            10..=10_000,
+        );
         SessionConfig {
             store,
             ttl,
             max_entries,
             max_bytes,
+            redis_timeout: Duration::from_millis(u64::try_from(redis_timeout_ms).unwrap_or(250)),
+            redis_probe_interval: DEFAULT_REDIS_PROBE_INTERVAL,
         }
     }
 }

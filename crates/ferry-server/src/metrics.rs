@@ -82,6 +82,11 @@ impl<V: Sample, const N: usize> Family<V, N> {
         }
     }
 
+    /// True once some label set was written.
+    fn has_values(&self) -> bool {
+        self.values.lock().is_ok_and(|m| !m.is_empty())
+    }
+
     fn render(&self, out: &mut String) {
         header(out, self.name, self.help, self.kind);
         if let Ok(m) = self.values.lock() {
@@ -318,6 +323,14 @@ pub(crate) struct Metrics {
     pub(crate) cooldown_cap_seconds: FloatGaugeVec<0>,
     /// `ferry_cooldowns_capped_total`: upstream-asked cooldowns cut to the cap.
     pub(crate) cooldowns_capped_total: CounterVec<0>,
+    /// `ferry_session_store_degraded`: 1 while Redis is away and local state serves.
+    pub(crate) session_store_degraded: GaugeVec<0>,
+    /// `ferry_session_store_trips_total`: times the Redis breaker opened.
+    pub(crate) session_store_trips_total: CounterVec<0>,
+    /// `ferry_session_store_local_ops_total`: store operations answered locally.
+    pub(crate) session_store_local_ops_total: CounterVec<0>,
+    /// `ferry_session_store_reconciled_total`: writes replayed into Redis when it came back.
+    pub(crate) session_store_reconciled_total: CounterVec<0>,
 }
 
 impl Metrics {
@@ -395,6 +408,26 @@ impl Metrics {
                 "Longest account cooldown ferry applies (rate_limit.max_cooldown_secs), whatever the upstream asks.",
                 [],
             ),
+            session_store_degraded: GaugeVec::new(
+                "ferry_session_store_degraded",
+                "1 while the Redis session store is unreachable and ferry serves on local state (store = \"redis\" only).",
+                [],
+            ),
+            session_store_trips_total: CounterVec::new(
+                "ferry_session_store_trips_total",
+                "Times the Redis circuit breaker opened (a failure or timeout, or Redis down at start).",
+                [],
+            ),
+            session_store_local_ops_total: CounterVec::new(
+                "ferry_session_store_local_ops_total",
+                "Session store operations answered from local state because the Redis breaker was open.",
+                [],
+            ),
+            session_store_reconciled_total: CounterVec::new(
+                "ferry_session_store_reconciled_total",
+                "Writes made while Redis was away and replayed into it when it came back.",
+                [],
+            ),
             cooldowns_capped_total: CounterVec::new(
                 "ferry_cooldowns_capped_total",
                 "Account cooldowns asked by an upstream (retry-after, reset headers or body) that were longer than the cap and cut to it.",
@@ -423,6 +456,12 @@ impl Metrics {
         self.unknown_events_total.render(&mut out);
         self.cooldown_cap_seconds.render(&mut out);
         self.cooldowns_capped_total.render(&mut out);
+        if self.session_store_trips_total.has_values() {
+            self.session_store_degraded.render(&mut out);
+            self.session_store_trips_total.render(&mut out);
+            self.session_store_local_ops_total.render(&mut out);
+            self.session_store_reconciled_total.render(&mut out);
+        }
         out
     }
 }

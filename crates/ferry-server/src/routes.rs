@@ -183,15 +183,22 @@ async fn dispatch(
 
 fn ready(state: &AppState) -> Response<ResponseBody> {
     let available = state.available_accounts();
+    // A degraded session store (Redis away, local state serving) still serves: say so,
+    // without failing the probe.
+    let store = if state.store.degraded() {
+        "degraded"
+    } else {
+        "ok"
+    };
     if available > 0 {
         json_response(
             StatusCode::OK,
-            &serde_json::json!({ "status": "ready", "accounts_available": available }),
+            &serde_json::json!({ "status": "ready", "accounts_available": available, "session_store": store }),
         )
     } else {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({ "status": "unavailable", "accounts_available": 0 }),
+            &serde_json::json!({ "status": "unavailable", "accounts_available": 0, "session_store": store }),
         )
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub(crate) shutdown: Shutdown,
     pub(crate) pool: Pool,
     pub(crate) sessions: Arc<Sessions>,
+    /// The session store itself, for its health (`/ready`, metrics).
+    pub(crate) store: Arc<dyn ferry_session::Store>,
     pub(crate) http: HttpClients,
 }
 
@@ -37,9 +39,12 @@ impl AppState {
                 max_total_bytes: config.session.max_bytes,
                 ..MemoryLimits::default()
             }),
-            SessionStoreKind::Redis { url } => {
-                StoreConfig::Redis(ferry_session::RedisConfig::new(url.expose()))
-            }
+            SessionStoreKind::Redis { url } => StoreConfig::Redis(ferry_session::RedisConfig {
+                op_timeout: config.session.redis_timeout,
+                response_timeout: config.session.redis_timeout,
+                probe_interval: config.session.redis_probe_interval,
+                ..ferry_session::RedisConfig::new(url.expose())
+            }),
         };
         let store = ferry_session::open(&store_config)
             .await
@@ -50,7 +55,7 @@ impl AppState {
                 ..SharedSlots::new(Arc::clone(&store))
             });
         let sessions = Arc::new(Sessions::new(
-            store,
+            Arc::clone(&store),
             SessionConfig {
                 ttl: config.session.ttl,
                 ..SessionConfig::default()
@@ -80,6 +85,7 @@ impl AppState {
             shutdown: Shutdown::new(),
             pool,
             sessions,
+            store,
             http,
         });
         state.refresh_account_gauges();
@@ -97,6 +103,13 @@ impl AppState {
 
     /// Sets `ferry_account_available{account}` and the Codex usage gauges from the pool.
     pub(crate) fn refresh_account_gauges(&self) {
+        if let Some(b) = self.store.breaker_stats() {
+            let m = &self.metrics;
+            m.session_store_degraded.set([], i64::from(b.degraded));
+            m.session_store_trips_total.set_total([], b.trips);
+            m.session_store_local_ops_total.set_total([], b.local_ops);
+            m.session_store_reconciled_total.set_total([], b.reconciled);
+        }
         self.metrics
             .cooldown_cap_seconds
             .set([], self.pool.max_cooldown().as_secs_f64());

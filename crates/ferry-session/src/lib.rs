@@ -107,7 +107,7 @@ mod store;
 mod threads;
 
 #[cfg(feature = "redis")]
-pub use crate::store::{RedisConfig, RedisStore};
+pub use crate::store::{BreakerStore, RedisConfig, RedisStore};
 pub use crate::{
     continuation::{
         ContinuationError, TODO_GUARD_MARKER, TODO_GUARD_TEXT, classify_continuation_error,
@@ -122,6 +122,8 @@ pub use crate::{
         ChainMatch, ResolvedKey, ResponseBinding, SessionConfig, SessionRef, Sessions,
         StickyBinding,
     },
-    store::{BoxFuture, MemoryLimits, MemoryStore, SlotToken, Store, StoreConfig, open},
+    store::{
+        BoxFuture, BreakerStats, MemoryLimits, MemoryStore, SlotToken, Store, StoreConfig, open,
+    },
     threads::{Thread, ThreadConfig, ThreadError, Threads, TurnBase, UpstreamTurn},
 };

@@ -169,3 +169,138 @@ async fn a_transient_401_benches_an_api_key_account_with_back_off() {
         logs.text()
     );
 }
+
+/// The `/ready` body.
+async fn ready_body(server: &TestServer) -> serde_json::Value {
+    json_body(
+        server
+            .client
+            .get(server.url("/ready"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Polls `/ready` (every 20 ms, up to 10 s) until its `session_store` is `want`.
+async fn wait_store(server: &TestServer, want: &str) {
+    for _ in 0..500 {
+        if ready_body(server).await["session_store"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("/ready did not say session_store {want} within 10 s");
+}
+
+/// A config on `upstream` with the session store in Redis at `url`, a 100 ms operation
+/// timeout and a 100 ms probe.
+fn redis_config(upstream: &str, url: &str) -> ferry_server::Config {
+    let mut c = config(upstream);
+    c.session.store = ferry_server::config::SessionStoreKind::Redis {
+        url: ferry_server::config::Secret::new(url),
+    };
+    c.session.redis_timeout = Duration::from_millis(100);
+    c.session.redis_probe_interval = Duration::from_millis(100);
+    c
+}
+
+/// Sends `n` requests, each with a 5 s client deadline (a frozen Redis cost 10 s per request
+/// before the breaker), all answered 200; returns the slowest, for the figures.
+async fn serve_n(server: &TestServer, n: usize, label: &str) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for i in 0..n {
+        let started = tokio::time::Instant::now();
+        let resp = tokio::time::timeout(
+            Duration::from_secs(5),
+            server.messages(&request(&format!("{label} {i}"), false)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{label}: request {i} waited on Redis for 5 s"));
+        assert_eq!(resp.status(), 200, "{label} {i}");
+        let _ = resp.bytes().await;
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("{label}: slowest of {n} requests {slowest:?}");
+    slowest
+}
+
+/// The number of ferry keys in the Redis at `port`.
+fn redis_keys(port: u16) -> usize {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--scan", "--pattern", "ferry:*"])
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Item 10: while Redis was frozen every request waited 10 s, while it was down 2.7 s. A
+/// circuit breaker fails the first operation after 100 ms (`session.redis_timeout_ms`),
+/// then answers from local state at once; `/ready` and the metrics say "degraded"; when
+/// Redis answers again the writes made meanwhile are replayed into it.
+#[tokio::test]
+async fn a_frozen_then_dead_redis_costs_no_request_a_wait() {
+    let redis = ferry_testkit::redis::RedisServer::start();
+    let upstream = start().await;
+    mount_fn(&upstream, |_, _| {
+        sse_response(sse(text_events("resp_ok", &["ok"], Usage::new(2, 2))))
+    })
+    .await;
+    let server = TestServer::start(redis_config(&upstream.uri(), &redis.url())).await;
+    serve_n(&server, 3, "redis up").await;
+    assert_eq!(ready_body(&server).await["session_store"], "ok");
+    let keys_before = redis_keys(redis.port());
+
+    redis.freeze();
+    serve_n(&server, 5, "redis frozen").await;
+    let body = ready_body(&server).await;
+    assert_eq!(
+        (body["status"].as_str(), body["session_store"].as_str()),
+        (Some("ready"), Some("degraded"))
+    );
+    assert_eq!(server.metric("ferry_session_store_degraded").await, 1.0);
+    // One operation waited for the timeout; everything after it was answered locally.
+    assert_eq!(server.metric("ferry_session_store_trips_total").await, 1.0);
+    assert!(server.metric("ferry_session_store_local_ops_total").await >= 5.0);
+
+    redis.thaw();
+    wait_store(&server, "ok").await;
+    assert!(server.metric("ferry_session_store_reconciled_total").await >= 1.0);
+    assert_eq!(server.metric("ferry_session_store_degraded").await, 0.0);
+    assert!(
+        redis_keys(redis.port()) > keys_before,
+        "the writes made while Redis was frozen are in it"
+    );
+
+    drop(redis);
+    serve_n(&server, 5, "redis down").await;
+    assert_eq!(ready_body(&server).await["session_store"], "degraded");
+    assert_eq!(server.metric("ferry_session_store_trips_total").await, 2.0);
+}
+
+/// Item 10: `ferry serve` refused to start without Redis. It starts degraded, serves, and
+/// becomes shared (with what it wrote meanwhile) when Redis comes up.
+#[tokio::test]
+async fn the_gateway_starts_degraded_without_redis_and_reconciles_when_it_comes() {
+    let port = ferry_testkit::redis::free_port();
+    let upstream = start().await;
+    mount_fn(&upstream, |_, _| {
+        sse_response(sse(text_events("resp_ok", &["ok"], Usage::new(2, 2))))
+    })
+    .await;
+    let server = TestServer::start(redis_config(
+        &upstream.uri(),
+        &format!("redis://127.0.0.1:{port}"),
+    ))
+    .await;
+    assert_eq!(ready_status(&server).await, 200);
+    assert_eq!(ready_body(&server).await["session_store"], "degraded");
+    serve_n(&server, 3, "no redis at start").await;
+
+    let redis = ferry_testkit::redis::RedisServer::start_on(port);
+    wait_store(&server, "ok").await;
+    assert!(server.metric("ferry_session_store_reconciled_total").await >= 1.0);
+    assert!(redis_keys(redis.port()) > 0);
+    serve_n(&server, 2, "redis came up").await;
+}

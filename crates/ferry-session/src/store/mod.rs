@@ -1,5 +1,7 @@
 //! The key-value store behind the session state, and its backends.
 
+#[cfg(feature = "redis")]
+mod breaker;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
+#[cfg(feature = "redis")]
+pub use self::breaker::BreakerStore;
 pub use self::memory::{MemoryLimits, MemoryStore};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
@@ -82,6 +86,30 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The backend's name (`memory` or `redis`), for logs and metrics.
     fn backend(&self) -> &'static str;
+
+    /// True while the store serves on local state because its backend is unreachable
+    /// ([`BreakerStore`]). Plain stores are never degraded.
+    fn degraded(&self) -> bool {
+        false
+    }
+
+    /// The circuit breaker's counts, for a store that has one.
+    fn breaker_stats(&self) -> Option<BreakerStats> {
+        None
+    }
+}
+
+/// What the breaker saw since start, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerStats {
+    /// True while the breaker is open (operations are served locally).
+    pub degraded: bool,
+    /// Times the breaker opened (a Redis failure or timeout while it was closed).
+    pub trips: u64,
+    /// Operations answered locally because the breaker was open.
+    pub local_ops: u64,
+    /// Writes replayed into Redis when it came back.
+    pub reconciled: u64,
 }
 
 /// One holder of a concurrency slot: what [`Store::try_acquire_slot`] returns and
@@ -129,13 +157,16 @@ impl Default for StoreConfig {
     }
 }
 
-/// Opens the configured store. For Redis this connects once, so a wrong URL or an
-/// unreachable server is reported at start-up.
+/// Opens the configured store. Redis is put behind a circuit breaker ([`BreakerStore`]):
+/// an invalid URL is an error, an unreachable server is not (the store starts degraded and
+/// connects when the server comes up).
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Memory(limits) => Ok(Arc::new(MemoryStore::new(limits.clone()))),
         #[cfg(feature = "redis")]
-        StoreConfig::Redis(cfg) => Ok(Arc::new(RedisStore::connect(cfg.clone()).await?)),
+        StoreConfig::Redis(cfg) => Ok(Arc::new(
+            BreakerStore::open(cfg.clone(), MemoryLimits::default()).await?,
+        )),
     }
 }
 

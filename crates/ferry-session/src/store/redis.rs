@@ -56,6 +56,11 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// How long connecting may take (default 2 s).
     pub connect_timeout: Duration,
+    /// [`super::BreakerStore`]: longest wait for one operation before the breaker opens and
+    /// the store serves on local state (default 250 ms).
+    pub op_timeout: Duration,
+    /// [`super::BreakerStore`]: how often Redis is probed while the breaker is open (1 s).
+    pub probe_interval: Duration,
 }
 
 impl RedisConfig {
@@ -68,6 +73,8 @@ impl RedisConfig {
             max_key_bytes: 512,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            op_timeout: Duration::from_millis(250),
+            probe_interval: Duration::from_secs(1),
         }
     }
 
@@ -86,6 +93,8 @@ impl fmt::Debug for RedisConfig {
             .field("max_key_bytes", &self.max_key_bytes)
             .field("response_timeout", &self.response_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("op_timeout", &self.op_timeout)
+            .field("probe_interval", &self.probe_interval)
             .finish()
     }
 }
@@ -275,7 +284,7 @@ impl Store for RedisStore {
 }
 
 /// The password part of `scheme://user:password@host…`, if any.
-fn url_password(url: &str) -> Option<&str> {
+pub(crate) fn url_password(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let (userinfo, _) = authority.rsplit_once('@')?;
