@@ -14,8 +14,17 @@ use crate::model::{normalize_codex_model, strip_sys_suffix};
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// Default base URL of OAuth (ChatGPT/Codex) accounts.
 pub const CODEX_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
-/// The Codex CLI version ferry presents to the Codex backend (the minimum it accepts, §8 #3901).
-pub const CODEX_CLI_VERSION: &str = "0.144.0";
+/// The Codex CLI version ferry presents to the Codex backend by default: the newest Codex
+/// CLI release when this was written (`npm view @openai/codex version`, 2026-12-02). The
+/// backend refuses old clients for newer models (0.144.0 for GPT-5.6; below 0.148.0 at
+/// times), so ferry presents a current one; accounts set their own with
+/// `codex_client_version`.
+pub const CODEX_CLI_VERSION: &str = "0.171.0";
+/// The oldest calling Codex client whose version ferry follows; an older one is presented
+/// as the configured (or default) version.
+pub const CODEX_MIN_CLIENT_VERSION: &str = "0.148.0";
+/// The header that asks the Codex backend for the Responses Lite request shape.
+pub const RESPONSES_LITE_HEADER: &str = "x-openai-internal-codex-responses-lite";
 /// The canonical Codex CLI originator.
 pub const CODEX_ORIGINATOR: &str = "codex_cli_rs";
 /// Originators of first-party Codex clients, kept when the client's user-agent names one.
@@ -48,6 +57,8 @@ pub struct CodexTransformOptions<'a> {
     pub normalized_model: &'a str,
     /// The mapped model (template field `BillingModel`).
     pub billing_model: &'a str,
+    /// Rewrite the body into the Responses Lite shape ([`apply_responses_lite`]).
+    pub responses_lite: bool,
 }
 
 /// What [`apply_codex_transform`] reports back.
@@ -144,11 +155,114 @@ pub fn apply_codex_transform(
     if !body.get("instructions").is_some_and(Value::is_string) {
         body.insert("instructions".into(), Value::String(String::new()));
     }
+    if opts.responses_lite {
+        apply_responses_lite(body, &model)?;
+    }
 
     Ok(CodexTransformOutcome {
         upstream_model: model,
         prompt_cache_key,
     })
+}
+
+/// Tool types the Responses Lite shape accepts.
+const LITE_TOOL_TYPES: &[&str] = &["function", "custom"];
+
+/// Rewrites a Codex body into the Responses Lite shape that the Codex backend requires for
+/// some models (GPT-5.6 Sol/Terra/Luna; chosen by the catalog or the account):
+///
+/// - the tools move from top-level `tools` into an input item
+///   `{type: "additional_tools", role: "developer", tools}` at the start of `input`;
+/// - non-empty `instructions` become a developer message right after it; the top-level
+///   field is removed;
+/// - `parallel_tool_calls: false`, `reasoning.context: "all_turns"`;
+/// - no `previous_response_id`, no image `detail`, a `tool_choice` naming one tool becomes
+///   `"auto"` (the named tool is no longer top-level).
+///
+/// # Errors
+///
+/// [`AccountsError::LiteUnsupportedTool`] when a tool other than a function or custom tool
+/// (hosted web search, file search, image generation) is declared: the backend would refuse
+/// the request, so the client is told which tool and why.
+pub fn apply_responses_lite(
+    body: &mut Map<String, Value>,
+    model: &str,
+) -> Result<(), AccountsError> {
+    let tools = match body.remove("tools") {
+        Some(Value::Array(tools)) => tools,
+        _ => Vec::new(),
+    };
+    if let Some(bad) = tools.iter().find(|t| {
+        !t.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|k| LITE_TOOL_TYPES.contains(&k))
+    }) {
+        let kind = bad.get("type").and_then(Value::as_str).unwrap_or("unknown");
+        return Err(AccountsError::LiteUnsupportedTool {
+            tool: kind.to_owned(),
+            model: model.to_owned(),
+        });
+    }
+    let mut lead: Vec<Value> = Vec::new();
+    if !tools.is_empty() {
+        let mut item = Map::new();
+        item.insert("type".into(), "additional_tools".into());
+        item.insert("role".into(), "developer".into());
+        item.insert("tools".into(), Value::Array(tools));
+        lead.push(Value::Object(item));
+    }
+    if let Some(Value::String(text)) = body.remove("instructions")
+        && !text.trim().is_empty()
+    {
+        let mut part = Map::new();
+        part.insert("type".into(), "input_text".into());
+        part.insert("text".into(), Value::String(text));
+        let mut message = Map::new();
+        message.insert("type".into(), "message".into());
+        message.insert("role".into(), "developer".into());
+        message.insert("content".into(), Value::Array(vec![Value::Object(part)]));
+        lead.push(Value::Object(message));
+    }
+    let input = match body.remove("input") {
+        Some(Value::Array(items)) => items,
+        Some(other) if !other.is_null() => vec![other],
+        _ => Vec::new(),
+    };
+    let mut items = lead;
+    items.extend(input);
+    for item in &mut items {
+        strip_image_detail(item);
+    }
+    body.insert("input".into(), Value::Array(items));
+    body.insert("parallel_tool_calls".into(), Value::Bool(false));
+    let reasoning = body
+        .entry("reasoning")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !reasoning.is_object() {
+        *reasoning = Value::Object(Map::new());
+    }
+    if let Some(r) = reasoning.as_object_mut() {
+        r.insert("context".into(), "all_turns".into());
+    }
+    body.remove("previous_response_id");
+    if body.get("tool_choice").is_some_and(Value::is_object) {
+        body.insert("tool_choice".into(), "auto".into());
+    }
+    Ok(())
+}
+
+/// Removes `detail` from the `input_image` parts of one input item.
+fn strip_image_detail(item: &mut Value) {
+    let Some(content) = item.get_mut("content").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for part in content {
+        if part.get("type").and_then(Value::as_str) == Some("input_image")
+            && let Some(obj) = part.as_object_mut()
+        {
+            obj.remove("detail");
+        }
+    }
 }
 
 fn convert_legacy_functions(body: &mut Map<String, Value>) {
@@ -520,6 +634,11 @@ pub struct UpstreamHeaderInput<'a> {
     pub turn_state: Option<&'a str>,
     /// `gateway.force_codex_cli`: present the Codex CLI user-agent.
     pub force_codex_cli: bool,
+    /// OAuth: the Codex client version to present (the account's `codex_client_version`);
+    /// `None` for [`CODEX_CLI_VERSION`].
+    pub codex_client_version: Option<&'a str>,
+    /// OAuth: ask for the Responses Lite shape ([`RESPONSES_LITE_HEADER`]`: true`).
+    pub responses_lite: bool,
 }
 
 /// Client headers copied to the upstream request.
@@ -547,8 +666,10 @@ fn value(name: &'static str, text: &str) -> Result<HeaderValue, AccountsError> {
 /// OAuth: `chatgpt-account-id`; the client's `session_id`/`conversation_id` are replaced by the
 /// derived id (`conversation_id` only when the client sent one); `OpenAI-Beta:
 /// responses=experimental`; the identity is the client's when its user-agent names a Codex
-/// originator (version raised to ≥ 0.144.0), otherwise the canonical `codex_cli_rs/0.144.0`,
-/// with `originator` and `version` paired to the user-agent.
+/// originator and its version is at least [`CODEX_MIN_CLIENT_VERSION`] (an older one is
+/// presented as the configured version), otherwise the canonical `codex_cli_rs/<version>`
+/// with the configured version (default [`CODEX_CLI_VERSION`]), with `originator` and
+/// `version` paired to the user-agent; with `responses_lite`, the Lite header.
 ///
 /// Last, a stored turn state is set when the request has no `x-codex-turn-state` yet.
 pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderMap, AccountsError> {
@@ -561,8 +682,16 @@ pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderM
     let mut auth = value("authorization", &format!("Bearer {}", input.token.expose()))?;
     auth.set_sensitive(true);
     headers.insert(AUTHORIZATION, auth);
+    let presented = input
+        .codex_client_version
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(CODEX_CLI_VERSION);
     if input.force_codex_cli {
-        headers.insert(USER_AGENT, value("user-agent", &canonical_user_agent())?);
+        headers.insert(
+            USER_AGENT,
+            value("user-agent", &format!("{CODEX_ORIGINATOR}/{presented}"))?,
+        );
     }
     if !headers.contains_key(CONTENT_TYPE) {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -589,7 +718,13 @@ pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderM
                 }
                 headers.insert(session.clone(), id);
             }
-            apply_codex_identity(&mut headers)?;
+            apply_codex_identity(&mut headers, presented)?;
+            if input.responses_lite {
+                headers.insert(
+                    HeaderName::from_static(RESPONSES_LITE_HEADER),
+                    HeaderValue::from_static("true"),
+                );
+            }
         }
         AccountKind::ApiKey | AccountKind::Simulated => {
             if let Some(id) = input.session_id.filter(|s| !s.trim().is_empty()) {
@@ -610,13 +745,10 @@ pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderM
     Ok(headers)
 }
 
-fn canonical_user_agent() -> String {
-    format!("{CODEX_ORIGINATOR}/{CODEX_CLI_VERSION}")
-}
-
 /// `ensure` + `enforce` of the Codex identity (gateway.md §4c): OpenAI-Beta set; originator,
-/// user-agent and version paired, version ≥ [`CODEX_CLI_VERSION`].
-fn apply_codex_identity(headers: &mut HeaderMap) -> Result<(), AccountsError> {
+/// user-agent and version paired; a Codex client's own version kept when it is at least
+/// [`CODEX_MIN_CLIENT_VERSION`], else `presented`.
+fn apply_codex_identity(headers: &mut HeaderMap, presented: &str) -> Result<(), AccountsError> {
     headers.insert(
         HeaderName::from_static("openai-beta"),
         HeaderValue::from_static("responses=experimental"),
@@ -630,10 +762,10 @@ fn apply_codex_identity(headers: &mut HeaderMap) -> Result<(), AccountsError> {
     let (first, tail) = ua.split_once(' ').unwrap_or((ua.as_str(), ""));
     let (name, version) = first.split_once('/').unwrap_or((first, ""));
     let (originator, user_agent, version) = if CODEX_ORIGINATORS.contains(&name) {
-        let version = if version_at_least(version, CODEX_CLI_VERSION) {
+        let version = if version_at_least(version, CODEX_MIN_CLIENT_VERSION) {
             version.to_owned()
         } else {
-            CODEX_CLI_VERSION.to_owned()
+            presented.to_owned()
         };
         let ua = if tail.is_empty() {
             format!("{name}/{version}")
@@ -644,8 +776,8 @@ fn apply_codex_identity(headers: &mut HeaderMap) -> Result<(), AccountsError> {
     } else {
         (
             CODEX_ORIGINATOR.to_owned(),
-            canonical_user_agent(),
-            CODEX_CLI_VERSION.to_owned(),
+            format!("{CODEX_ORIGINATOR}/{presented}"),
+            presented.to_owned(),
         )
     };
     headers.insert(USER_AGENT, value("user-agent", &user_agent)?);
@@ -661,7 +793,7 @@ fn apply_codex_identity(headers: &mut HeaderMap) -> Result<(), AccountsError> {
 }
 
 /// True when dotted version `v` (pre-release suffix ignored) is ≥ `min`; false if unparsable.
-fn version_at_least(v: &str, min: &str) -> bool {
+pub(crate) fn version_at_least(v: &str, min: &str) -> bool {
     fn parts(v: &str) -> Option<Vec<u64>> {
         let core = v.split(['-', '+']).next()?;
         core.split('.').map(|p| p.parse().ok()).collect()

@@ -267,6 +267,11 @@ pub struct AccountConfig {
     /// OAuth: the client id sent with refresh requests (default: the Codex CLI's).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// OAuth: the Codex client version presented to the backend (default
+    /// [`crate::CODEX_CLI_VERSION`]); a calling Codex client's own version is followed
+    /// when it is at least [`crate::CODEX_MIN_CLIENT_VERSION`].
+    #[serde(default)]
+    pub codex_client_version: Option<String>,
 }
 
 /// Default same-account retry statuses in pool mode.
@@ -320,6 +325,7 @@ impl AccountConfig {
             chatgpt_account_id: None,
             token_url: None,
             client_id: None,
+            codex_client_version: None,
         }
     }
 
@@ -335,6 +341,15 @@ impl AccountConfig {
     /// the account's `models` overrides applied (`None` for a model neither knows).
     pub fn model_spec(&self, upstream_model: &str) -> Option<crate::catalog::ModelSpec> {
         self.models.spec(upstream_model, self.backend())
+    }
+
+    /// Whether requests for this upstream model go out in the Codex Responses Lite shape:
+    /// OAuth accounts only, as the catalog (or the account's `models` override) says.
+    pub fn responses_lite(&self, upstream_model: &str) -> bool {
+        self.kind == AccountKind::Oauth
+            && self
+                .model_spec(upstream_model)
+                .is_some_and(|s| s.responses_lite)
     }
 
     /// True for OAuth (ChatGPT/Codex) accounts.
@@ -417,6 +432,33 @@ impl AccountConfig {
                 break;
             }
         }
+        if let Some(v) = &self.codex_client_version {
+            let ok = {
+                let core = v.trim();
+                !core.is_empty()
+                    && core
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            };
+            if !ok {
+                bad(
+                    "codex_client_version",
+                    format!(
+                        "must be a dotted version such as {}",
+                        crate::CODEX_CLI_VERSION
+                    ),
+                );
+            } else if !crate::codex::version_at_least(v.trim(), crate::CODEX_MIN_CLIENT_VERSION) {
+                bad(
+                    "codex_client_version",
+                    format!(
+                        "{} is older than {}, which the Codex backend refuses",
+                        v.trim(),
+                        crate::CODEX_MIN_CLIENT_VERSION
+                    ),
+                );
+            }
+        }
         let blank = |s: &Option<Secret>| s.as_ref().is_none_or(Secret::is_blank);
         match self.kind {
             AccountKind::ApiKey => {
@@ -441,7 +483,8 @@ impl AccountConfig {
             );
         }
         if self.kind != AccountKind::Oauth {
-            let oauth_only: [(&'static str, bool); 6] = [
+            let oauth_only: [(&'static str, bool); 7] = [
+                ("codex_client_version", self.codex_client_version.is_some()),
                 ("access_token", self.access_token.is_some()),
                 ("refresh_token", self.refresh_token.is_some()),
                 ("expires_at", self.expires_at.is_some()),

@@ -97,6 +97,16 @@ pub enum AccountsError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The Responses Lite shape cannot carry a declared tool.
+    #[error(
+        "the {tool} tool is not available for model {model} on the Codex backend: its Responses Lite request shape takes only function and custom tools (remove the tool, or map the model to one that takes it)"
+    )]
+    LiteUnsupportedTool {
+        /// The tool's Responses type (`web_search`).
+        tool: String,
+        /// The upstream model.
+        model: String,
+    },
     /// A header value could not be built (it contained characters HTTP forbids).
     #[error("invalid value for header {name}")]
     InvalidHeader {

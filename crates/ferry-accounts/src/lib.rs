@@ -80,9 +80,10 @@ pub use crate::{
         classify_transport_error, classify_with,
     },
     codex::{
-        CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_ORIGINATOR, CodexTransformOptions,
-        CodexTransformOutcome, OPENAI_BASE_URL, TemplateFields, UpstreamHeaderInput,
-        apply_codex_transform, build_upstream_headers, render_instructions_template, responses_url,
+        CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_MIN_CLIENT_VERSION, CODEX_ORIGINATOR,
+        CodexTransformOptions, CodexTransformOutcome, OPENAI_BASE_URL, RESPONSES_LITE_HEADER,
+        TemplateFields, UpstreamHeaderInput, apply_codex_transform, apply_responses_lite,
+        build_upstream_headers, render_instructions_template, responses_url,
     },
     config::{
         AccountConfig, AccountKind, DEFAULT_POOL_RETRY_COUNT, DEFAULT_POOL_RETRY_STATUSES,

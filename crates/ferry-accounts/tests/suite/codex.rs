@@ -83,6 +83,7 @@ fn case_8_forced_instructions_template() {
         original_model: "gpt-5.4-xhigh",
         normalized_model: "gpt-5.4",
         billing_model: "gpt-5.4",
+        responses_lite: false,
     };
     let (body, _) = transform(converted_body(), &opts);
     assert_eq!(
@@ -291,4 +292,55 @@ fn urls() {
     key.base_url = None;
     assert_eq!(responses_url(&oauth), "http://127.0.0.1:9/codex/responses");
     assert_eq!(responses_url(&key), "https://api.openai.com/v1/responses");
+}
+
+#[test]
+fn responses_lite_moves_tools_and_instructions_into_the_input() {
+    let body = json!({
+        "model": "gpt-5.6-sol",
+        "instructions": "be brief",
+        "tools": [{"type": "function", "name": "Bash", "parameters": {"type": "object"}},
+                  {"type": "custom", "name": "apply_patch"}],
+        "tool_choice": {"type": "function", "name": "Bash"},
+        "parallel_tool_calls": true,
+        "previous_response_id": "resp_1",
+        "reasoning": {"effort": "max"},
+        "input": [{"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "look"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AA", "detail": "high"}
+        ]}]
+    });
+    let mut m = map(body);
+    ferry_accounts::apply_responses_lite(&mut m, "gpt-5.6-sol").unwrap();
+    assert_eq!(
+        Value::Object(m),
+        json!({
+            "model": "gpt-5.6-sol",
+            "tool_choice": "auto",
+            "parallel_tool_calls": false,
+            "reasoning": {"effort": "max", "context": "all_turns"},
+            "input": [
+                {"type": "additional_tools", "role": "developer", "tools": [
+                    {"type": "function", "name": "Bash", "parameters": {"type": "object"}},
+                    {"type": "custom", "name": "apply_patch"}]},
+                {"type": "message", "role": "developer", "content": [
+                    {"type": "input_text", "text": "be brief"}]},
+                {"type": "message", "role": "user", "content": [
+                    {"type": "input_text", "text": "look"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AA"}]}
+            ]
+        })
+    );
+    // Nothing to move: no lead items, still the Lite flags.
+    let mut bare = map(json!({"model": "m", "instructions": "", "input": "hi"}));
+    ferry_accounts::apply_responses_lite(&mut bare, "m").unwrap();
+    assert_eq!(bare["input"], json!(["hi"]));
+    assert_eq!(bare["reasoning"], json!({"context": "all_turns"}));
+    // A hosted tool cannot be expressed.
+    let mut search = map(json!({"model": "m", "tools": [{"type": "web_search"}], "input": []}));
+    let err = ferry_accounts::apply_responses_lite(&mut search, "gpt-5.6-sol").unwrap_err();
+    assert!(
+        matches!(&err, AccountsError::LiteUnsupportedTool { tool, .. } if tool == "web_search"),
+        "{err:?}"
+    );
 }

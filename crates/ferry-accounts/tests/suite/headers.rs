@@ -51,6 +51,8 @@ fn case_28_oauth_without_client_conversation_id() {
         session_id: Some(SESSION),
         turn_state: None,
         force_codex_cli: false,
+        codex_client_version: None,
+        responses_lite: false,
     })
     .unwrap();
     assert!(built.get("authorization").unwrap().is_sensitive());
@@ -65,8 +67,8 @@ fn case_28_oauth_without_client_conversation_id() {
             ("openai-beta", "responses=experimental"),
             ("originator", "codex_cli_rs"),
             ("session_id", SESSION),
-            ("user-agent", "codex_cli_rs/0.144.0"),
-            ("version", "0.144.0"),
+            ("user-agent", "codex_cli_rs/0.171.0"),
+            ("version", "0.171.0"),
         ])
     );
 }
@@ -83,6 +85,8 @@ fn oauth_with_client_conversation_id_and_turn_state() {
         session_id: Some(SESSION),
         turn_state: Some("ts-1"),
         force_codex_cli: false,
+        codex_client_version: None,
+        responses_lite: false,
     })
     .unwrap();
     assert_eq!(built.get("conversation_id").unwrap(), SESSION);
@@ -108,17 +112,17 @@ fn oauth_identity_pairs_codex_clients_and_raises_old_versions() {
         (
             "codex_cli_rs/0.98.0 (Linux; x86_64) xterm",
             (
-                "codex_cli_rs/0.144.0 (Linux; x86_64) xterm",
+                "codex_cli_rs/0.171.0 (Linux; x86_64) xterm",
                 "codex_cli_rs",
-                "0.144.0",
+                "0.171.0",
             ),
         ),
         // A third-party client gets the canonical identity.
         (
             "opencode/1.0",
-            ("codex_cli_rs/0.144.0", "codex_cli_rs", "0.144.0"),
+            ("codex_cli_rs/0.171.0", "codex_cli_rs", "0.171.0"),
         ),
-        ("", ("codex_cli_rs/0.144.0", "codex_cli_rs", "0.144.0")),
+        ("", ("codex_cli_rs/0.171.0", "codex_cli_rs", "0.171.0")),
     ];
     for (ua, (want_ua, want_originator, want_version)) in cases {
         let client = if ua.is_empty() {
@@ -134,6 +138,8 @@ fn oauth_identity_pairs_codex_clients_and_raises_old_versions() {
             session_id: None,
             turn_state: None,
             force_codex_cli: false,
+            codex_client_version: None,
+            responses_lite: false,
         })
         .unwrap();
         let get = |n: &str| built.get(n).unwrap().to_str().unwrap().to_owned();
@@ -166,6 +172,8 @@ fn api_key_session_headers_and_no_codex_identity() {
         session_id: Some(SESSION),
         turn_state: Some("stored-ts"),
         force_codex_cli: false,
+        codex_client_version: None,
+        responses_lite: false,
     })
     .unwrap();
     assert_eq!(
@@ -190,6 +198,8 @@ fn api_key_session_headers_and_no_codex_identity() {
         session_id: None,
         turn_state: None,
         force_codex_cli: true,
+        codex_client_version: None,
+        responses_lite: false,
     })
     .unwrap();
     assert_eq!(
@@ -198,7 +208,7 @@ fn api_key_session_headers_and_no_codex_identity() {
             ("accept", "text/event-stream"),
             ("authorization", "Bearer sk-upstream"),
             ("content-type", "application/json"),
-            ("user-agent", "codex_cli_rs/0.144.0"),
+            ("user-agent", "codex_cli_rs/0.171.0"),
         ])
     );
 }
@@ -214,6 +224,8 @@ fn header_values_with_control_characters_are_errors() {
         session_id: None,
         turn_state: None,
         force_codex_cli: false,
+        codex_client_version: None,
+        responses_lite: false,
     })
     .unwrap_err();
     assert_eq!(err.to_string(), "invalid value for header authorization");

@@ -418,9 +418,16 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
                 original_model: &route.original,
                 normalized_model: &route.requested,
                 billing_model: &route.billing,
+                responses_lite: cfg.responses_lite(&route.upstream),
             },
         )
-        .map_err(|e| Attempt::Fatal(Error::Internal(e.to_string())))?;
+        .map_err(|e| match e {
+            // The request asks for something the model's shape cannot carry: the client's to fix.
+            ferry_accounts::AccountsError::LiteUnsupportedTool { .. } => {
+                Attempt::Fatal(Error::InvalidRequest(e.to_string()))
+            }
+            e => Attempt::Fatal(Error::Internal(e.to_string())),
+        })?;
         upstream_model = outcome.upstream_model;
         if cache_key.is_none() {
             cache_key = outcome.prompt_cache_key;
@@ -561,6 +568,8 @@ async fn attempt(
             session_id: session_id.as_deref(),
             turn_state: turn_state.as_deref(),
             force_codex_cli: state.config.gateway.force_codex_cli,
+            codex_client_version: cfg.codex_client_version.as_deref(),
+            responses_lite: cfg.responses_lite(&built.upstream_model),
         }) {
             Ok(mut h) => {
                 if !built.upstream_stream {

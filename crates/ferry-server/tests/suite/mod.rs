@@ -8,6 +8,7 @@ mod failover;
 mod failover_scenarios;
 mod fake_openai;
 mod http;
+mod lite;
 mod models;
 mod oauth;
 mod reliability;
