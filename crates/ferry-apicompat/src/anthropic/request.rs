@@ -425,6 +425,24 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, ConvertError> {
 
 /// Checks what serde's fallbacks let through; see [`parse_request`].
 pub(crate) fn validate_request(req: &MessagesRequest) -> Result<(), ConvertError> {
+    // Negative values and non-integers already fail to parse as `u64`.
+    if req.max_tokens == Some(0) {
+        return Err(ConvertError::InvalidValue {
+            path: "max_tokens".to_owned(),
+            message: "must be greater than or equal to 1".to_owned(),
+        });
+    }
+    for (i, tool) in req.tools.iter().flatten().enumerate() {
+        if tool.is_custom()
+            && let Some(schema) = &tool.input_schema
+            && !schema.is_object()
+        {
+            return Err(ConvertError::InvalidValue {
+                path: format!("tools[{i}].input_schema"),
+                message: format!("expected a JSON Schema object, got {}", json_type(schema)),
+            });
+        }
+    }
     if let Some(System::Blocks(blocks)) = &req.system {
         validate_blocks("system", blocks)?;
     }
@@ -540,6 +558,13 @@ fn validate_block(path: &str, block: &ContentBlock) -> Result<(), ConvertError> 
             }
             _ => Ok(()),
         },
+        ContentBlock::ToolUse(b) if !(b.input.is_object() || b.input.is_null()) => {
+            Err(ConvertError::InvalidBlock {
+                path: format!("{path}.input"),
+                block_type: "tool_use".to_owned(),
+                message: format!("expected an object, got {}", json_type(&b.input)),
+            })
+        }
         ContentBlock::ToolResult(b) => match &b.content {
             Some(ToolResultContent::Blocks(blocks)) => {
                 validate_blocks(&format!("{path}.content"), blocks)
@@ -619,6 +644,18 @@ struct UrlFields {
 struct ContentFields {
     #[serde(rename = "content")]
     _content: Value,
+}
+
+/// The JSON type of a value, for error messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The `type` of a JSON object, if it is an object with a string `type`.

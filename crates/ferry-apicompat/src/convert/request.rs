@@ -168,8 +168,29 @@ pub fn convert(
     {
         out.input.push(item);
     }
+    let last = req.messages.len() - 1;
     for (i, message) in req.messages.iter().enumerate() {
+        let before = (out.input.len(), cx.dropped.len());
         cx.message(i, message, &mut out.input);
+        // A final user turn with nothing left would make the upstream answer the turn
+        // before it: refuse it instead.
+        if i == last && out.input.len() == before.0 && is_user_turn(&message.role) {
+            let why: Vec<String> = cx.dropped[before.1..]
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.detail))
+                .collect();
+            return Err(ConvertError::InvalidValue {
+                path: format!("messages[{i}].content"),
+                message: if why.is_empty() {
+                    "the final user message has no content".to_owned()
+                } else {
+                    format!(
+                        "the final user message has nothing that can be sent ({})",
+                        why.join("; ")
+                    )
+                },
+            });
+        }
     }
     if out.input.is_empty() {
         return Err(ConvertError::InvalidValue {
@@ -858,6 +879,15 @@ impl Cx {
         for key in req.extra.keys() {
             self.drop(key.clone(), "unknown_field", "field is not supported");
         }
+    }
+}
+
+/// Whether a message is converted as a user turn (`user`, or an unknown role).
+fn is_user_turn(role: &Role) -> bool {
+    match role {
+        Role::User => true,
+        Role::Other(role) => role != "developer",
+        Role::Assistant | Role::System => false,
     }
 }
 

@@ -800,3 +800,76 @@ async fn image_source_unknown_type() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn max_tokens_zero() {
+    let m = rejected(
+        Case::with(|r| r["max_tokens"] = json!(0)),
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(m, "max_tokens: must be greater than or equal to 1");
+}
+
+#[tokio::test]
+async fn tool_use_input_not_an_object() {
+    for input in [json!("{\"a\":1}"), json!([1]), json!(7)] {
+        let m = rejected(
+            Case::with(|r| {
+                r["messages"] = json!([
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": [
+                        {"type": "tool_use", "id": "toolu_1", "name": "get", "input": input}
+                    ]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+                    ]}
+                ]);
+            }),
+            400,
+            "invalid_request_error",
+        )
+        .await;
+        assert!(m.starts_with("messages[1].content[0].input: "), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn tool_input_schema_not_an_object() {
+    let m = rejected(
+        Case::with(|r| {
+            r["tools"] = json!([{"name": "get", "input_schema": "{\"type\":\"object\"}"}]);
+        }),
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(
+        m,
+        "tools[0].input_schema: expected a JSON Schema object, got a string"
+    );
+}
+
+#[tokio::test]
+async fn final_user_turn_with_nothing_to_send() {
+    // Sending the rest would make the model answer the previous question again.
+    let m = rejected(
+        Case::with(|r| {
+            r["messages"] = json!([
+                {"role": "user", "content": "what is 2+2?"},
+                {"role": "assistant", "content": "4"},
+                {"role": "user", "content": [
+                    {"type": "image", "source": {"type": "file", "file_id": "file_011"}}
+                ]}
+            ]);
+        }),
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        m.starts_with("messages[2].content: the final user message has nothing that can be sent"),
+        "{m}"
+    );
+}
