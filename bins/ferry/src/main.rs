@@ -4,6 +4,8 @@
 //! |---|---|
 //! | `ferry serve [--config FILE] [--listen ADDR]` | runs the gateway; prints `ferry listening on http://ADDR` to stderr when ready; stops cleanly on SIGINT/SIGTERM |
 //! | `ferry check-config --config FILE` | validates the file, prints every problem at once, exit 1 if any |
+//! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
+//! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
 //! | `ferry convert request\|stream\|response` | stdin → stdout conversions (see `convert.rs`) |
 //! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
 //!
@@ -14,6 +16,7 @@
 
 mod config;
 mod convert;
+mod login;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -74,6 +77,44 @@ enum Command {
         /// TOML config file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Sign a ChatGPT/Codex account (`kind = "oauth"`) in with the Codex CLI's OAuth flow and
+    /// store its tokens in the OAuth state directory (`gateway.oauth_state_dir`).
+    Login {
+        /// The account's `name` in the config.
+        account: String,
+        /// TOML config file that declares the account.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Headless hosts: show a code to enter on another device instead of a browser login.
+        #[arg(long)]
+        device_code: bool,
+        /// Print the login URL only; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Loopback port of the browser callback (the Codex CLI's client id expects 1455).
+        #[arg(long, value_name = "PORT", default_value_t = ferry_accounts::DEFAULT_CALLBACK_PORT)]
+        port: u16,
+        /// OAuth issuer (default https://auth.openai.com).
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
+        /// Write here instead of the config's gateway.oauth_state_dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Import the tokens of a Codex CLI login (`~/.codex/auth.json`) for an OAuth account.
+    ImportCodexAuth {
+        /// The Codex CLI's auth.json.
+        path: PathBuf,
+        /// TOML config file that declares the account.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The account's `name` (default: the config's only `kind = "oauth"` account).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Write here instead of the config's gateway.oauth_state_dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Convert between the two APIs, stdin to stdout.
     Convert {
@@ -170,6 +211,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => Ok(check_config(&config, &env)),
+        Command::Login {
+            account,
+            config,
+            device_code,
+            no_browser,
+            port,
+            issuer,
+            state_dir,
+        } => {
+            let target = login::Target {
+                config: &config,
+                account: Some(&account),
+                state_dir: state_dir.as_deref(),
+            };
+            let opts = login::LoginOptions {
+                device_code,
+                open_browser: !no_browser,
+                port,
+                issuer,
+            };
+            login::login(&target, &opts, &env)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportCodexAuth {
+            path,
+            config,
+            account,
+            state_dir,
+        } => {
+            let target = login::Target {
+                config: &config,
+                account: account.as_deref(),
+                state_dir: state_dir.as_deref(),
+            };
+            login::import_codex_auth(&path, &target, &env)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Convert { what } => match what {
             ConvertCommand::Request { model } => {
                 convert::request(model.as_deref())?;

@@ -77,6 +77,12 @@ pub enum AccountsError {
         /// True when retrying cannot help (invalid or reused refresh token): the account is disabled.
         permanent: bool,
     },
+    /// A login (`ferry login`, `ferry import-codex-auth`) failed.
+    #[error("login failed: {reason}")]
+    Login {
+        /// What went wrong (statuses and OAuth error codes, never a token).
+        reason: String,
+    },
     /// The account has no usable credential (for example an OAuth account with neither token).
     #[error("account {account:?} has no usable credential")]
     MissingCredential {

@@ -62,6 +62,7 @@ mod classify;
 mod codex;
 mod config;
 mod error;
+mod login;
 mod model;
 mod oauth;
 mod pool;
@@ -90,6 +91,11 @@ pub use crate::{
         ExpiresAt, Secret, ServiceTierPolicy, parse_rfc3339, validate_accounts,
     },
     error::{AccountsError, Unavailable},
+    login::{
+        CallbackServer, DEFAULT_CALLBACK_PORT, DEFAULT_ISSUER, DeviceCode, LOGIN_TIMEOUT,
+        LoginEndpoints, LoginTokens, Pkce, authorize_url, exchange_code, new_state,
+        parse_codex_auth_json, pkce_challenge, poll_device_code, request_device_code,
+    },
     model::{
         DEFAULT_CODEX_MODEL, ModelMapping, ModelRoute, ReasoningSuffix,
         anthropic_effort_for_suffix, glob_match, normalize_codex_model, normalize_requested_model,
@@ -97,7 +103,7 @@ pub use crate::{
     },
     oauth::{
         AccessToken, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_SKEW, DEFAULT_TOKEN_URL, OAuthOptions,
-        OAuthTokens, REFRESH_TIMEOUT,
+        OAuthTokens, REFRESH_TIMEOUT, state_file, store_login,
     },
     pool::{
         Account, AccountState, AccountStatus, Credential, DEFAULT_MAX_COOLDOWN, DEFAULT_SLOT_TTL,

@@ -150,16 +150,11 @@ impl OAuthTokens {
         let non_blank = |s: &Option<Secret>| s.clone().filter(|s| !s.is_blank());
         let configured_refresh = non_blank(&config.refresh_token);
         let configured_access = non_blank(&config.access_token);
-        let seed = fingerprint(
-            configured_refresh
-                .as_ref()
-                .or(configured_access.as_ref())
-                .map_or("", Secret::expose),
-        );
+        let seed = config_seed(config);
         let state_file = opts
             .state_dir
             .as_ref()
-            .map(|dir| dir.join(format!("oauth-{}.json", config.name)));
+            .map(|dir| state_file(dir, &config.name));
         let mut state = TokenState {
             expires_at: config.expires_at.map(|e| e.0).or_else(|| {
                 configured_access
@@ -195,6 +190,9 @@ impl OAuthTokens {
                 }
                 Ok(Some(_)) => {
                     tracing::info!(account = %config.name, "ignoring oauth state file from a different login");
+                }
+                Ok(None) if state.access.is_none() && state.refresh.is_none() => {
+                    tracing::warn!(account = %config.name, "oauth account has no tokens yet: run `ferry login {}`", config.name);
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -479,14 +477,14 @@ fn fingerprint(secret: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-struct JwtClaims {
-    exp: Option<u64>,
-    account_id: Option<String>,
+pub(crate) struct JwtClaims {
+    pub(crate) exp: Option<u64>,
+    pub(crate) account_id: Option<String>,
 }
 
 /// Reads `exp` and the ChatGPT account id from a JWT's payload (no signature check: these
 /// only steer refresh timing and a header; the upstream verifies the token).
-fn jwt_claims(token: &str) -> Option<JwtClaims> {
+pub(crate) fn jwt_claims(token: &str) -> Option<JwtClaims> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -500,6 +498,50 @@ fn jwt_claims(token: &str) -> Option<JwtClaims> {
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// The state file of an account: `{state_dir}/oauth-{account}.json`.
+pub fn state_file(state_dir: &Path, account: &str) -> PathBuf {
+    state_dir.join(format!("oauth-{account}.json"))
+}
+
+/// The seed a state file must carry to be used with this account's config: a fingerprint of
+/// the configured refresh token, else access token, else of nothing (a login-only account).
+fn config_seed(config: &AccountConfig) -> String {
+    let non_blank = |s: &Option<Secret>| s.clone().filter(|s| !s.is_blank());
+    fingerprint(
+        non_blank(&config.refresh_token)
+            .or_else(|| non_blank(&config.access_token))
+            .as_ref()
+            .map_or("", Secret::expose),
+    )
+}
+
+/// Writes the tokens of a login (`ferry login`, `ferry import-codex-auth`) as the account's
+/// state file (atomically, mode 0600), so the gateway uses them at its next start. The file is
+/// bound to the account's current config tokens like a refreshed one: putting other tokens in
+/// the config later makes the config win.
+pub fn store_login(
+    state_dir: &Path,
+    config: &AccountConfig,
+    tokens: &crate::login::LoginTokens,
+) -> Result<PathBuf, AccountsError> {
+    let path = state_file(state_dir, &config.name);
+    let persisted = PersistedTokens {
+        version: 1,
+        account: config.name.clone(),
+        seed: config_seed(config),
+        access_token: Some(tokens.access_token.expose().to_owned()),
+        refresh_token: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
+        expires_at: tokens.expires_at,
+        chatgpt_account_id: config
+            .chatgpt_account_id
+            .clone()
+            .or_else(|| tokens.chatgpt_account_id.clone()),
+        updated_at: unix_now(),
+    };
+    write_state(&path, &persisted)?;
+    Ok(path)
 }
 
 fn load_state(path: &Path) -> Result<Option<PersistedTokens>, AccountsError> {

@@ -195,7 +195,7 @@ impl Config {
         let session = raw.session.validate(&mut p);
         let rate_limit = raw.rate_limit.validate(&mut p);
         let client_keys = validate_client_keys(raw.client_keys, &mut p);
-        let accounts = validate_accounts(raw.accounts, &mut p);
+        let accounts = validate_accounts(raw.accounts, gateway.oauth_state_dir.is_some(), &mut p);
         if p.0.is_empty() {
             Ok(Self {
                 server,
@@ -695,8 +695,21 @@ fn validate_client_keys(raw: Vec<RawClientKey>, p: &mut Problems) -> Vec<ClientK
     out
 }
 
-fn validate_accounts(raw: Vec<AccountConfig>, p: &mut Problems) -> Vec<AccountConfig> {
+fn validate_accounts(
+    raw: Vec<AccountConfig>,
+    has_state_dir: bool,
+    p: &mut Problems,
+) -> Vec<AccountConfig> {
     for (i, a) in raw.iter().enumerate() {
+        let blank = |s: &Option<ferry_accounts::Secret>| {
+            s.as_ref().is_none_or(ferry_accounts::Secret::is_blank)
+        };
+        if a.is_oauth() && blank(&a.access_token) && blank(&a.refresh_token) && !has_state_dir {
+            p.push(
+                format!("accounts[{i}].access_token"),
+                "an OAuth account needs an access_token or a refresh_token, or gateway.oauth_state_dir holding a `ferry login`",
+            );
+        }
         for problem in a.validate() {
             match problem {
                 ferry_accounts::AccountsError::InvalidConfig { field, problem, .. } => {

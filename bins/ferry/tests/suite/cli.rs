@@ -10,7 +10,7 @@ use std::time::Duration;
 use pretty_assertions::assert_eq;
 use serde_json::Value;
 
-fn ferry() -> Command {
+pub(super) fn ferry() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.env_remove("OPENAI_API_KEY")
         .env_remove("RUST_LOG")
@@ -246,14 +246,14 @@ fn config_errors_never_quote_a_secret() {
 }
 
 /// A running ferry process that announced its address on stderr.
-struct Running {
+pub(super) struct Running {
     child: Child,
-    addr: String,
-    stderr: mpsc::Receiver<String>,
+    pub(super) addr: String,
+    pub(super) stderr: mpsc::Receiver<String>,
 }
 
 impl Running {
-    fn start(args: &[&str], ready: &'static str) -> Self {
+    pub(super) fn start(args: &[&str], ready: &'static str) -> Self {
         let mut child = ferry()
             .args(args)
             .stdin(Stdio::null())
@@ -289,7 +289,7 @@ impl Running {
         }
     }
 
-    fn request(&self, raw: &str) -> String {
+    pub(super) fn request(&self, raw: &str) -> String {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -301,7 +301,7 @@ impl Running {
     }
 
     /// SIGTERM, then the exit status and every stderr line.
-    fn stop(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(super) fn stop(&mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -202,7 +202,6 @@ fn validation_reports_every_problem() {
             "account \"a b\": model_mapping: keys and values must not be empty",
             "account \"a b\": api_key: is required for kind = \"api_key\"",
             "account \"a b\": refresh_token: is only used by kind = \"oauth\"",
-            "account \"dup\": access_token: an OAuth account needs an access_token or a refresh_token",
             "account \"dup\": name: is used by more than one account",
         ]
     );

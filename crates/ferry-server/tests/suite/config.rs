@@ -74,7 +74,7 @@ fn every_problem_is_reported_together() {
             "accounts[0].api_key: is required for kind = \"api_key\"",
             "accounts[1].base_url: must start with http:// or https://",
             "accounts[1].name: duplicate account name \"primary\"",
-            "accounts[2].access_token: an OAuth account needs an access_token or a refresh_token",
+            "accounts[2].access_token: an OAuth account needs an access_token or a refresh_token, or gateway.oauth_state_dir holding a `ferry login`",
         ]
     );
 }
