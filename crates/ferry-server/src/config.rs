@@ -96,6 +96,8 @@ pub struct SessionConfig {
     pub redis_timeout: Duration,
     /// Redis store: how often Redis is probed while the breaker is open (1 s).
     pub redis_probe_interval: Duration,
+    /// Largest conversation one message thread may hold (docs/threads.md).
+    pub max_thread_bytes: usize,
 }
 
 /// `[rate_limit]`: how long accounts are benched.
@@ -123,6 +125,8 @@ const DEFAULT_REDIS_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Default `[session] max_entries`: room for about 20,000 live sessions.
 const DEFAULT_SESSION_MAX_ENTRIES: usize = 100_000;
+/// Default `[session] max_thread_bytes` (8 MiB).
+const DEFAULT_MAX_THREAD_BYTES: usize = 8 << 20;
 /// Default `[session] max_bytes` (256 MiB).
 const DEFAULT_SESSION_MAX_BYTES: usize = 256 << 20;
 
@@ -180,6 +184,7 @@ impl Config {
                 max_bytes: DEFAULT_SESSION_MAX_BYTES,
                 redis_timeout: DEFAULT_REDIS_TIMEOUT,
                 redis_probe_interval: DEFAULT_REDIS_PROBE_INTERVAL,
+                max_thread_bytes: DEFAULT_MAX_THREAD_BYTES,
             },
             rate_limit: RateLimitConfig::default(),
             client_keys: Vec::new(),
@@ -329,6 +334,8 @@ pub struct RawSession {
     /// default 250; 10..=10000 (redis store: longest wait per operation before the
     /// circuit breaker opens)
     pub redis_timeout_ms: Option<u64>,
+    /// default 8388608 (8 MiB); 64 KiB..=1 GiB (one message thread)
+    pub max_thread_bytes: Option<u64>,
 }
 
 /// `[rate_limit]` as written.
@@ -646,6 +653,13 @@ impl RawSession {
             250,
             10..=10_000,
         );
+        let max_thread_bytes = int_in(
+            p,
+            "session.max_thread_bytes",
+            self.max_thread_bytes,
+            DEFAULT_MAX_THREAD_BYTES,
+            64 * 1024..=1024 * MIB,
+        );
         SessionConfig {
             store,
             ttl,
@@ -653,6 +667,7 @@ impl RawSession {
             max_bytes,
             redis_timeout: Duration::from_millis(u64::try_from(redis_timeout_ms).unwrap_or(250)),
             redis_probe_interval: DEFAULT_REDIS_PROBE_INTERVAL,
+            max_thread_bytes,
         }
     }
 }

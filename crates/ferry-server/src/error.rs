@@ -112,9 +112,40 @@ pub enum Error {
     /// The upstream stream was malformed or ended without a terminal event.
     #[error("{0}")]
     UpstreamProtocol(String),
+    /// A message-thread request the gateway cannot serve (docs/threads.md); the body's
+    /// `error.details.error_code` tells the SDKs to replay the whole conversation.
+    #[error("{message}")]
+    Thread {
+        /// The `error_code` the SDKs branch on.
+        code: ThreadErrorCode,
+        /// What happened.
+        message: String,
+    },
     /// A bug or an unexpected internal failure.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The `error.details.error_code` of a thread error, as the Anthropic SDKs know them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadErrorCode {
+    /// 404: no thread for `previous_message_id` (the SDKs replay with `create`).
+    NotFound,
+    /// 400: the request cannot be threaded here (the tool runner goes on without one).
+    UnsupportedRequest,
+    /// 400: `system` or `tools` differ from the thread's.
+    FingerprintMismatch,
+}
+
+impl ThreadErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "thread_not_found",
+            Self::UnsupportedRequest => "thread_unsupported_request",
+            Self::FingerprintMismatch => "thread_fingerprint_mismatch",
+        }
+    }
 }
 
 impl Error {
@@ -124,7 +155,13 @@ impl Error {
             Self::Bind { .. } | Self::Accept(_) | Self::Startup(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::NotFound { .. } | Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. }
+            | Self::UnknownModel { .. }
+            | Self::Thread {
+                code: ThreadErrorCode::NotFound,
+                ..
+            } => StatusCode::NOT_FOUND,
+            Self::Thread { .. } => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -187,7 +224,16 @@ impl Error {
             Self::UpstreamConnect(_) => "upstream_connect",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamProtocol(_) => "upstream_protocol",
+            Self::Thread { .. } => "thread",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The body's `error.details`, when the error has one (thread errors).
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::Thread { code, .. } => Some(serde_json::json!({ "error_code": code.as_str() })),
+            _ => None,
         }
     }
 

@@ -76,6 +76,6 @@ mod tokens;
 
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},
-    error::Error,
+    error::{Error, ThreadErrorCode},
     server::{Server, bind, serve},
 };

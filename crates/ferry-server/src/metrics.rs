@@ -306,6 +306,9 @@ pub(crate) struct Metrics {
     /// `previous_response_id` (`sent`), and the ones the upstream rejected (`not_found`,
     /// `unsupported`; each then replayed with the full history).
     pub(crate) continuations_total: CounterVec<1>,
+    /// `ferry_threads_total{result}`: message-thread requests (created, continued,
+    /// not_found, too_large, fingerprint_mismatch, invalid, store_error) and turns stored.
+    pub(crate) threads_total: CounterVec<1>,
     /// `ferry_open_streams`
     pub(crate) open_streams: Gauge,
     /// `ferry_account_available{account}`
@@ -375,6 +378,11 @@ impl Metrics {
             continuations_total: CounterVec::new(
                 "ferry_continuations_total",
                 "Upstream requests sent with previous_response_id (sent), and those rejected (not_found, unsupported).",
+                ["result"],
+            ),
+            threads_total: CounterVec::new(
+                "ferry_threads_total",
+                "Message-thread requests by result (created, continued, not_found, too_large, fingerprint_mismatch, invalid, store_error), and turns stored.",
                 ["result"],
             ),
             open_streams: Gauge::new("ferry_open_streams", "Client SSE streams currently open."),
@@ -448,6 +456,7 @@ impl Metrics {
         self.prompt_cache_hit_ratio.render(&mut out);
         self.cache_miss_total.render(&mut out);
         self.continuations_total.render(&mut out);
+        self.threads_total.render(&mut out);
         self.open_streams.render(&mut out);
         self.account_available.render(&mut out);
         self.codex_usage_percent.render(&mut out);

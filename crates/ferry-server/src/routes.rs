@@ -160,15 +160,21 @@ async fn dispatch(
             ))
         }
         Route::CountTokens => {
-            auth::authenticate(&state.config.client_keys, req.headers())?;
+            let client = auth::authenticate(&state.config.client_keys, req.headers())?;
             let body = read_body(
                 req,
                 state.config.server.max_body_bytes,
                 state.config.server.body_read_timeout,
             )
             .await?;
-            let parsed = ferry_apicompat::anthropic::parse_request(&body)
+            let mut parsed = ferry_apicompat::anthropic::parse_request(&body)
                 .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            crate::messages::threads::apply_for_count(
+                state,
+                client.name.as_deref().unwrap_or(""),
+                &mut parsed,
+            )
+            .await?;
             let n = crate::tokens::count_tokens_off_runtime(parsed).await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -274,6 +280,8 @@ pub(crate) fn error_body(err: &Error) -> Vec<u8> {
         #[serde(rename = "type")]
         kind: &'static str,
         message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        details: Option<serde_json::Value>,
     }
     let message = err.client_message();
     serde_json::to_vec(&Envelope {
@@ -281,6 +289,7 @@ pub(crate) fn error_body(err: &Error) -> Vec<u8> {
         error: Inner {
             kind: err.anthropic_type(),
             message: &message,
+            details: err.details(),
         },
     })
     .unwrap_or_default()

@@ -47,6 +47,12 @@
 //!   `[[fail:MESSAGE]]` ends with `response.failed` (`server_error`, MESSAGE);
 //!   `[[cut]]` stops after half the deltas with no terminal event;
 //!   `[[status:CODE]]` answers HTTP CODE with an OpenAI error body (429 adds `retry-after: 1`).
+//! - **Tool loop** (for multi-turn client tests): `[[tool-loop:NAME:N]]` calls the declared
+//!   tool NAME, after a tool result too, until the input holds N `function_call_output`s,
+//!   then replies `Tool loop done: REPORT`. Each call's first string argument is REPORT:
+//!   what this request carried, `outputs=O;calls=C;items=I;developer=D;tools=T` (tool
+//!   outputs, tool calls, input items, developer/system messages, declared tools), so a
+//!   client can check that every turn reached the upstream whole.
 //!
 //! Usage: `input_tokens` is estimated as bytes/4 of the instructions, input and tools;
 //! `cached_tokens` is the estimate of the previous request's prompt (instructions, tools and
@@ -212,6 +218,8 @@ struct Directives {
     fail: Option<String>,
     cut: bool,
     status: Option<u16>,
+    /// `[[tool-loop:NAME:N]]`.
+    tool_loop: Option<(String, usize)>,
 }
 
 fn parse_directives(text: &str) -> Directives {
@@ -237,6 +245,14 @@ fn parse_directives(text: &str) -> Directives {
                 }
             }
             ("reply", Some(text)) => d.reply = Some(text.to_owned()),
+            ("tool-loop", Some(spec)) => {
+                if let Some((tool, n)) = spec.rsplit_once(':')
+                    && let Ok(n) = n.trim().parse::<usize>()
+                    && !tool.trim().is_empty()
+                {
+                    d.tool_loop = Some((tool.trim().to_owned(), n));
+                }
+            }
             ("incomplete", None) => d.incomplete = true,
             ("fail", arg) => d.fail = Some(arg.unwrap_or("simulated failure").to_owned()),
             ("cut", None) => d.cut = true,
@@ -660,7 +676,36 @@ impl Plan {
 
         let tools = declared_tools(req);
         let mut calls = Vec::new();
-        if !after_tool {
+        let count_type = |t: &str| {
+            input
+                .iter()
+                .filter(|i| i.get("type").and_then(Value::as_str) == Some(t))
+                .count()
+        };
+        let loop_report = format!(
+            "outputs={};calls={};items={};developer={};tools={}",
+            count_type("function_call_output"),
+            count_type("function_call"),
+            input.len(),
+            input
+                .iter()
+                .filter(|i| matches!(
+                    i.get("role").and_then(Value::as_str),
+                    Some("developer" | "system")
+                ))
+                .count(),
+            tools.len(),
+        );
+        let mut loop_done = false;
+        if let Some((name, n)) = &directives.tool_loop {
+            if count_type("function_call_output") < *n {
+                if let Some(tool) = tools.iter().find(|t| t.name == name) {
+                    calls.push((tool, Some(loop_report.clone())));
+                }
+            } else {
+                loop_done = true;
+            }
+        } else if !after_tool {
             for (name, arg) in &directives.tools {
                 if let Some(tool) = tools.iter().find(|t| t.name == name) {
                     calls.push((tool, arg.clone()));
@@ -685,6 +730,8 @@ impl Plan {
         if calls.is_empty() {
             let text = if let Some(reply) = &directives.reply {
                 reply.clone()
+            } else if loop_done {
+                format!("Tool loop done: {loop_report}")
             } else if after_tool {
                 let output = input
                     .last()
@@ -1405,6 +1452,46 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+    }
+
+    #[test]
+    fn tool_loop_calls_until_n_outputs_and_reports_what_it_received() {
+        let tools = json!([{"type": "function", "name": "probe", "parameters": {
+            "type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}}]);
+        let developer = json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "sys"}]});
+        let call = |id: &str| json!({"type": "function_call", "call_id": id, "name": "probe", "arguments": "{}"});
+        let output =
+            |id: &str| json!({"type": "function_call_output", "call_id": id, "output": "ok"});
+        let mut input = vec![developer, user("go [[tool-loop:probe:2]]")];
+        let answer = |input: &[Value]| {
+            let req = json!({"model": "gpt-5.1", "stream": false, "tools": tools, "input": input});
+            match simulate(&req, &opts()).body {
+                SimBody::Json(v) => v,
+                SimBody::Events(_) => panic!("asked for JSON"),
+            }
+        };
+        let first = answer(&input);
+        assert_eq!(first["output"][0]["type"], json!("function_call"));
+        let args: Value =
+            serde_json::from_str(first["output"][0]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            args["note"],
+            json!("outputs=0;calls=0;items=2;developer=1;tools=1")
+        );
+        input.extend([call("c1"), output("c1")]);
+        let second = answer(&input);
+        let args: Value =
+            serde_json::from_str(second["output"][0]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            args["note"],
+            json!("outputs=1;calls=1;items=4;developer=1;tools=1")
+        );
+        input.extend([call("c2"), output("c2")]);
+        let third = answer(&input);
+        assert_eq!(
+            third["output"][0]["content"][0]["text"],
+            json!("Tool loop done: outputs=2;calls=2;items=6;developer=1;tools=1")
+        );
     }
 
     #[test]

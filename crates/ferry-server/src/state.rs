@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_accounts::{AccountKind, Pool, PoolOptions, SharedSlots};
-use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig};
+use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig, ThreadConfig, Threads};
 use tokio::sync::watch;
 
 use crate::config::{Config, SessionStoreKind};
@@ -21,6 +21,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: Arc<Sessions>,
     /// The session store itself, for its health (`/ready`, metrics).
     pub(crate) store: Arc<dyn ferry_session::Store>,
+    /// Message threads, in the same store as the sessions.
+    pub(crate) threads: Threads,
     pub(crate) http: HttpClients,
 }
 
@@ -29,6 +31,9 @@ impl AppState {
         let metrics = Metrics::new();
         for reason in ferry_session::MissReason::ALL {
             metrics.cache_miss_total.inc_by([reason.as_str()], 0);
+        }
+        for result in ["created", "continued", "not_found", "too_large", "stored"] {
+            metrics.threads_total.inc_by([result], 0);
         }
         for result in ["sent", "not_found", "unsupported"] {
             metrics.continuations_total.inc_by([result], 0);
@@ -54,6 +59,14 @@ impl AppState {
                 ttl: config.gateway.concurrency_slot_ttl,
                 ..SharedSlots::new(Arc::clone(&store))
             });
+        let threads = Threads::new(
+            Arc::clone(&store),
+            ThreadConfig {
+                ttl: config.session.ttl,
+                max_thread_bytes: config.session.max_thread_bytes,
+                ..ThreadConfig::default()
+            },
+        );
         let sessions = Arc::new(Sessions::new(
             Arc::clone(&store),
             SessionConfig {
@@ -86,6 +99,7 @@ impl AppState {
             pool,
             sessions,
             store,
+            threads,
             http,
         });
         state.refresh_account_gauges();

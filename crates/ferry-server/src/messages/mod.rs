@@ -14,6 +14,7 @@
 pub(crate) mod events;
 pub(crate) mod headers;
 pub(crate) mod stream;
+pub(crate) mod threads;
 pub(crate) mod upstream;
 pub(crate) mod usage;
 
@@ -78,6 +79,8 @@ struct Ctx {
     tool_names: ToolNames,
     resolved: Option<ResolvedKey>,
     sticky: Option<StickyBinding>,
+    /// The message thread this turn belongs to (its request already rebuilt).
+    thread: Option<threads::ThreadTurn>,
 }
 
 impl Ctx {
@@ -103,7 +106,7 @@ async fn prepare(
         state.config.server.body_read_timeout,
     )
     .await?;
-    let parsed =
+    let mut parsed =
         anthropic::parse_request(&body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
     if parsed.model.trim().is_empty() {
         return Err(Error::InvalidRequest("model: is required".to_owned()));
@@ -122,6 +125,8 @@ async fn prepare(
         claude_code_session_id: hv(keys::CLAUDE_CODE_SESSION_HEADER),
     };
     let client_id = client.name.clone().unwrap_or_default();
+    // A thread continue becomes the whole conversation before anything looks at it.
+    let thread = threads::apply(state, &client_id, &mut parsed).await?;
     let resolved = state
         .sessions
         .resolve_cache_key(&parsed, &client_headers, &client_id)
@@ -144,6 +149,7 @@ async fn prepare(
         req: parsed,
         resolved,
         sticky,
+        thread,
     })
 }
 
@@ -365,7 +371,18 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         && let Some(r) = applies
     {
         let session = SessionRef::new(lease.name(), ctx.client_id(), &r.key);
-        if let Some(prev) = sessions.previous_response_id(&session, &r.chain).await {
+        // A thread knows exactly which upstream response its last turn got.
+        let from_thread = ctx
+            .thread
+            .as_ref()
+            .and_then(threads::ThreadTurn::upstream)
+            .filter(|u| u.account == lease.name())
+            .map(|u| u.response_id.clone());
+        let prev = match from_thread {
+            Some(id) => Some(id),
+            None => sessions.previous_response_id(&session, &r.chain).await,
+        };
+        if let Some(prev) = prev {
             body.previous_response_id = Some(prev);
             ferry_session::trim_to_latest_turn(&mut body.input);
             continued = true;
@@ -715,6 +732,13 @@ async fn attempt(
         ))
     };
     let finisher = Finisher {
+        thread: ctx.thread.clone().map(|turn| threads::Pending {
+            turn,
+            client_id: ctx.client_id().to_owned(),
+            capture: threads::Capture::default(),
+            reply: None,
+            continuation: built.continuation,
+        }),
         record: record.clone(),
         lease,
         binding: ctx.resolved.clone().map(|resolved| SessionBinding {
@@ -873,7 +897,7 @@ fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> Attempt {
 async fn respond_stream(
     ctx: &Ctx,
     mut source: EventSource,
-    finisher: Finisher,
+    mut finisher: Finisher,
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
@@ -901,12 +925,14 @@ async fn respond_stream(
                         );
                     }
                 }
+                finisher.observe(&evs);
                 encode_events(&mut evs, &mut prelude);
                 if conv.is_finished() || conv.started_output() {
                     break;
                 }
             }
             Pulled::KeepAlive => {
+                finisher.observe(&evs);
                 encode_events(&mut evs, &mut prelude);
                 prelude.extend_from_slice(ferry_sse::PING_FRAME);
                 break;
@@ -1126,7 +1152,7 @@ async fn answer_json(
     ctx: &Ctx,
     answer: Result<responses::Response, responses::ErrorBody>,
     first_event_at: Option<Instant>,
-    finisher: Finisher,
+    mut finisher: Finisher,
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
@@ -1151,6 +1177,9 @@ async fn answer_json(
     match converted {
         Ok(message) => {
             let msg = message.value;
+            if let Some(t) = finisher.thread.as_mut() {
+                t.set_reply(&msg);
+            }
             let usage = msg.usage;
             let response_id = Some(msg.id.clone());
             let body = serde_json::to_vec(&msg).unwrap_or_default();
@@ -1193,9 +1222,18 @@ pub(crate) struct Finisher {
     record: UsageRecord,
     lease: Lease,
     binding: Option<SessionBinding>,
+    /// The message-thread turn to store once the reply is complete.
+    thread: Option<threads::Pending>,
 }
 
 impl Finisher {
+    /// Sees the events about to be sent (a thread turn rebuilds its reply from them).
+    pub(crate) fn observe(&mut self, events: &[anthropic::StreamEvent]) {
+        if let Some(t) = self.thread.as_mut() {
+            t.capture.observe(events);
+        }
+    }
+
     /// Writes the usage record now; returns the session writes to await (on success).
     pub(crate) fn finish(
         self,
@@ -1210,6 +1248,7 @@ impl Finisher {
             mut record,
             lease,
             binding,
+            thread,
         } = self;
         let account = lease.name().to_owned();
         // The upstream is done with this request: free the account's slot.
@@ -1232,11 +1271,31 @@ impl Finisher {
         }
         record.finish(state, status, outcome);
         let ok = *outcome == Outcome::Ok || *outcome == Outcome::ClientDisconnected;
-        let binding = binding.filter(|_| ok)?;
+        let thread = thread.filter(|_| ok).map(|t| {
+            let upstream =
+                response_id
+                    .filter(|_| t.continuation)
+                    .map(|id| ferry_session::UpstreamTurn {
+                        account: account.clone(),
+                        response_id: id.to_owned(),
+                    });
+            (t, upstream)
+        });
+        let binding = binding.filter(|_| ok);
+        if binding.is_none() && thread.is_none() {
+            return None;
+        }
         let sessions = state.sessions.clone();
+        let state = Arc::clone(state);
         let response_id = response_id.map(str::to_owned);
         Some(Box::pin(async move {
-            let b = binding;
+            // Stored before the client's last bytes: its next turn continues from it.
+            if let Some((t, upstream)) = thread {
+                t.save(&state, upstream).await;
+            }
+            let Some(b) = binding else {
+                return;
+            };
             let key = &b.resolved.key;
             sessions.bind_chain(&b.client_id, &b.resolved).await;
             sessions

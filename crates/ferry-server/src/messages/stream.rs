@@ -36,8 +36,19 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    /// Handles one pulled step; returns true when the stream is over.
+    /// Handles one pulled step; returns the outcome when the stream is over.
     fn step(
+        &mut self,
+        pulled: Pulled,
+        evs: &mut Vec<anthropic::StreamEvent>,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        let outcome = self.convert_step(pulled, evs, out);
+        self.finisher.observe(evs);
+        outcome
+    }
+
+    fn convert_step(
         &mut self,
         pulled: Pulled,
         evs: &mut Vec<anthropic::StreamEvent>,

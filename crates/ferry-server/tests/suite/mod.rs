@@ -19,4 +19,5 @@ mod session;
 mod snapshots;
 mod streaming;
 mod text;
+mod threads;
 mod tools;
