@@ -76,8 +76,13 @@ pub struct ChainMatch {
 }
 
 /// Names one session's continuation state: the account that served it, the client key,
-/// and the prompt cache key. Upstream response ids and turn states only make sense on
-/// the account that produced them, so they are never shared between accounts.
+/// the prompt cache key and the agent. Upstream response ids and turn states only make
+/// sense on the account that produced them, so they are never shared between accounts.
+///
+/// Claude Code's subagents (its `Agent` tool) share the parent's session id and cache key
+/// but run their own conversation: each agent (`x-claude-code-agent-id`; empty for the
+/// main agent) keeps its own response id and turn state, so a subagent's turn never
+/// replaces the parent's chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionRef<'a> {
     /// The account (its configured name).
@@ -86,20 +91,41 @@ pub struct SessionRef<'a> {
     pub client_key_id: &'a str,
     /// The prompt cache key.
     pub cache_key: &'a str,
+    /// The agent within the session (empty: the main agent).
+    pub agent: &'a str,
 }
 
 impl<'a> SessionRef<'a> {
-    /// A session reference.
+    /// A session reference for the main agent.
     pub fn new(account: &'a str, client_key_id: &'a str, cache_key: &'a str) -> Self {
         Self {
             account,
             client_key_id,
             cache_key,
+            agent: "",
+        }
+    }
+
+    /// The same session, for agent `agent` (trimmed; empty is the main agent).
+    #[must_use]
+    pub fn with_agent(self, agent: &'a str) -> Self {
+        Self {
+            agent: agent.trim(),
+            ..self
         }
     }
 
     fn id(&self) -> String {
-        tuple_id(&[self.account, self.client_key_id, self.cache_key.trim()])
+        if self.agent.is_empty() {
+            tuple_id(&[self.account, self.client_key_id, self.cache_key.trim()])
+        } else {
+            tuple_id(&[
+                self.account,
+                self.client_key_id,
+                self.cache_key.trim(),
+                self.agent,
+            ])
+        }
     }
 }
 

@@ -88,6 +88,15 @@ impl Ctx {
     fn client_id(&self) -> &str {
         self.client.name.as_deref().unwrap_or("")
     }
+
+    /// Claude Code's agent id (`x-claude-code-agent-id`; empty for the main agent): each
+    /// agent of a session continues its own responses.
+    fn agent_id(&self) -> &str {
+        self.headers
+            .get("x-claude-code-agent-id")
+            .and_then(|v| v.to_str().ok())
+            .map_or("", str::trim)
+    }
 }
 
 async fn prepare(
@@ -370,7 +379,8 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         && !reset
         && let Some(r) = applies
     {
-        let session = SessionRef::new(lease.name(), ctx.client_id(), &r.key);
+        let session =
+            SessionRef::new(lease.name(), ctx.client_id(), &r.key).with_agent(ctx.agent_id());
         // A thread knows exactly which upstream response its last turn got.
         let from_thread = ctx
             .thread
@@ -571,7 +581,7 @@ async fn attempt(
     let session = built
         .cache_key
         .as_deref()
-        .map(|k| SessionRef::new(lease.name(), ctx.client_id(), k));
+        .map(|k| SessionRef::new(lease.name(), ctx.client_id(), k).with_agent(ctx.agent_id()));
     let turn_state = match (&session, oauth) {
         (Some(s), true) => state.sessions.turn_state(s).await,
         _ => None,
@@ -744,6 +754,7 @@ async fn attempt(
         binding: ctx.resolved.clone().map(|resolved| SessionBinding {
             resolved,
             client_id: ctx.client_id().to_owned(),
+            agent_id: ctx.agent_id().to_owned(),
             continuation: built.continuation,
             sticky: ctx.sticky.clone(),
             reset,
@@ -1211,6 +1222,8 @@ async fn answer_json(
 struct SessionBinding {
     resolved: ResolvedKey,
     client_id: String,
+    /// Claude Code's agent id (empty: the main agent).
+    agent_id: String,
     continuation: bool,
     sticky: Option<StickyBinding>,
     reset: bool,
@@ -1304,7 +1317,7 @@ impl Finisher {
             if b.continuation
                 && let Some(id) = response_id
             {
-                let session = SessionRef::new(&account, &b.client_id, key);
+                let session = SessionRef::new(&account, &b.client_id, key).with_agent(&b.agent_id);
                 sessions
                     .bind_response_id(&session, &id, &b.resolved.chain)
                     .await;

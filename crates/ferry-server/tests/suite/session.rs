@@ -280,3 +280,78 @@ async fn an_account_override_gives_an_unknown_model_the_gpt_family_rules() {
         reqs[1].body["prompt_cache_key"]
     );
 }
+
+/// One Claude Code request as agent `agent` (`None`: the main agent, no agent header).
+async fn as_agent(server: &TestServer, body: &Value, agent: Option<&str>) {
+    let mut req = server
+        .post("/v1/messages")
+        .header("content-type", "application/json")
+        .header("x-claude-code-session-id", "cc-session-1");
+    if let Some(agent) = agent {
+        req = req
+            .header("x-claude-code-agent-id", agent)
+            .header("x-claude-code-parent-agent-id", "main");
+    }
+    let resp = req
+        .body(serde_json::to_vec(body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+}
+
+/// A subagent's conversation in the parent's session: its own first task, then `turns`
+/// more exchanges.
+fn subagent_turn(turns: usize) -> Value {
+    let mut r = claude_code_request("02_bash_turn1");
+    let mut messages =
+        vec![json!({"role": "user", "content": "Explore the crate layout and report."})];
+    for i in 0..turns {
+        messages.push(json!({"role": "assistant", "content": "ok"}));
+        messages.push(json!({"role": "user", "content": format!("and step {i}?")}));
+    }
+    r["messages"] = Value::Array(messages);
+    r
+}
+
+#[tokio::test]
+async fn each_agent_of_a_session_continues_its_own_responses() {
+    let upstream = start().await;
+    let mock = mount_sequence(
+        &upstream,
+        vec![ok("resp_p1"), ok("resp_s1"), ok("resp_p2"), ok("resp_s2")],
+    )
+    .await;
+    let server = TestServer::start(continuing(&upstream.uri())).await;
+    as_agent(&server, &claude_code_request("02_bash_turn1"), None).await;
+    as_agent(&server, &subagent_turn(0), Some("agent-sub-1")).await;
+    // The parent's next turn, after a subagent ran in between.
+    as_agent(
+        &server,
+        &claude_code_request("03_bash_turn2_tool_result"),
+        None,
+    )
+    .await;
+    as_agent(&server, &subagent_turn(1), Some("agent-sub-1")).await;
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 4);
+    let prev = |i: usize| reqs[i].body.get("previous_response_id").cloned();
+    assert_eq!(prev(0), None);
+    // The subagent's first request is a new conversation, not the parent's next turn.
+    assert_eq!(prev(1), None);
+    assert_eq!(
+        prev(2),
+        Some(json!("resp_p1")),
+        "the parent continues its own chain"
+    );
+    assert_eq!(
+        prev(3),
+        Some(json!("resp_s1")),
+        "the subagent continues its own chain"
+    );
+    // One prompt cache key for the whole session (the subagent reuses the parent's prefix).
+    let key = |i: usize| reqs[i].body["prompt_cache_key"].clone();
+    assert!(key(0).is_string());
+    assert!((1..4).all(|i| key(i) == key(0)));
+}
