@@ -268,33 +268,57 @@ def test_no_nonstreaming_fallback_by_default():
 
 
 def test_incomplete_answer_is_max_tokens():
-    # An incomplete upstream answer is `stop_reason: max_tokens`: Claude Code asks the model
-    # to resume, which is a second streamed request.
+    # An incomplete upstream answer is `stop_reason: max_tokens`: Claude Code asks the model to
+    # resume with a reminder-only user turn ("Output token limit hit. Resume directly ..."),
+    # a second streamed request, which the simulator answers by quoting that reminder.
     run = claude("[[incomplete]]", expect_requests=2)
     assert_success(run)
-    assert "Output token limit hit" in run.json["result"], run
+    assert run.json["num_turns"] == 2, run
+    assert run.json["result"].startswith('Simulated reply to: "Output token limit hit.'), run
+    assert run.json["stop_reason"] == "end_turn", run
     assert_streamed(run, 2)
 
 
-def test_upstream_failure_surfaces():
+def test_upstream_failure_mid_stream_is_resumed():
+    # The upstream fails after part of the answer (`response.failed`): ferry ends the stream
+    # with an `error` event; Claude Code keeps the partial answer and asks the model to resume
+    # ("Your response above was cut off mid-stream ..."), so the user gets a whole answer.
+    run = claude("[[fail:simulated outage for claude code]]", expect_requests=2)
+    assert_success(run)
+    assert run.json["num_turns"] == 2, run
+    assert run.json["result"].startswith(
+        'Simulated reply to: "Your response above was cut off mid-stream.'
+    ), run
+    assert len(run.records) == 2, run
+    assert all(r["stream"] is True for r in run.records), run
+    assert run.records[0]["outcome"] == "upstream_failed", run
+    assert run.records[1]["outcome"] == "ok", run
+
+
+def test_upstream_error_status_surfaces():
+    # An upstream 5xx before any content is a 502 with the Anthropic error shape; Claude Code
+    # retries it (CLAUDE_CODE_MAX_RETRIES=0 keeps it to one request) and then shows it.
     started = time.monotonic()
-    run = claude("[[fail:simulated outage for claude code]]")
+    run = claude("[[status:500]]", env={"CLAUDE_CODE_MAX_RETRIES": "0"})
     assert time.monotonic() - started < 60, run
     assert run.returncode != 0, run
     assert run.json is not None and run.json["is_error"] is True, run
-    assert "simulated outage for claude code" in run.json["result"], run
-    # One request: the error event ends the run, no retry and no non-streaming fallback.
-    assert len(run.records) == 1, run
-    assert run.records[0]["stream"] is True, run
-    assert run.records[0]["outcome"] != "ok", run
+    assert run.json.get("api_error_status") == 502, run
+    assert run.json["result"].startswith("API Error: 502 upstream temporarily unavailable"), run
+    assert len(run.records) == 1 and run.records[0]["status"] == 502, run
 
 
 def test_cut_upstream_stream_surfaces():
-    run = claude("[[cut]]")
+    # A stream cut without a terminal event ends with an `error` event. Claude Code re-asks
+    # ("... cut off mid-stream. Resume ...", appended to the same user turn, which still holds
+    # the directive, so every attempt is cut again) and, when it gives up, shows an API error.
+    run = claude("[[cut]]", expect_requests=4)
     assert run.returncode != 0, run
     assert run.json is not None and run.json["is_error"] is True, run
-    assert "API Error" in run.json["result"], run
-    assert len(run.records) == 1 and run.records[0]["stream"] is True, run
+    assert run.json["result"].startswith("API Error: Server error mid-response."), run
+    assert len(run.records) >= 2, run
+    assert all(r["stream"] is True for r in run.records), run
+    assert all(r["outcome"] == "upstream_truncated" for r in run.records), run
 
 
 # -----------------------------------------------------------------------------------------

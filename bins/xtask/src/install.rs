@@ -11,11 +11,13 @@ use anyhow::{Context as _, bail};
 
 use crate::run::{self, on_path};
 
-/// The Python package the e2e suites drive ferry with.
-const SDK_REQUIREMENT: &str = "anthropic";
+/// The Anthropic Python SDK release the e2e suites drive ferry with (the newest on PyPI when
+/// pinned); an existing venv with another version is upgraded or downgraded to it.
+const SDK_VERSION: &str = "2.16.0";
 
-/// The Claude Code release the recorded fixtures come from (`/work/shared/spec/clients.md`).
-const CLAUDE_CODE_VERSION: &str = "2.1.197";
+/// The Claude Code release the e2e suites drive (the newest on npm when pinned; the recorded
+/// fixtures in `/work/shared/fixtures/requests/claude-code/` come from 2.1.197).
+const CLAUDE_CODE_VERSION: &str = "2.1.332";
 /// Its npm package; the native binary comes as an optional dependency, no postinstall download.
 const CLAUDE_CODE_PACKAGE: &str = "@anthropic-ai/claude-code";
 
@@ -37,14 +39,14 @@ pub(crate) fn redis_server() -> anyhow::Result<()> {
 pub(crate) fn e2e_venv(root: &Path) -> anyhow::Result<PathBuf> {
     let venv = root.join("target").join("e2e-venv");
     let python = venv.join("bin").join("python");
-    if python.is_file() && sdk_importable(&python) {
-        say!("e2e venv: {} has the anthropic SDK", venv.display());
+    if python.is_file() && sdk_version(&python).as_deref() == Some(SDK_VERSION) {
+        say!("e2e venv: {} has anthropic {SDK_VERSION}", venv.display());
         return Ok(python);
     }
     if !python.is_file() {
         create_venv(&venv)?;
     }
-    say!("e2e venv: installing the anthropic SDK");
+    say!("e2e venv: installing anthropic=={SDK_VERSION}");
     run::status(
         Command::new(&python)
             .args([
@@ -53,18 +55,18 @@ pub(crate) fn e2e_venv(root: &Path) -> anyhow::Result<PathBuf> {
                 "install",
                 "--disable-pip-version-check",
                 "--quiet",
-                SDK_REQUIREMENT,
+                &format!("anthropic=={SDK_VERSION}"),
             ])
             .env("PIP_NO_INPUT", "1"),
     )
     .context("cannot install the anthropic SDK into the e2e venv")?;
-    if !sdk_importable(&python) {
-        bail!(
-            "the anthropic SDK is still not importable from {}",
+    match sdk_version(&python) {
+        Some(v) if v == SDK_VERSION => Ok(python),
+        other => bail!(
+            "after `pip install`, {} has anthropic {other:?}, not {SDK_VERSION}",
             python.display()
-        );
+        ),
     }
-    Ok(python)
 }
 
 /// Makes sure `target/e2e-node` holds Claude Code [`CLAUDE_CODE_VERSION`], installing it with
@@ -110,7 +112,7 @@ pub(crate) fn claude_code(root: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The version `claude --version` prints (`2.1.197 (Claude Code)` gives `2.1.197`), run with
+/// The version `claude --version` prints (`2.1.332 (Claude Code)` gives `2.1.332`), run with
 /// an empty environment apart from PATH so it neither reads nor writes the user's config.
 fn claude_version(claude: &Path) -> Option<String> {
     if !claude.exists() {
@@ -139,8 +141,16 @@ fn parse_claude_version(output: &str) -> Option<String> {
     (rest.contains("Claude Code") && !version.is_empty()).then(|| version.to_owned())
 }
 
-fn sdk_importable(python: &Path) -> bool {
-    run::succeeds(Command::new(python).args(["-c", "import anthropic"]))
+/// The version of the `anthropic` package importable from `python`, if any.
+fn sdk_version(python: &Path) -> Option<String> {
+    let out = Command::new(python)
+        .args(["-c", "import anthropic; print(anthropic.__version__)"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !version.is_empty()).then_some(version)
 }
 
 fn create_venv(venv: &Path) -> anyhow::Result<()> {
@@ -214,8 +224,8 @@ mod tests {
     #[test]
     fn reads_the_claude_code_version() {
         assert_eq!(
-            parse_claude_version("2.1.197 (Claude Code)\n").as_deref(),
-            Some("2.1.197")
+            parse_claude_version("2.1.332 (Claude Code)\n").as_deref(),
+            Some("2.1.332")
         );
         assert_eq!(parse_claude_version("v20.20.2\n"), None);
         assert_eq!(parse_claude_version(""), None);

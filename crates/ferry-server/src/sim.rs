@@ -23,7 +23,9 @@
 //! # What it answers
 //! Deterministic for a given request body and options (ids are derived from a hash of the
 //! body; repeated identical requests get identical ids). It looks at the **last user
-//! message** of `input` (text inside `<system-reminder>` tags is ignored):
+//! message** of `input` (text inside `<system-reminder>` tags is ignored, unless the message is
+//! nothing but reminders, as a client's own "resume" prompt after `max_tokens` or a cut
+//! stream is: then the reminders' text is the prompt):
 //! - **Text** (default): `response.created`, `response.in_progress`, a message item
 //!   (`output_item.added`, `content_part.added`, `output_text.delta` × `deltas`,
 //!   `output_text.done`, `content_part.done`, `output_item.done`), `response.completed` with
@@ -300,6 +302,19 @@ fn strip_reminders(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The prompt of a user message's text: the text outside `<system-reminder>` spans, or, when
+/// there is none (a client's resume prompt), the reminders' own text.
+fn prompt_of(text: &str) -> String {
+    let outside = strip_reminders(text);
+    if !outside.trim().is_empty() {
+        return outside;
+    }
+    text.replace("<system-reminder>", "")
+        .replace("</system-reminder>", "")
+        .trim()
+        .to_owned()
 }
 
 fn is_user_message(item: &Value) -> bool {
@@ -581,7 +596,7 @@ impl Plan {
         let prompt = last_user
             .and_then(|i| input[i].get("content"))
             .map(content_text)
-            .map(|t| strip_reminders(&t))
+            .map(|t| prompt_of(&t))
             .unwrap_or_default();
         let directives = parse_directives(&prompt);
         let after_tool = input.last().is_some_and(|item| {
@@ -1629,6 +1644,35 @@ mod tests {
         let call = &events.last().unwrap().1["response"]["output"][0];
         assert_eq!(call["name"], json!("get_weather"));
         assert!(call["call_id"].as_str().unwrap().starts_with("call_"));
+    }
+
+    #[test]
+    fn a_prompt_of_only_reminders_is_answered_as_their_text() {
+        let text = |prompt: &str| match simulate(
+            &json!({"stream": false, "input": [user(prompt)]}),
+            &opts(),
+        )
+        .body
+        {
+            SimBody::Json(v) => v["output"][0]["content"][0]["text"].clone(),
+            SimBody::Events(_) => Value::Null,
+        };
+        let resume = text("<system-reminder>\nOutput token limit hit. Resume.\n</system-reminder>");
+        assert!(
+            resume
+                .as_str()
+                .unwrap()
+                .starts_with("Simulated reply to: \"Output token limit hit. Resume.\"."),
+            "{resume}"
+        );
+        let prompt = text("<system-reminder>context</system-reminder>say hi");
+        assert!(
+            prompt
+                .as_str()
+                .unwrap()
+                .starts_with("Simulated reply to: \"say hi\"."),
+            "{prompt}"
+        );
     }
 
     #[test]
