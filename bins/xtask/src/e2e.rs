@@ -15,7 +15,9 @@
 //! address is read from the `... listening on http://ADDR` line), runs its `e2e/test_*.py`
 //! with the venv python (given the base URL, the client key, the `claude` executable and
 //! ferry's log file, whose `ferry::usage` records the Claude Code suite reads back; the
-//! replicas script gets both base URLs and both logs), stops ferry with SIGTERM (it must exit
+//! replicas script gets both base URLs and both logs), then, outside `replicas`, runs
+//! `e2e/threads_toolrunner.mjs` with node against the pinned TypeScript SDK in `target/e2e-ts`
+//! ([`install::ts_sdk`]; a missing SDK fails the scenario), stops ferry with SIGTERM (it must exit
 //! 0), and checks that no secret of the scenario appears in ferry's logs
 //! (`target/e2e/<scenario>-*.log`).
 
@@ -41,12 +43,20 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The script of the `replicas` scenario, which the other scenarios do not run.
 const REPLICAS_SCRIPT: &str = "test_replicas.py";
+/// The TypeScript SDK's message-thread tool runner, run with node by the `simulated` and
+/// `sim-upstream` scenarios (the SDK installed by [`install::ts_sdk`]).
+const TS_THREADS_SCRIPT: &str = "threads_toolrunner.mjs";
 
 /// Installs Claude Code if missing, builds `ferry` and runs both scenarios, each as one suite.
 pub(crate) fn suites(root: &Path, python: &Path, suites: &mut Suites) {
     let mut claude = None;
     suites.run("install Claude Code", || {
         claude = Some(install::claude_code(root)?);
+        Ok(())
+    });
+    let mut ts_sdk = None;
+    suites.run("install the TypeScript SDK", || {
+        ts_sdk = Some(install::ts_sdk(root)?);
         Ok(())
     });
     let mut built = false;
@@ -66,7 +76,7 @@ pub(crate) fn suites(root: &Path, python: &Path, suites: &mut Suites) {
             }
             // Without Claude Code its script fails (FERRY_E2E_CLAUDE unset); the SDK one
             // still runs.
-            scenario.run(root, python, claude.as_deref())
+            scenario.run(root, python, claude.as_deref(), ts_sdk.as_deref())
         });
     }
 }
@@ -95,7 +105,13 @@ impl Scenario {
         }
     }
 
-    fn run(self, root: &Path, python: &Path, claude: Option<&Path>) -> anyhow::Result<()> {
+    fn run(
+        self,
+        root: &Path,
+        python: &Path,
+        claude: Option<&Path>,
+        ts_sdk: Option<&Path>,
+    ) -> anyhow::Result<()> {
         let ferry = ferry_binary(root);
         let dir = target_dir(root).join("e2e");
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -198,6 +214,27 @@ impl Scenario {
             let result = run::status(&mut cmd);
             if let Err(e) = result {
                 failures.push(format!("{e:#}"));
+            }
+        }
+        // The TypeScript SDK's tool runner on message threads; a missing SDK is a failure.
+        if !matches!(self, Scenario::Replicas) {
+            match ts_sdk {
+                Some(sdk) => {
+                    let (server, _) = &servers[0];
+                    let mut cmd = Command::new("node");
+                    cmd.arg(root.join("e2e").join(TS_THREADS_SCRIPT))
+                        .env_remove("ANTHROPIC_API_KEY")
+                        .env_remove("ANTHROPIC_BASE_URL")
+                        .env("FERRY_E2E_KEY", CLIENT_KEY)
+                        .env("FERRY_E2E_BASE_URL", format!("http://{}", server.addr))
+                        .env("FERRY_E2E_TS_SDK", sdk);
+                    if let Err(e) = run::status(&mut cmd) {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+                None => failures.push(format!(
+                    "{TS_THREADS_SCRIPT} did not run: the TypeScript SDK is not installed"
+                )),
             }
         }
 

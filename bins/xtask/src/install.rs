@@ -217,6 +217,65 @@ fn is_root() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
+/// The TypeScript SDK release whose default `toolRunner` (message threads on) the threads
+/// e2e script drives (`e2e/threads_toolrunner.mjs`).
+const TS_SDK_VERSION: &str = "1.16.0";
+/// Its npm package.
+const TS_SDK_PACKAGE: &str = "@anthropic-ai/sdk";
+
+/// Makes sure `target/e2e-ts` holds [`TS_SDK_PACKAGE`]@[`TS_SDK_VERSION`], installing it with
+/// npm from the registry when it does not; returns that directory (it has `node_modules/`).
+pub(crate) fn ts_sdk(root: &Path) -> anyhow::Result<PathBuf> {
+    let dir = root.join("target").join("e2e-ts");
+    let manifest = dir
+        .join("node_modules")
+        .join("@anthropic-ai")
+        .join("sdk")
+        .join("package.json");
+    let installed = || {
+        std::fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned))
+    };
+    if installed().as_deref() == Some(TS_SDK_VERSION) {
+        say!("typescript sdk: {} is {TS_SDK_VERSION}", dir.display());
+        return Ok(dir);
+    }
+    if !on_path("npm") || !on_path("node") {
+        say!("node/npm: not on PATH, installing them with apt-get");
+        apt_install(&["nodejs", "npm"])?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    say!(
+        "typescript sdk: installing {TS_SDK_PACKAGE}@{TS_SDK_VERSION} into {}",
+        dir.display()
+    );
+    run::status(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&dir)
+            .args([
+                "--save-exact",
+                "--prefer-offline",
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+                "--loglevel=error",
+            ])
+            .arg(format!("{TS_SDK_PACKAGE}@{TS_SDK_VERSION}")),
+    )
+    .context("cannot install the TypeScript SDK with npm")?;
+    match installed() {
+        Some(v) if v == TS_SDK_VERSION => Ok(dir),
+        other => bail!(
+            "after `npm install`, {} holds version {other:?}, not {TS_SDK_VERSION}",
+            manifest.display()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
