@@ -322,6 +322,8 @@ pub(crate) struct Metrics {
     pub(crate) dropped_total: CounterVec<1>,
     /// `ferry_upstream_unknown_events_total`: upstream event types ferry does not know.
     pub(crate) unknown_events_total: CounterVec<0>,
+    /// `ferry_usage_implausible_total`: responses whose usage numbers were not believed.
+    pub(crate) usage_implausible_total: CounterVec<0>,
     /// `ferry_cooldown_cap_seconds`: `rate_limit.max_cooldown_secs`.
     pub(crate) cooldown_cap_seconds: FloatGaugeVec<0>,
     /// `ferry_cooldowns_capped_total`: upstream-asked cooldowns cut to the cap.
@@ -411,6 +413,11 @@ impl Metrics {
                 "Upstream stream events of a type ferry does not know (skipped).",
                 [],
             ),
+            usage_implausible_total: CounterVec::new(
+                "ferry_usage_implausible_total",
+                "Upstream responses whose token counts were implausible (above 100 million) and were recorded as 0.",
+                [],
+            ),
             cooldown_cap_seconds: FloatGaugeVec::new(
                 "ferry_cooldown_cap_seconds",
                 "Longest account cooldown ferry applies (rate_limit.max_cooldown_secs), whatever the upstream asks.",
@@ -463,6 +470,7 @@ impl Metrics {
         self.codex_usage_reset_seconds.render(&mut out);
         self.dropped_total.render(&mut out);
         self.unknown_events_total.render(&mut out);
+        self.usage_implausible_total.render(&mut out);
         self.cooldown_cap_seconds.render(&mut out);
         self.cooldowns_capped_total.render(&mut out);
         if self.session_store_trips_total.has_values() {

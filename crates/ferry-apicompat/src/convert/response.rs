@@ -150,23 +150,44 @@ pub fn convert(
     Ok(Converted::new(message, dropped))
 }
 
+/// The largest token count believed: no model reads or writes 100 million tokens in one
+/// response, so a larger number (`1e30`, saturated to `u64::MAX`) is not a count.
+pub const MAX_PLAUSIBLE_TOKENS: u64 = 100_000_000;
+
 /// Converts Responses usage into Anthropic usage.
 ///
 /// `cache_read_input_tokens` is the resolved cache-read count, `cache_creation_input_tokens`
 /// the resolved cache-write count (0 unless the upstream reports one), `input_tokens` the
 /// input net of both (never below 0), `output_tokens` passed through (reasoning included).
+/// Implausible numbers are dropped (see [`checked_usage`]).
 pub fn usage(u: &responses::Usage) -> anthropic::Usage {
-    let read = u.cache_read_tokens();
-    let creation = u.cache_creation_tokens();
-    anthropic::Usage {
-        input_tokens: u
-            .resolved_input_tokens()
-            .saturating_sub(read)
-            .saturating_sub(creation),
-        output_tokens: u.resolved_output_tokens(),
+    checked_usage(u).0
+}
+
+/// [`usage`], and whether the upstream's numbers were implausible: a counter above
+/// [`MAX_PLAUSIBLE_TOKENS`] is read as 0 (negative numbers are already read as 0 when
+/// parsed).
+pub fn checked_usage(u: &responses::Usage) -> (anthropic::Usage, bool) {
+    let mut implausible = false;
+    let mut plausible = |n: u64| {
+        if n > MAX_PLAUSIBLE_TOKENS {
+            implausible = true;
+            0
+        } else {
+            n
+        }
+    };
+    let input = plausible(u.resolved_input_tokens());
+    let output = plausible(u.resolved_output_tokens());
+    let read = plausible(u.cache_read_tokens());
+    let creation = plausible(u.cache_creation_tokens());
+    let usage = anthropic::Usage {
+        input_tokens: input.saturating_sub(read).saturating_sub(creation),
+        output_tokens: output,
         cache_creation_input_tokens: creation,
         cache_read_input_tokens: read,
-    }
+    };
+    (usage, implausible)
 }
 
 /// How a response ended: `Ok(Some(reason))` for an incomplete response that is a normal

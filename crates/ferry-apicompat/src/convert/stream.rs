@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::anthropic::{self, ContentBlock, ContentDelta, StreamEvent as Out};
 use crate::convert::response::{
     READ_TOOL, SUMMARY_SEPARATOR, call_id, encrypted, ending, is_json_object, read_arguments,
-    server_tool_id, usage, web_search_result,
+    server_tool_id, web_search_result,
 };
 use crate::convert::{FailureKind, ToolNames, UpstreamFailure};
 use crate::responses::{self, StreamEvent as In};
@@ -84,6 +84,9 @@ pub struct StreamConverter {
     has_tool_use: bool,
     refusal: bool,
     usage: anthropic::Usage,
+    /// The terminal event's usage had implausible numbers (see
+    /// [`super::response::checked_usage`]).
+    usage_implausible: bool,
     failure: Option<UpstreamFailure>,
 }
 
@@ -238,6 +241,7 @@ impl StreamConverter {
             has_tool_use: false,
             refusal: false,
             usage: anthropic::Usage::default(),
+            usage_implausible: false,
             failure: None,
         }
     }
@@ -257,6 +261,12 @@ impl StreamConverter {
     /// Usage reported by the terminal event (zeros before it).
     pub fn usage(&self) -> anthropic::Usage {
         self.usage
+    }
+
+    /// Whether the terminal event's usage had implausible numbers (dropped from
+    /// [`StreamConverter::usage`]).
+    pub fn usage_implausible(&self) -> bool {
+        self.usage_implausible
     }
 
     /// The upstream response id, once known.
@@ -1029,7 +1039,7 @@ impl StreamConverter {
         let resp = &t.response;
         self.note_response_id(&resp.id);
         if let Some(u) = resp.usage.as_ref().or(t.usage.as_ref()) {
-            self.usage = usage(u);
+            (self.usage, self.usage_implausible) = super::response::checked_usage(u);
         }
         let fixed_stop = match ending(resp.status.as_ref(), implied, resp) {
             Ok(stop) => stop,

@@ -143,6 +143,16 @@ impl EventSource {
         }
     }
 
+    /// An event arrived: re-arm the idle timeout and the keep-alive.
+    fn progress(&mut self) {
+        if let Some(t) = &mut self.idle {
+            t.reset();
+        }
+        if let Some(t) = &mut self.keepalive {
+            t.reset();
+        }
+    }
+
     /// Stops keep-alives on an existing source.
     pub(crate) fn disable_keepalive(&mut self) {
         self.keepalive = None;
@@ -166,6 +176,10 @@ impl EventSource {
                 let Some(decoded) = ferry_sse::decode_event(&frame) else {
                     continue;
                 };
+                // Only an event is upstream progress: bytes alone (SSE comments such as
+                // `: ping`, empty frames) would keep a dead stream alive forever, and
+                // keep the client from its own keep-alive pings.
+                self.progress();
                 match decoded {
                     Ok(ev) => {
                         if self.first_event_at.is_none() {
@@ -191,12 +205,6 @@ impl EventSource {
             }
             match self.body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    if let Some(t) = &mut self.idle {
-                        t.reset();
-                    }
-                    if let Some(t) = &mut self.keepalive {
-                        t.reset();
-                    }
                     let r = self.parser.feed(&chunk, &mut self.scratch);
                     self.frames.extend(self.scratch.drain(..));
                     if let Err(e) = r {

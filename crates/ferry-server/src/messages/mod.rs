@@ -58,6 +58,9 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Error> {
     let mut record = UsageRecord::new(&request_id, "-", false, "");
     record.log = Some(log);
+    // From here on, the record is written whatever happens, also if hyper drops this
+    // future because the client left (see `UsageRecord`).
+    record.arm(&state);
     match prepare(&state, req, &mut record).await {
         Ok(ctx) => Ok(run(&Arc::new(ctx), record).await),
         Err(e) => {
@@ -750,7 +753,8 @@ async fn attempt(
             continuation: built.continuation,
         }),
         record: record.clone(),
-        lease,
+        account: lease.name().to_owned(),
+        lease: Some(lease),
         binding: ctx.resolved.clone().map(|resolved| SessionBinding {
             resolved,
             client_id: ctx.client_id().to_owned(),
@@ -833,19 +837,26 @@ fn pre_output_failure(
     same_account_retries: u32,
 ) -> Attempt {
     let state = &ctx.state;
-    let disposition = state.pool.on_stream_failure(
-        &finisher.lease,
-        &failure_json(failure),
-        same_account_retries,
-    );
+    let Some(held) = finisher.lease.as_ref() else {
+        return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
+    };
+    let disposition =
+        state
+            .pool
+            .on_stream_failure(held, &failure_json(failure), same_account_retries);
     let error = Error::UpstreamFailed {
         kind: failure.error_kind(),
         message: failure.message.clone(),
     };
-    tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.lease.name(), failure = %failure, "upstream failed before any output");
+    tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, failure = %failure, "upstream failed before any output");
     let Finisher {
-        mut record, lease, ..
-    } = finisher;
+        mut record,
+        lease: Some(lease),
+        ..
+    } = finisher
+    else {
+        return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
+    };
     record.usage = usage;
     match disposition {
         Disposition::RetrySameAccount { after, reason } => Attempt::Retry {
@@ -1173,6 +1184,10 @@ async fn answer_json(
             anthropic::Usage::default(),
         )),
         Ok(resp) => {
+            finisher.record.usage_implausible = resp
+                .usage
+                .as_ref()
+                .is_some_and(|u| convert::response::checked_usage(u).1);
             let opts =
                 convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
             convert::response::convert(&resp, &opts).map_err(|f| {
@@ -1233,7 +1248,11 @@ struct SessionBinding {
 /// the record, the cache-economy metrics and the session bindings.
 pub(crate) struct Finisher {
     record: UsageRecord,
-    lease: Lease,
+    /// The lease's account.
+    account: String,
+    /// The account's slot; `None` once released early (the client left and only the
+    /// usage is still being read, see [`Finisher::release_slot`]).
+    lease: Option<Lease>,
     binding: Option<SessionBinding>,
     /// The message-thread turn to store once the reply is complete.
     thread: Option<threads::Pending>,
@@ -1245,6 +1264,12 @@ impl Finisher {
         if let Some(t) = self.thread.as_mut() {
             t.capture.observe(events);
         }
+    }
+
+    /// Frees the account's slot now: the client left, so the upstream is read on only to
+    /// learn the usage, and the next client must not wait for that.
+    pub(crate) fn release_slot(&mut self) {
+        drop(self.lease.take());
     }
 
     /// Writes the usage record now; returns the session writes to await (on success).
@@ -1259,11 +1284,11 @@ impl Finisher {
     ) -> Option<Bookkeeping> {
         let Self {
             mut record,
+            account,
             lease,
             binding,
             thread,
         } = self;
-        let account = lease.name().to_owned();
         // The upstream is done with this request: free the account's slot.
         drop(lease);
         record.usage = usage;

@@ -16,9 +16,11 @@ use super::usage::Outcome;
 use super::{Bookkeeping, Finisher};
 use crate::state::AppState;
 
-/// Bound on how long a drain after a client disconnect may run when no data-interval
-/// timeout is configured.
-const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+/// Bound on how long a drain after a client disconnect may run (also when the data-interval
+/// timeout is longer or off).
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+/// Bound on how many upstream events a drain reads before it gives up on the usage.
+const DRAIN_MAX_EVENTS: u64 = 100_000;
 
 /// Appends the SSE encoding of `events` to `buf`.
 pub(crate) fn encode_events(events: &mut Vec<anthropic::StreamEvent>, buf: &mut Vec<u8>) {
@@ -120,6 +122,8 @@ impl Live {
             .inc_by([], source.unknown_events);
         let first = source.first_event_at;
         drop(source);
+        let mut finisher = finisher;
+        finisher.record.usage_implausible = conv.usage_implausible();
         finisher.finish(
             &state,
             conv.usage(),
@@ -235,10 +239,12 @@ impl Drop for MessageStream {
             return;
         };
         live.state.metrics.open_streams.dec();
-        // The client went away before the end. Keep reading the upstream until its
-        // terminal event so the usage is known and recorded (billing), bounded by the
-        // data-interval timeout (the source's idle timer), the shutdown signal and
-        // DRAIN_LIMIT; then drop the upstream.
+        // The client went away before the end. Its account slot is freed now, so the next
+        // client does not wait for a stream nobody reads. The upstream is still read until
+        // its terminal event so the usage is known and recorded (billing), bounded by the
+        // data-interval timeout (the source's idle timer), the shutdown signal,
+        // DRAIN_LIMIT and DRAIN_MAX_EVENTS; then dropped.
+        live.finisher.release_slot();
         live.source.disable_keepalive();
         let limit = live
             .state
@@ -251,7 +257,7 @@ impl Drop for MessageStream {
             let mut evs = Vec::new();
             let mut sink = Vec::new();
             let run = async {
-                loop {
+                for _ in 0..DRAIN_MAX_EVENTS {
                     let pulled = live.source.pull().await;
                     let ended = live.step(pulled, &mut evs, &mut sink);
                     evs.clear();

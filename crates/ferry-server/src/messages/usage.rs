@@ -34,8 +34,14 @@ impl Outcome {
     }
 }
 
-/// What is known about a request, filled in as the pipeline goes; [`UsageRecord::finish`]
-/// writes it exactly once.
+/// What is known about a request, filled in as the pipeline goes.
+///
+/// Exactly one record is written per request, whatever path it takes: the copies of one
+/// request's record (the attempt's [`super::Finisher`] holds one) share a [`Guard`]; the
+/// first [`UsageRecord::finish`] writes, later ones do nothing, and if every copy is
+/// dropped unfinished (the client left before the upstream answered, and no task went on
+/// reading it), the last one writes the record with status 499 and outcome
+/// `client_disconnected` from its `Drop`.
 #[derive(Debug, Clone)]
 pub(crate) struct UsageRecord {
     pub(crate) request_id: String,
@@ -58,9 +64,33 @@ pub(crate) struct UsageRecord {
     pub(crate) started: Instant,
     pub(crate) first_token: Option<Instant>,
     pub(crate) usage: anthropic::Usage,
+    /// The upstream reported implausible token counts (dropped from `usage`).
+    pub(crate) usage_implausible: bool,
     /// Where the log line goes: its connection's queue, or `None` to write it at once.
     pub(crate) log: Option<UsageLog>,
+    /// Shared by the copies of one request's record; `None` for a record that is only
+    /// data (a line being written).
+    guard: Option<Arc<Guard>>,
 }
+
+/// What the copies of one request's record share: whether it was written, and the state
+/// to write it with from a `Drop`.
+pub(crate) struct Guard {
+    written: std::sync::atomic::AtomicBool,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The status written for a request whose client left before any answer (nginx's
+/// "client closed request").
+pub(crate) const CLIENT_CLOSED_STATUS: u16 = 499;
 
 impl UsageRecord {
     pub(crate) fn new(request_id: &str, client: &str, stream: bool, original_model: &str) -> Self {
@@ -82,13 +112,60 @@ impl UsageRecord {
             started: Instant::now(),
             first_token: None,
             usage: anthropic::Usage::default(),
+            usage_implausible: false,
             log: None,
+            guard: None,
+        }
+    }
+
+    /// Arms the record: from now on, dropping its last copy unfinished writes it (see the
+    /// type's docs).
+    pub(crate) fn arm(&mut self, state: &Arc<AppState>) {
+        self.guard = Some(Arc::new(Guard {
+            written: std::sync::atomic::AtomicBool::new(false),
+            state: Arc::clone(state),
+        }));
+    }
+
+    /// The record's data, leaving `self` empty (and disarmed).
+    fn take(&mut self) -> Self {
+        Self {
+            request_id: std::mem::take(&mut self.request_id),
+            client: std::mem::take(&mut self.client),
+            stream: self.stream,
+            original_model: std::mem::take(&mut self.original_model),
+            billing_model: std::mem::take(&mut self.billing_model),
+            upstream_model: std::mem::take(&mut self.upstream_model),
+            account: std::mem::take(&mut self.account),
+            service_tier: self.service_tier.take(),
+            reasoning_effort: self.reasoning_effort.take(),
+            prompt_cache_key_source: self.prompt_cache_key_source.take(),
+            continued: self.continued,
+            session: self.session.take(),
+            response_id: self.response_id.take(),
+            failovers: self.failovers,
+            started: self.started,
+            first_token: self.first_token,
+            usage: self.usage,
+            usage_implausible: self.usage_implausible,
+            log: self.log.take(),
+            guard: None,
         }
     }
 
     /// Updates the metrics and writes the record (through its [`UsageLog`] when it has
     /// one). `status` is the HTTP status the client got.
+    /// Only the first `finish` of a request's copies writes.
     pub(crate) fn finish(mut self, state: &Arc<AppState>, status: u16, outcome: &Outcome) {
+        if let Some(g) = self.guard.take()
+            && g.written.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        self.take().write(state, status, outcome);
+    }
+
+    fn write(mut self, state: &AppState, status: u16, outcome: &Outcome) {
         let m = &state.metrics;
         let duration = self.started.elapsed();
         let first_token_ms = self
@@ -126,10 +203,33 @@ impl UsageRecord {
             log: self.log.take(),
             record: self,
         };
+        if line.record.usage_implausible {
+            m.usage_implausible_total.inc([]);
+        }
         match line.log.clone() {
             Some(log) => log.push(line),
             None => line.write(),
         }
+    }
+}
+
+impl Drop for UsageRecord {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        // Only the last copy of the record writes, and only if no copy finished.
+        let Some(guard) = Arc::into_inner(guard) else {
+            return;
+        };
+        if guard.written.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        self.take().write(
+            &guard.state,
+            CLIENT_CLOSED_STATUS,
+            &Outcome::ClientDisconnected,
+        );
     }
 }
 
@@ -172,6 +272,7 @@ impl UsageLine {
             session = r.session.as_deref(),
             response_id = r.response_id.as_deref(),
             failovers = r.failovers,
+            usage_implausible = r.usage_implausible,
             "usage"
         );
     }

@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use ferry_server::Config;
-use serde_json::json;
+use ferry_testkit::scripted::{Script, ScriptedUpstream, Step};
+use ferry_testkit::*;
+use futures_util::StreamExt as _;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
 use tokio::time::{Instant, timeout};
 
 use super::common::*;
@@ -60,4 +64,206 @@ async fn huge_words_in_count_tokens_never_delay_health() {
     eprintln!("health answered in {health_ms} ms; the four counts took {counts_ms} ms");
     // A generous bound: on the async workers, health waited for every count (tens of s).
     assert!(health_ms < 2_000, "health took {health_ms} ms");
+}
+
+fn send(evs: Vec<Value>) -> Step {
+    Step::Send(sse(evs))
+}
+
+fn fast_config(uri: &str, keepalive_ms: u64, idle_ms: u64) -> Config {
+    let mut c = config(uri);
+    c.gateway.stream_keepalive_interval = Some(Duration::from_millis(keepalive_ms));
+    c.gateway.stream_data_interval_timeout = Some(Duration::from_millis(idle_ms));
+    c
+}
+
+/// An upstream that answers 200 and then only SSE comments (`: ping` every 50 ms): the
+/// client still gets ferry's pings, and the data-interval timeout ends the stream with an
+/// `error` event (before: comments reset both timers and the client saw nothing, ever).
+#[tokio::test]
+async fn an_upstream_sending_only_comments_times_out_and_the_client_gets_pings() {
+    let mut steps = vec![send(vec![ev_created("resp_c")])];
+    for _ in 0..200 {
+        steps.push(Step::Send(": ping\n\n".to_owned()));
+        steps.push(Step::Sleep(Duration::from_millis(50)));
+    }
+    let upstream = ScriptedUpstream::start(vec![Script::sse(steps)]).await;
+    let server = TestServer::start(fast_config(&upstream.uri(), 200, 700)).await;
+    let started = Instant::now();
+    let resp = timeout(BOUND, server.messages(&request("hi", true)))
+        .await
+        .expect("headers in time");
+    assert_eq!(resp.status(), 200);
+    let text = timeout(BOUND, resp.text())
+        .await
+        .expect("the stream ends in time (the upstream alone would go on for 10 s)")
+        .unwrap();
+    let elapsed = started.elapsed();
+    let events = parse_sse(&text);
+    let n = names(&events);
+    let pings = n.iter().filter(|e| **e == "ping").count();
+    assert!(pings >= 2, "{n:?}");
+    assert_eq!(n.last(), Some(&"error"), "{n:?}");
+    assert!(
+        events.last().unwrap().data["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data interval"),
+        "{text}"
+    );
+    eprintln!("comment-only upstream: {pings} pings, error after {elapsed:?}");
+}
+
+/// One account with one slot; the first client reads its first event and leaves while
+/// the upstream hangs. The second client is served at once (before: the drain kept the
+/// slot for up to 4x the data interval and the second client got 529).
+#[tokio::test]
+async fn a_client_that_leaves_frees_the_account_slot_at_once() {
+    let first = Script::sse(vec![
+        send(vec![
+            ev_created("resp_1"),
+            ev_message_added(0, "m"),
+            ev_text_delta(0, "m", "part"),
+        ]),
+        Step::Hang,
+    ]);
+    let second = Script::sse(vec![send(text_events("resp_2", &["ok"], Usage::new(5, 1)))]);
+    let upstream = ScriptedUpstream::start(vec![first, second]).await;
+    let mut c = fast_config(&upstream.uri(), 5_000, 20_000);
+    c.accounts[0].concurrency = 1;
+    let server = TestServer::start(c).await;
+
+    let resp = server.messages(&request("first", true)).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let chunk = timeout(BOUND, body.next()).await.expect("first bytes");
+    assert!(chunk.is_some());
+    drop(body);
+
+    let started = Instant::now();
+    let resp = timeout(BOUND, server.messages(&request("second", true)))
+        .await
+        .expect("the second client is answered in time");
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    let events = parse_sse(&resp.text().await.unwrap());
+    assert_eq!(streamed_text(&events), "ok");
+    eprintln!("second client answered after {waited:?}");
+}
+
+/// A raw upstream that reads the request and then answers nothing for 3 s.
+async fn silent_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test upstream runs for the whole test"
+    )]
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            #[expect(clippy::disallowed_methods, reason = "one task per test connection")]
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                drop(stream);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A client that leaves before the upstream's response headers still leaves exactly one
+/// usage record (status 499, outcome `client_disconnected`) and one
+/// `ferry_requests_total` count (before: neither).
+#[tokio::test]
+async fn a_client_that_leaves_before_upstream_headers_leaves_one_usage_record() {
+    let (logs, _guard) = capture_logs();
+    let uri = silent_upstream().await;
+    let server = TestServer::start(config(&uri)).await;
+    for stream in [true, false] {
+        let sent = server
+            .post("/v1/messages")
+            .header("content-type", "application/json")
+            .timeout(Duration::from_millis(300))
+            .body(serde_json::to_vec(&request("hi", stream)).unwrap())
+            .send()
+            .await;
+        assert!(sent.is_err(), "the upstream never answers");
+    }
+    let records = logs.wait_for("ferry::usage", 2).await;
+    // Nothing more comes later (e.g. when the upstream finally closes).
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let records = {
+        let later = logs.events("ferry::usage");
+        assert_eq!(later.len(), records.len(), "{later:?}");
+        later
+    };
+    assert_eq!(records.len(), 2, "{records:?}");
+    for r in &records {
+        assert_eq!(r["status"], json!(499), "{r}");
+        assert_eq!(r["outcome"], json!("client_disconnected"), "{r}");
+        assert_eq!(r["account"], json!("primary"), "{r}");
+    }
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"ferry_requests_total{status="499",stream="true"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"ferry_requests_total{status="499",stream="false"}"#
+        ),
+        1.0
+    );
+}
+
+/// An upstream reporting `input_tokens: 1e30` and `output_tokens: -5`: the client and the
+/// log get 0 (before: 18446744073709551615 input tokens), the record is flagged and
+/// `ferry_usage_implausible_total` counts it; in the stream and in JSON.
+#[tokio::test]
+async fn impossible_usage_numbers_are_dropped_and_flagged() {
+    let (logs, _guard) = capture_logs();
+    let mut events = text_events("resp_u", &["ok"], Usage::new(1, 1));
+    let last = events.last_mut().unwrap();
+    last["response"]["usage"] =
+        json!({"input_tokens": 1e30, "output_tokens": -5, "total_tokens": 1e30});
+    let body = sse(events);
+    let mock = ferry_testkit::upstream::start().await;
+    ferry_testkit::upstream::mount_sse(&mock, body).await;
+    let server = TestServer::start(config(&mock.uri())).await;
+
+    let events = parse_sse(
+        &server
+            .messages(&request("hi", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let delta = events
+        .iter()
+        .find(|e| e.name == "message_delta")
+        .expect("message_delta");
+    assert_eq!(
+        delta.data["usage"]["input_tokens"],
+        json!(0),
+        "{:?}",
+        delta.data
+    );
+    assert_eq!(
+        delta.data["usage"]["output_tokens"],
+        json!(0),
+        "{:?}",
+        delta.data
+    );
+
+    let records = logs.wait_for("ferry::usage", 1).await;
+    assert_eq!(records[0]["input_tokens"], json!(0));
+    assert_eq!(records[0]["usage_implausible"], json!(true));
+    assert_eq!(server.metric("ferry_usage_implausible_total").await, 1.0);
+    let text = logs.text();
+    assert!(!text.contains("18446744073709551615"), "{text}");
 }
