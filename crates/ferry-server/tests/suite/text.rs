@@ -117,7 +117,7 @@ async fn one_usage_record_per_request_with_every_field() {
             "stream": true, "status": 200, "outcome": "ok",
             "input_tokens": 500, "output_tokens": 7, "cache_read_tokens": 1500, "cache_creation_tokens": 0,
             "service_tier": "priority", "reasoning_effort": "medium", "prompt_cache_key_source": "digest",
-            "continued": false, "response_id": "resp_u", "failovers": 0
+            "continued": false, "response_id": "resp_u", "failovers": 0, "usage_implausible": false
         })
     );
     // 1500 of 2000 prompt tokens from the cache: a hit, not a miss.
