@@ -383,6 +383,35 @@ impl Store for BreakerStore {
         })
     }
 
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        by: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            // While Redis is down the replica counts alone (its local counter); the shared
+            // count misses those adds, which a budget tolerates better than refusing traffic.
+            if let Some(redis) = self.closed()
+                && let Some(result) = self.remote("add", redis.add(key, by, ttl)).await
+            {
+                return result;
+            }
+            self.shared.local.add(key, by, ttl).await
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            if let Some(redis) = self.closed()
+                && let Some(result) = self.remote("counter", redis.counter(key)).await
+            {
+                return result;
+            }
+            self.shared.local.counter(key).await
+        })
+    }
+
     fn release_slot<'a>(
         &'a self,
         key: &'a str,

@@ -65,6 +65,9 @@ pub struct MemoryStore {
     prune_cursor: AtomicUsize,
     /// Holders of each slot key, with the time each one stops counting.
     slots: DashMap<Arc<str>, Vec<(SlotToken, Instant)>>,
+    /// Counters ([`Store::add`]): value and expiry. Few (a budget window per client key),
+    /// so they are kept apart from the size-limited bindings.
+    counters: DashMap<Arc<str>, (u64, Instant)>,
 }
 
 struct Entry {
@@ -112,6 +115,7 @@ impl MemoryStore {
             bytes: AtomicUsize::new(0),
             prune_cursor: AtomicUsize::new(0),
             slots: DashMap::new(),
+            counters: DashMap::new(),
         }
     }
 
@@ -395,6 +399,42 @@ impl Store for MemoryStore {
         Box::pin(async move {
             self.release_now(key, token, Instant::now());
             Ok(())
+        })
+    }
+
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        by: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let key = stored_key(key, self.limits.max_key_bytes);
+            if self.counters.len() > 10_000 {
+                self.counters.retain(|_, (_, exp)| *exp > now);
+            }
+            let mut slot = self
+                .counters
+                .entry(Arc::from(key.as_ref()))
+                .or_insert((0, now + ttl));
+            if slot.1 <= now {
+                *slot = (0, now + ttl);
+            }
+            slot.0 = slot.0.saturating_add(by);
+            Ok(slot.0)
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let key = stored_key(key, self.limits.max_key_bytes);
+            let now = Instant::now();
+            Ok(self
+                .counters
+                .get(key.as_ref())
+                .filter(|c| c.1 > now)
+                .map_or(0, |c| c.0))
         })
     }
 

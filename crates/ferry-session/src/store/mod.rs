@@ -84,6 +84,36 @@ pub trait Store: Send + Sync + fmt::Debug {
         token: &'a SlotToken,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Adds `by` to the counter `key` and returns its new value. A counter that did not
+    /// exist starts at zero and lives for `ttl` from this first add (a budget window); later
+    /// adds keep that expiry. Atomic on one store, so replicas sharing Redis share counts.
+    ///
+    /// The default reads and writes the value as decimal text (not atomic); the shipped
+    /// stores override it.
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        by: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let now = self.counter(key).await?.saturating_add(by);
+            self.set(key, now.to_string().as_bytes(), ttl).await?;
+            Ok(now)
+        })
+    }
+
+    /// The value of the counter `key` (0 when absent or expired).
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .get(key)
+                .await?
+                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok())
+                .unwrap_or(0))
+        })
+    }
+
     /// The backend's name (`memory` or `redis`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

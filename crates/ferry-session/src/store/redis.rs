@@ -13,6 +13,15 @@ use crate::StoreError;
 /// by their expiry in server milliseconds (`TIME`), so a holder that never releases stops
 /// counting after `ttl`. The set itself lives as long as its last-expiring holder.
 /// KEYS[1] = slot key; ARGV = limit, ttl in ms, the new holder's token.
+/// `INCRBY`, and the window's expiry when this add created the counter.
+const ADD_COUNTER: &str = r"
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if v == tonumber(ARGV[1]) or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v
+";
+
 const ACQUIRE_SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -275,6 +284,32 @@ impl Store for RedisStore {
                 .arg(self.key(key))
                 .arg(token.to_string());
             self.query::<i64>("release_slot", &cmd).await.map(drop)
+        })
+    }
+
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        by: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(ADD_COUNTER)
+                .arg(1)
+                .arg(self.key(key))
+                .arg(by)
+                .arg(millis(ttl).max(1));
+            self.query("add", &cmd).await
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.key(key));
+            let v: Option<u64> = self.query("counter", &cmd).await?;
+            Ok(v.unwrap_or(0))
         })
     }
 

@@ -23,6 +23,8 @@ crate::on_both_backends!(
     a_late_release_does_not_free_the_next_holders_slot,
     zero_ttl_takes_no_slot,
     release_without_holders_is_harmless,
+    counters_add_up_per_key,
+    a_counter_window_ends_at_its_first_add_ttl,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -216,4 +218,28 @@ async fn let_time_pass(store: &dyn Store, d: Duration) {
     } else {
         tokio::time::sleep(d).await;
     }
+}
+
+async fn counters_add_up_per_key(store: Arc<dyn Store>) {
+    assert_eq!(store.counter("budget:a").await.unwrap(), 0);
+    assert_eq!(store.add("budget:a", 5, HOUR).await.unwrap(), 5);
+    assert_eq!(store.add("budget:a", 7, HOUR).await.unwrap(), 12);
+    assert_eq!(store.add("budget:b", 1, HOUR).await.unwrap(), 1);
+    assert_eq!(
+        (
+            store.counter("budget:a").await.unwrap(),
+            store.counter("budget:b").await.unwrap()
+        ),
+        (12, 1)
+    );
+}
+
+async fn a_counter_window_ends_at_its_first_add_ttl(store: Arc<dyn Store>) {
+    store.add("w", 3, Duration::from_millis(150)).await.unwrap();
+    // A later add with a long TTL does not extend the window.
+    store.add("w", 4, HOUR).await.unwrap();
+    assert_eq!(store.counter("w").await.unwrap(), 7);
+    let_time_pass(store.as_ref(), Duration::from_millis(300)).await;
+    assert_eq!(store.counter("w").await.unwrap(), 0);
+    assert_eq!(store.add("w", 2, HOUR).await.unwrap(), 2);
 }
