@@ -2,7 +2,7 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `ferry serve [--config FILE] [--listen ADDR]` | runs the gateway; prints `ferry listening on http://ADDR` to stderr when ready; stops cleanly on SIGINT/SIGTERM |
+//! | `ferry serve [--config FILE] [--listen ADDR]` | runs the gateway; prints `ferry listening on http://ADDR` to stderr when ready; stops cleanly on SIGINT/SIGTERM; reloads the config on SIGHUP |
 //! | `ferry check-config --config FILE` | validates the file, prints every problem at once, exit 1 if any |
 //! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
 //! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
@@ -326,6 +326,20 @@ fn serve(
         let server = ferry_server::bind(loaded.config)
             .await
             .context("cannot start the gateway")?;
+        // Registered before the announcement: from then on SIGHUP reloads, never kills.
+        #[cfg(unix)]
+        {
+            let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("cannot listen for SIGHUP")?;
+            let reloader = server.reloader();
+            let path = config.map(std::path::Path::to_path_buf);
+            let listen = listen.map(str::to_owned);
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the SIGHUP listener lives as long as the process"
+            )]
+            tokio::spawn(reload_on_hangup(hangup, reloader, path, listen));
+        }
         let _ = writeln!(
             std::io::stderr().lock(),
             "ferry listening on http://{}",
@@ -338,6 +352,41 @@ fn serve(
         tracing::info!(target: "ferry", "stopped");
         Ok(())
     })
+}
+
+/// On each SIGHUP: reads the config again (file, `FERRY_*`, `--listen`) and, when it is
+/// valid, makes it the running one. A file with problems is refused, each problem logged,
+/// and the running config kept. In-flight requests finish under the config they started
+/// with.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    reloader: ferry_server::Reloader,
+    path: Option<PathBuf>,
+    listen: Option<String>,
+) {
+    while hangup.recv().await.is_some() {
+        tracing::info!(target: "ferry", "SIGHUP: reloading the config");
+        let env = environment();
+        match config::load_file(path.as_deref(), listen.as_deref(), &env) {
+            Ok(loaded) => match reloader.reload(loaded.config) {
+                Ok(notes) => {
+                    for note in notes {
+                        tracing::warn!(target: "ferry", "{note}");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(target: "ferry", error = %e, "config reload refused; keeping the running config");
+                }
+            },
+            Err(problems) => {
+                for p in &problems.0 {
+                    tracing::error!(target: "ferry", problem = %p, "config problem");
+                }
+                tracing::error!(target: "ferry", problems = problems.0.len(), "config reload refused; keeping the running config");
+            }
+        }
+    }
 }
 
 fn check_config(path: &std::path::Path, env: &BTreeMap<String, String>) -> ExitCode {

@@ -77,5 +77,5 @@ mod tokens;
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},
     error::{Error, ThreadErrorCode},
-    server::{Server, bind, serve},
+    server::{Reloader, Server, bind, serve},
 };

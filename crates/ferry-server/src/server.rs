@@ -17,14 +17,35 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::error::Error;
 use crate::messages::UsageLog;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 /// A bound, not yet running server. [`bind`] it, read [`Server::local_addr`], then
 /// [`Server::run`] it.
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
-    state: Arc<AppState>,
+    state: Arc<Live>,
+}
+
+/// Swaps the configuration of a running [`Server`] (`SIGHUP` in `ferry serve`). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Reloader {
+    state: Arc<Live>,
+}
+
+impl Reloader {
+    /// Makes `config` (already validated) the one new requests run with: client keys,
+    /// accounts, model mappings, limits and timeouts. Requests in flight finish under the
+    /// config they started with. Returns the changes that take effect only on restart
+    /// (listen address, session store). An error (the accounts cannot be built) keeps the
+    /// old config.
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, Error> {
+        let notes = self.state.reload(config)?;
+        let current = self.state.get();
+        tracing::info!(target: "ferry::server", accounts = current.config.accounts.len(), client_keys = current.config.client_keys.len(), "config reloaded");
+        Ok(notes)
+    }
 }
 
 /// Binds the listen address and builds the gateway (session store, upstream clients).
@@ -44,7 +65,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
     Ok(Server {
         listener,
         addr,
-        state,
+        state: Live::new(state),
     })
 }
 
@@ -59,6 +80,13 @@ impl Server {
         self.addr
     }
 
+    /// A handle that reloads this server's configuration while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: Arc::clone(&self.state),
+        }
+    }
+
     /// Accepts connections until `shutdown` resolves. Then stops accepting, lets in-flight
     /// requests finish for `server.shutdown_grace`, asks still-open streams to end with an
     /// `error` event, and returns once every connection is closed (or a short bound later).
@@ -68,7 +96,7 @@ impl Server {
             addr,
             state,
         } = self;
-        tracing::info!(target: "ferry::server", %addr, accounts = state.config.accounts.len(), "serving");
+        tracing::info!(target: "ferry::server", %addr, accounts = state.get().config.accounts.len(), "serving");
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -88,7 +116,9 @@ impl Server {
                     let log = UsageLog::new();
                     let conn_log = log.clone();
                     let svc = service_fn(move |req| {
-                        let st = st.clone();
+                        // The config current when the request arrives (a keep-alive
+                        // connection sees a reload from its next request on).
+                        let st = st.get();
                         let log = conn_log.clone();
                         // Boxed: hyper keeps a slot the size of the service future for the
                         // connection's whole life, so an unboxed handler future would cost
@@ -116,7 +146,7 @@ impl Server {
         }
         drop(listener);
         tracing::info!(target: "ferry::server", "shutting down: waiting for in-flight requests");
-        let grace = state.config.server.shutdown_grace;
+        let grace = state.get().config.server.shutdown_grace;
         let closing = graceful.shutdown();
         let mut closing = std::pin::pin!(closing);
         tokio::select! {
@@ -124,7 +154,7 @@ impl Server {
             () = tokio::time::sleep(grace) => {}
         }
         // Grace is over: streams still open end with an `error` event, then close.
-        state.shutdown.force_close();
+        state.get().shutdown.force_close();
         tokio::select! {
             () = &mut closing => {}
             () = tokio::time::sleep(Duration::from_secs(2)) => {

@@ -1,6 +1,6 @@
 //! Process-wide state shared by every request.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ferry_accounts::{AccountKind, Pool, PoolOptions, SharedSlots};
@@ -12,18 +12,48 @@ use crate::error::Error;
 use crate::messages::upstream::HttpClients;
 use crate::metrics::Metrics;
 
-/// Everything a request handler needs, built once at start-up.
+/// Everything a request handler needs. Built at start-up, and again from a new config on
+/// reload ([`Live`]): a request keeps the state it started with, so a reload never changes
+/// the rules under an in-flight stream. The metrics, the shutdown signal, the session store
+/// and (when its timeouts did not change) the upstream clients are shared across reloads.
 pub(crate) struct AppState {
     pub(crate) config: Config,
-    pub(crate) metrics: Metrics,
-    pub(crate) shutdown: Shutdown,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shutdown: Arc<Shutdown>,
     pub(crate) pool: Pool,
     pub(crate) sessions: Arc<Sessions>,
     /// The session store itself, for its health (`/ready`, metrics).
     pub(crate) store: Arc<dyn ferry_session::Store>,
     /// Message threads, in the same store as the sessions.
-    pub(crate) threads: Threads,
-    pub(crate) http: HttpClients,
+    pub(crate) threads: Arc<Threads>,
+    pub(crate) http: Arc<HttpClients>,
+}
+
+/// The current [`AppState`], swapped whole by a reload (`std` `RwLock<Arc<…>>`: readers
+/// hold the lock only to clone the `Arc`, once per request).
+pub(crate) struct Live {
+    current: RwLock<Arc<AppState>>,
+}
+
+impl Live {
+    pub(crate) fn new(state: Arc<AppState>) -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::new(state),
+        })
+    }
+
+    /// The state a new request runs with.
+    pub(crate) fn get(&self) -> Arc<AppState> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Builds the state for `config` and makes it current. The old state lives on in the
+    /// requests that hold it. Returns the changes that only take effect on restart.
+    pub(crate) fn reload(&self, config: Config) -> Result<Vec<String>, Error> {
+        let (next, notes) = self.get().reloaded(config)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(notes)
+    }
 }
 
 impl AppState {
@@ -54,19 +84,14 @@ impl AppState {
         let store = ferry_session::open(&store_config)
             .await
             .map_err(|e| Error::Startup(format!("session store: {e}")))?;
-        let shared_slots =
-            matches!(config.session.store, SessionStoreKind::Redis { .. }).then(|| SharedSlots {
-                ttl: config.gateway.concurrency_slot_ttl,
-                ..SharedSlots::new(Arc::clone(&store))
-            });
-        let threads = Threads::new(
+        let threads = Arc::new(Threads::new(
             Arc::clone(&store),
             ThreadConfig {
                 ttl: config.session.ttl,
                 max_thread_bytes: config.session.max_thread_bytes,
                 ..ThreadConfig::default()
             },
-        );
+        ));
         let sessions = Arc::new(Sessions::new(
             Arc::clone(&store),
             SessionConfig {
@@ -74,28 +99,15 @@ impl AppState {
                 ..SessionConfig::default()
             },
         ));
-        // With a Redis store, every replica counts an account's in-flight requests in one
-        // place, so `concurrency` is a limit for the whole deployment, not per process.
-        let mut pool_opts = PoolOptions {
-            shared_slots,
-            max_cooldown: config.rate_limit.max_cooldown,
-            unauthorized_backoff: config.rate_limit.unauthorized_backoff,
-            ..PoolOptions::default()
-        };
-        pool_opts
-            .oauth
-            .state_dir
-            .clone_from(&config.gateway.oauth_state_dir);
-        let pool = Pool::new(config.accounts.clone(), pool_opts)
-            .map_err(|e| Error::Startup(format!("accounts: {e}")))?;
-        let http = HttpClients::new(
+        let pool = pool_for(&config, &store)?;
+        let http = Arc::new(HttpClients::new(
             config.gateway.upstream_connect_timeout,
             config.gateway.upstream_header_timeout,
-        );
+        ));
         let state = Arc::new(Self {
             config,
-            metrics,
-            shutdown: Shutdown::new(),
+            metrics: Arc::new(metrics),
+            shutdown: Arc::new(Shutdown::new()),
             pool,
             sessions,
             store,
@@ -104,6 +116,63 @@ impl AppState {
         });
         state.refresh_account_gauges();
         Ok(state)
+    }
+
+    /// The state for a reloaded `config`: new client keys, accounts (a new pool: benches and
+    /// in-flight counts start afresh, a rotated key is used at once), model mappings, limits
+    /// and timeouts; the session store stays. Also returns what changed that needs a restart.
+    fn reloaded(&self, config: Config) -> Result<(Arc<Self>, Vec<String>), Error> {
+        let mut notes = Vec::new();
+        if config.server.listen != self.config.server.listen {
+            notes.push(format!(
+                "server.listen changed: still listening on {} until restart",
+                self.config.server.listen
+            ));
+        }
+        let old = &self.config.session;
+        let new = &config.session;
+        if new.store != old.store
+            || new.ttl != old.ttl
+            || new.max_entries != old.max_entries
+            || new.max_bytes != old.max_bytes
+            || new.redis_timeout != old.redis_timeout
+            || new.max_thread_bytes != old.max_thread_bytes
+        {
+            notes.push("[session] changed: the session store is kept until restart".to_owned());
+        }
+        let pool = pool_for(&config, &self.store)?;
+        let timeouts = |c: &Config| {
+            (
+                c.gateway.upstream_connect_timeout,
+                c.gateway.upstream_header_timeout,
+            )
+        };
+        let http = if timeouts(&config) == timeouts(&self.config) {
+            Arc::clone(&self.http)
+        } else {
+            Arc::new(HttpClients::new(
+                config.gateway.upstream_connect_timeout,
+                config.gateway.upstream_header_timeout,
+            ))
+        };
+        let state = Arc::new(Self {
+            config,
+            metrics: Arc::clone(&self.metrics),
+            shutdown: Arc::clone(&self.shutdown),
+            pool,
+            sessions: Arc::clone(&self.sessions),
+            store: Arc::clone(&self.store),
+            threads: Arc::clone(&self.threads),
+            http,
+        });
+        // Accounts that were removed stop being reported as available.
+        for old in self.pool.statuses() {
+            if state.pool.account(&old.name).is_none() {
+                state.metrics.account_available.set([old.name.as_str()], 0);
+            }
+        }
+        state.refresh_account_gauges();
+        Ok((state, notes))
     }
 
     /// Accounts that can take traffic now.
@@ -166,6 +235,29 @@ impl AppState {
                 || !crate::messages::is_unmapped(&a.route_model(model).upstream)
         })
     }
+}
+
+/// The account pool for `config` on `store`.
+fn pool_for(config: &Config, store: &Arc<dyn ferry_session::Store>) -> Result<Pool, Error> {
+    // With a Redis store, every replica counts an account's in-flight requests in one
+    // place, so `concurrency` is a limit for the whole deployment, not per process.
+    let shared_slots =
+        matches!(config.session.store, SessionStoreKind::Redis { .. }).then(|| SharedSlots {
+            ttl: config.gateway.concurrency_slot_ttl,
+            ..SharedSlots::new(Arc::clone(store))
+        });
+    let mut pool_opts = PoolOptions {
+        shared_slots,
+        max_cooldown: config.rate_limit.max_cooldown,
+        unauthorized_backoff: config.rate_limit.unauthorized_backoff,
+        ..PoolOptions::default()
+    };
+    pool_opts
+        .oauth
+        .state_dir
+        .clone_from(&config.gateway.oauth_state_dir);
+    Pool::new(config.accounts.clone(), pool_opts)
+        .map_err(|e| Error::Startup(format!("accounts: {e}")))
 }
 
 /// Tells open streams that the shutdown grace period is over.

@@ -387,3 +387,135 @@ fn version_names_the_commit_it_was_built_from() {
         format!("ferry {} (commit {commit})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `POST /v1/messages` with `key`, `connection: close`; the whole raw response.
+fn post_messages(addr: &str, key: &str, stream: bool) -> String {
+    let body = format!(
+        r#"{{"model":"claude-sonnet-4-5","max_tokens":50,"stream":{stream},"messages":[{{"role":"user","content":"hello"}}]}}"#
+    );
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Polls (every 50 ms, up to 10 s) until `key` gets `status` from the gateway.
+fn wait_for_status(addr: &str, key: &str, status: &str) {
+    for _ in 0..200 {
+        if post_messages(addr, key, false).starts_with(&format!("HTTP/1.1 {status}")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{key} did not get {status} within 10 s");
+}
+
+fn hangup(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Issue 15 item 12: SIGHUP killed ferry at once, cutting every stream. It reloads the
+/// config instead: a new client key works and the removed one is refused, while a stream
+/// that started before the reload runs to its end; a broken file is refused, its problems
+/// logged, and the running config kept.
+#[test]
+fn sighup_reloads_the_config_without_dropping_streams() {
+    // A paced upstream: 40 deltas 50 ms apart, a stream of about 2 s.
+    let sim = Running::start(
+        &[
+            "sim-upstream",
+            "--listen",
+            "127.0.0.1:0",
+            "--deltas",
+            "40",
+            "--ttft-ms",
+            "0",
+            "--event-interval-ms",
+            "50",
+        ],
+        "ferry sim-upstream listening on http://",
+    );
+    let dir = std::env::temp_dir().join(format!("ferry-cli-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ferry.toml");
+    let config = |client: &str, key: &str| {
+        format!(
+            "[[client_keys]]\nname = \"{client}\"\nkey = \"{key}\"\n\n[[accounts]]\nname = \"up\"\nkind = \"api_key\"\nbase_url = \"http://{}/v1\"\napi_key = \"sk-upstream-test\"\ndefault_model = \"gpt-5.1\"\n",
+            sim.addr
+        )
+    };
+    std::fs::write(&path, config("alice", "key-alice-1")).unwrap();
+    let mut gateway = Running::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        "ferry listening on http://",
+    );
+    let addr = gateway.addr.clone();
+    assert!(post_messages(&addr, "key-alice-1", false).starts_with("HTTP/1.1 200"));
+
+    let stream = {
+        let addr = addr.clone();
+        std::thread::spawn(move || post_messages(&addr, "key-alice-1", true))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&path, config("bob", "key-bob-2")).unwrap();
+    hangup(&gateway.child);
+    wait_for_status(&addr, "key-bob-2", "200");
+    assert!(post_messages(&addr, "key-alice-1", false).starts_with("HTTP/1.1 401"));
+    let streamed = stream.join().unwrap();
+    assert!(streamed.starts_with("HTTP/1.1 200"), "{streamed}");
+    assert_eq!(
+        streamed.matches("event: content_block_delta").count(),
+        40,
+        "{streamed}"
+    );
+    assert!(streamed.contains("event: message_stop"), "{streamed}");
+
+    // A broken file: refused, the problems logged, bob still served.
+    std::fs::write(&path, "[server]\nlisen = 1\n[[accounts]]\nname = \"x\"\n").unwrap();
+    hangup(&gateway.child);
+    let mut refused = false;
+    let mut logged = Vec::new();
+    for _ in 0..100 {
+        match gateway.stderr.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                refused |= line.contains("config reload refused");
+                logged.push(line);
+                if refused {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    assert!(refused, "{logged:#?}");
+    let all = logged.join("\n");
+    assert!(all.contains("server.lisen"), "{all}");
+    assert!(matches!(gateway.child.try_wait(), Ok(None)), "ferry exited");
+    assert!(post_messages(&addr, "key-bob-2", false).starts_with("HTTP/1.1 200"));
+
+    let (status, _) = gateway.stop();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
