@@ -876,7 +876,12 @@ impl Cx {
                 );
             }
         }
-        for key in req.extra.keys() {
+        for (key, value) in &req.extra {
+            // `speed` (`fast` or `standard`) is the caller's to map: fast mode is
+            // `Options::service_tier` (`priority`).
+            if key == "speed" && matches!(value.as_str(), Some("fast" | "standard")) {
+                continue;
+            }
             self.drop(key.clone(), "unknown_field", "field is not supported");
         }
     }

@@ -84,6 +84,9 @@ struct Ctx {
     sticky: Option<StickyBinding>,
     /// The message thread this turn belongs to (its request already rebuilt).
     thread: Option<threads::ThreadTurn>,
+    /// Set once the conversion's drops are counted in `ferry_dropped_fields_total`: every
+    /// attempt converts again, the request is counted once.
+    dropped_counted: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -148,8 +151,9 @@ async fn prepare(
         None => None,
     };
     record.prompt_cache_key_source = resolved.as_ref().map(|r| r.source.as_str());
-    let fast_mode =
-        ferry_accounts::headers_have_beta_token(&headers, ferry_accounts::FAST_MODE_BETA);
+    // Anthropic's fast mode is `speed: "fast"` in the body; the beta header only lets the
+    // client send the field, so the header with `speed: "standard"` (or none) is standard.
+    let fast_mode = parsed.extra.get("speed").and_then(Value::as_str) == Some("fast");
     Ok(Ctx {
         state: state.clone(),
         request_id: record.request_id.clone(),
@@ -162,6 +166,7 @@ async fn prepare(
         resolved,
         sticky,
         thread,
+        dropped_counted: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -348,6 +353,14 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
     }
     let converted = convert::request::convert(&req, &opts)
         .map_err(|e| Attempt::Fatal(Error::InvalidRequest(e.to_string())))?;
+    if !ctx
+        .dropped_counted
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        for d in &converted.dropped {
+            ctx.state.metrics.dropped_total.inc([d.kind]);
+        }
+    }
     let mut dropped: Vec<&'static str> = converted.dropped.iter().map(|d| d.kind).collect();
     dropped.sort_unstable();
     dropped.dedup();

@@ -252,3 +252,27 @@ async fn pool_mode_retries_the_same_account() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn dropped_fields_are_counted_once_per_request() {
+    let (ua, ub) = (start().await, start().await);
+    let a = mount_status(&ua, 503, &[], r#"{"error":{"message":"unavailable"}}"#).await;
+    let b = mount_sse(&ub, sse(text_events("resp_b", &["b"], Usage::new(1, 1)))).await;
+    let server = TestServer::start(two_accounts(&ua.uri(), &ub.uri())).await;
+    let mut body = request("hi", false);
+    body["top_k"] = json!(5);
+    body["container"] = json!("c_1");
+    body["mcp_servers"] = json!([]);
+    let resp = server.messages(&body).await;
+    assert_eq!(resp.status(), 200);
+    // Converted on both accounts, counted once.
+    assert_eq!((a.count(), b.count()), (1, 1));
+    let metrics = server.metrics().await;
+    let value = |kind: &str| {
+        metric_value(
+            &metrics,
+            &format!("ferry_dropped_fields_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!((value("top_k"), value("unknown_field")), (1.0, 2.0));
+}

@@ -180,13 +180,15 @@ async fn fast_mode_asks_for_priority_within_the_account_policy() {
         let mut c = config(&upstream.uri());
         c.accounts[0].service_tier_policy = policy;
         let server = TestServer::start(c).await;
+        let mut body = request("hi", false);
+        body["speed"] = json!("fast");
         let resp = server
             .post("/v1/messages")
             .header(
                 "anthropic-beta",
                 "claude-code-20250219, fast-mode-2026-02-01",
             )
-            .body(serde_json::to_vec(&request("hi", false)).unwrap())
+            .body(serde_json::to_vec(&body).unwrap())
             .send()
             .await
             .unwrap();
@@ -354,4 +356,59 @@ async fn each_agent_of_a_session_continues_its_own_responses() {
     let key = |i: usize| reqs[i].body["prompt_cache_key"].clone();
     assert!(key(0).is_string());
     assert!((1..4).all(|i| key(i) == key(0)));
+}
+
+#[tokio::test]
+async fn only_speed_fast_in_the_body_selects_the_fast_tier() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_s", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    // (beta header, speed in the body)
+    let cases = [
+        (true, Some("standard")),
+        (true, None),
+        (true, Some("fast")),
+        (false, Some("fast")),
+    ];
+    for (beta, speed) in cases {
+        let mut body = request("hi", false);
+        if let Some(speed) = speed {
+            body["speed"] = json!(speed);
+        }
+        let mut post = server.post("/v1/messages");
+        if beta {
+            post = post.header("anthropic-beta", "fast-mode-2026-02-01");
+        }
+        let resp = post
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        // `speed` is read, not dropped.
+        assert_eq!(resp.headers().get("x-ferry-dropped"), None);
+    }
+    let tiers: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|r| r.body.get("service_tier").cloned().unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(
+        tiers,
+        vec![
+            Value::Null,
+            Value::Null,
+            json!("priority"),
+            json!("priority")
+        ]
+    );
+    assert!(
+        mock.requests()
+            .iter()
+            .all(|r| r.body.get("speed").is_none())
+    );
 }

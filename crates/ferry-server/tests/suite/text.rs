@@ -86,10 +86,12 @@ async fn one_usage_record_per_request_with_every_field() {
     )
     .await;
     let server = TestServer::start(config(&upstream.uri())).await;
+    let mut body = request("hi", true);
+    body["speed"] = json!("fast");
     let resp = server
         .post("/v1/messages")
         .header("anthropic-beta", "fast-mode-2026-02-01")
-        .body(serde_json::to_vec(&request("hi", true)).unwrap())
+        .body(serde_json::to_vec(&body).unwrap())
         .send()
         .await
         .unwrap();
