@@ -351,3 +351,32 @@ async fn a_malformed_thread_is_a_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_continuation_a_thread_continues_its_own_upstream_response() {
+    let upstream = start().await;
+    let mock = mount_sequence(
+        &upstream,
+        vec![tool_turn("resp_1", "call_1"), text_turn("resp_2", "listed")],
+    )
+    .await;
+    let mut cfg = config(&upstream.uri());
+    cfg.accounts[0].continuation = true;
+    let server = TestServer::start(cfg).await;
+    let (id1, tool1) = reply_ids(server.messages(&create(true)).await, true).await;
+    let (_, tool2) = reply_ids(
+        server
+            .messages(&continue_with_result(&id1, &tool1.unwrap(), true))
+            .await,
+        true,
+    )
+    .await;
+    assert_eq!(tool2, None);
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body["store"], json!(true));
+    // The upstream holds turn 1 (system, tools, prompt, call): only the output travels.
+    assert_eq!(reqs[1].body["previous_response_id"], json!("resp_1"));
+    assert_eq!(types(&reqs[1].input()), ["function_call_output"]);
+    assert_eq!(reqs[1].input()[0]["call_id"], json!("call_1"));
+}
