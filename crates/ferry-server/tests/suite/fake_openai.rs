@@ -287,7 +287,26 @@ impl Conversation {
     /// Sends the conversation to `server`; appends the streamed answer as the assistant
     /// message and returns it (its content blocks).
     pub(crate) async fn send(&mut self, server: &TestServer) -> Vec<Value> {
-        let resp = server.messages(&self.body).await;
+        self.send_with(server, &[]).await
+    }
+
+    /// [`Self::send`] with extra request headers (Claude Code's agent headers).
+    pub(crate) async fn send_with(
+        &mut self,
+        server: &TestServer,
+        headers: &[(&str, &str)],
+    ) -> Vec<Value> {
+        let mut req = server
+            .post("/v1/messages")
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req
+            .body(serde_json::to_vec(&self.body).unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let events = parse_sse(&resp.text().await.unwrap());
         assert_eq!(events.last().map(|e| e.name.as_str()), Some("message_stop"));

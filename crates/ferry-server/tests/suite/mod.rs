@@ -13,6 +13,7 @@ mod models;
 mod oauth;
 mod reliability;
 mod replay;
+mod replay_agents;
 mod replicas;
 mod secrets;
 mod session;
