@@ -304,3 +304,41 @@ async fn the_gateway_starts_degraded_without_redis_and_reconciles_when_it_comes(
     assert!(redis_keys(redis.port()) > 0);
     serve_n(&server, 2, "redis came up").await;
 }
+
+/// Item 9, the other half: a rotated key brings a benched API-key account back without a
+/// restart. The account is benched for 10 minutes after its key was refused; reloading the
+/// config with the new key (SIGHUP in `ferry serve`) makes it available at once, and the next
+/// request goes out with the new key. Items 9 and 12 together.
+#[tokio::test]
+async fn a_rotated_key_brings_a_benched_account_back_on_reload() {
+    let upstream = start().await;
+    let mock = mount_fn(&upstream, |req, _| {
+        if req.header("authorization") == Some("Bearer sk-rotated-key") {
+            sse_response(sse(text_events("resp_ok", &["rotated"], Usage::new(2, 2))))
+        } else {
+            status_response(
+                401,
+                &[],
+                r#"{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}"#,
+            )
+        }
+    })
+    .await;
+    let mut c = config(&upstream.uri());
+    c.rate_limit.unauthorized_backoff = Duration::from_secs(600);
+    let server = TestServer::start(c.clone()).await;
+    assert_eq!(server.messages(&request("hi", false)).await.status(), 502);
+    assert_eq!(ready_status(&server).await, 503);
+
+    c.accounts[0].api_key = Some(ferry_accounts::Secret::new("sk-rotated-key"));
+    let notes = server.reloader.reload(c).unwrap();
+    assert_eq!(notes, Vec::<String>::new());
+    assert_eq!(ready_status(&server).await, 200);
+    let body = json_body(server.messages(&request("again", false)).await).await;
+    assert_eq!(body["content"][0]["text"], "rotated");
+    assert_eq!(
+        mock.last_request().header("authorization"),
+        Some("Bearer sk-rotated-key")
+    );
+    assert_eq!(mock.count(), 2);
+}

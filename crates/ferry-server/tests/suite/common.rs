@@ -19,6 +19,8 @@ pub(crate) struct TestServer {
     handle: Option<JoinHandle<Result<(), Error>>>,
     /// The client key to send (`None` on an open gateway).
     pub(crate) key: Option<String>,
+    /// Reloads the running server's config (what `ferry serve` does on SIGHUP).
+    pub(crate) reloader: ferry_server::Reloader,
 }
 
 impl TestServer {
@@ -32,6 +34,7 @@ impl TestServer {
             .map(|k| k.key.expose().to_owned());
         let server = ferry_server::bind(config).await.unwrap();
         let base = format!("http://{}", server.local_addr());
+        let reloader = server.reloader();
         let (tx, rx) = oneshot::channel::<()>();
         #[expect(
             clippy::disallowed_methods,
@@ -47,6 +50,7 @@ impl TestServer {
             shutdown: Some(tx),
             handle: Some(handle),
             key,
+            reloader,
         }
     }
 
