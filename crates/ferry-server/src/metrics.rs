@@ -336,6 +336,10 @@ pub(crate) struct Metrics {
     pub(crate) session_store_local_ops_total: CounterVec<0>,
     /// `ferry_session_store_reconciled_total`: writes replayed into Redis when it came back.
     pub(crate) session_store_reconciled_total: CounterVec<0>,
+    /// `ferry_response_dropped_total{kind}`: parts of upstream answers the conversion could
+    /// not carry (`unexpressible_output_item`: a shell call, a computer action, … replaced
+    /// by a notice; `unknown_output_item`, `invalid_tool_arguments`, …).
+    pub(crate) response_dropped_total: CounterVec<1>,
 }
 
 impl Metrics {
@@ -448,6 +452,11 @@ impl Metrics {
                 "Account cooldowns asked by an upstream (retry-after, reset headers or body) that were longer than the cap and cut to it.",
                 [],
             ),
+            response_dropped_total: CounterVec::new(
+                "ferry_response_dropped_total",
+                "Parts of upstream answers the conversion could not carry, by kind.",
+                ["kind"],
+            ),
         }
     }
 
@@ -479,6 +488,7 @@ impl Metrics {
             self.session_store_local_ops_total.render(&mut out);
             self.session_store_reconciled_total.render(&mut out);
         }
+        self.response_dropped_total.render(&mut out);
         out
     }
 }

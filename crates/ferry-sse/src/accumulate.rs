@@ -1,7 +1,8 @@
 //! Rebuilding a Responses response from its stream events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use ferry_apicompat::convert::{ItemIndex, ItemRef, Seen};
 use ferry_apicompat::responses::{
     self, CustomToolCallItem, FunctionCallItem, ItemStatus, MessageItem, OutputContent, OutputItem,
     ReasoningContent, ReasoningItem, StreamEvent, SummaryPart,
@@ -16,17 +17,16 @@ use serde_json::Value;
 /// an empty or partial `output`, and the text, reasoning summaries and tool arguments that
 /// arrived as deltas would otherwise be lost (the reference's `SupplementResponseOutput`).
 ///
-/// Items are keyed by `output_index` (events without one are placed by `item_id`, then next
-/// to the last item seen). For each item, the `output_item.done` payload wins over
+/// Which item an event is about, and which streamed item a terminal item is, is decided by
+/// [`ItemIndex`], the rules the stream converter uses too. For each item, the `output_item.done` payload wins over
 /// `output_item.added`, a `.done` text wins over the concatenated deltas, and whatever the
 /// terminal response already has wins over both: the accumulator only fills what is empty
 /// or missing.
 #[derive(Debug, Clone, Default)]
 pub struct Accumulator {
-    items: BTreeMap<u32, Acc>,
-    /// Item ids and call ids → output index.
-    index_of: HashMap<String, u32>,
-    last_index: Option<u32>,
+    /// Slot `i` of `index` is `items[i]`.
+    items: Vec<Acc>,
+    index: ItemIndex,
     /// The latest response object of a lifecycle or terminal event.
     response: Option<responses::Response>,
     /// `usage` at the top level of a terminal event (some relays send it there).
@@ -73,6 +73,11 @@ fn set_full(slot: &mut Option<String>, full: &str) {
     }
 }
 
+const MESSAGE: &str = "message";
+const REASONING: &str = "reasoning";
+const FUNCTION_CALL: &str = "function_call";
+const CUSTOM_TOOL_CALL: &str = "custom_tool_call";
+
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
@@ -99,40 +104,50 @@ impl Accumulator {
                 self.response = Some(t.response.clone());
             }
             StreamEvent::OutputItemAdded(e) => {
-                let acc = self.item_slot(e.output_index, &e.item);
+                let acc = self.item_slot(e.output_index, &e.item, Seen::Added);
                 if !acc.done {
                     acc.item = Some(e.item.clone());
                 }
             }
             StreamEvent::OutputItemDone(e) => {
-                let acc = self.item_slot(e.output_index, &e.item);
+                let slot = self.locate(ItemRef::item(&e.item, e.output_index), Seen::Content);
+                self.index.mark_done(slot);
+                let acc = &mut self.items[slot];
                 acc.item = Some(e.item.clone());
                 acc.done = true;
             }
             StreamEvent::OutputTextDelta(d) => {
                 append(
-                    &mut self.slot(d.output_index, d.item_id.as_deref()).text,
+                    &mut self
+                        .slot(d.output_index, d.item_id.as_deref(), MESSAGE)
+                        .text,
                     d.content_index,
                     &d.delta,
                 );
             }
             StreamEvent::OutputTextDone(t) => {
                 replace(
-                    &mut self.slot(t.output_index, t.item_id.as_deref()).text,
+                    &mut self
+                        .slot(t.output_index, t.item_id.as_deref(), MESSAGE)
+                        .text,
                     t.content_index,
                     &t.text,
                 );
             }
             StreamEvent::RefusalDelta(d) => {
                 append(
-                    &mut self.slot(d.output_index, d.item_id.as_deref()).refusal,
+                    &mut self
+                        .slot(d.output_index, d.item_id.as_deref(), MESSAGE)
+                        .refusal,
                     d.content_index,
                     &d.delta,
                 );
             }
             StreamEvent::RefusalDone(r) => {
                 replace(
-                    &mut self.slot(r.output_index, r.item_id.as_deref()).refusal,
+                    &mut self
+                        .slot(r.output_index, r.item_id.as_deref(), MESSAGE)
+                        .refusal,
                     r.content_index,
                     &r.refusal,
                 );
@@ -141,28 +156,36 @@ impl Accumulator {
             StreamEvent::ReasoningSummaryPartDone(p) => self.part_done(p, true),
             StreamEvent::ReasoningSummaryTextDelta(d) => {
                 append(
-                    &mut self.slot(d.output_index, d.item_id.as_deref()).summary,
+                    &mut self
+                        .slot(d.output_index, d.item_id.as_deref(), REASONING)
+                        .summary,
                     d.summary_index,
                     &d.delta,
                 );
             }
             StreamEvent::ReasoningSummaryTextDone(t) => {
                 replace(
-                    &mut self.slot(t.output_index, t.item_id.as_deref()).summary,
+                    &mut self
+                        .slot(t.output_index, t.item_id.as_deref(), REASONING)
+                        .summary,
                     t.summary_index,
                     &t.text,
                 );
             }
             StreamEvent::ReasoningTextDelta(d) => {
                 append(
-                    &mut self.slot(d.output_index, d.item_id.as_deref()).reasoning,
+                    &mut self
+                        .slot(d.output_index, d.item_id.as_deref(), REASONING)
+                        .reasoning,
                     d.content_index,
                     &d.delta,
                 );
             }
             StreamEvent::ReasoningTextDone(t) => {
                 replace(
-                    &mut self.slot(t.output_index, t.item_id.as_deref()).reasoning,
+                    &mut self
+                        .slot(t.output_index, t.item_id.as_deref(), REASONING)
+                        .reasoning,
                     t.content_index,
                     &t.text,
                 );
@@ -170,8 +193,17 @@ impl Accumulator {
             StreamEvent::FunctionCallArgumentsDelta(d)
             | StreamEvent::CustomToolCallInputDelta(d) => {
                 let is_args = matches!(event, StreamEvent::FunctionCallArgumentsDelta(_));
-                let acc =
-                    self.call_slot(d.output_index, d.item_id.as_deref(), d.call_id.as_deref());
+                let kind = if is_args {
+                    FUNCTION_CALL
+                } else {
+                    CUSTOM_TOOL_CALL
+                };
+                let acc = self.call_slot(
+                    d.output_index,
+                    d.item_id.as_deref(),
+                    d.call_id.as_deref(),
+                    kind,
+                );
                 let target = if is_args {
                     &mut acc.arguments
                 } else {
@@ -180,16 +212,24 @@ impl Accumulator {
                 target.get_or_insert_with(String::new).push_str(&d.delta);
             }
             StreamEvent::FunctionCallArgumentsDone(a) => {
-                let acc =
-                    self.call_slot(a.output_index, a.item_id.as_deref(), a.call_id.as_deref());
+                let acc = self.call_slot(
+                    a.output_index,
+                    a.item_id.as_deref(),
+                    a.call_id.as_deref(),
+                    FUNCTION_CALL,
+                );
                 set_full(&mut acc.arguments, &a.arguments);
                 if let Some(name) = non_empty(a.name.as_deref()) {
                     acc.name = Some(name.to_owned());
                 }
             }
             StreamEvent::CustomToolCallInputDone(i) => {
-                let acc =
-                    self.call_slot(i.output_index, i.item_id.as_deref(), i.call_id.as_deref());
+                let acc = self.call_slot(
+                    i.output_index,
+                    i.item_id.as_deref(),
+                    i.call_id.as_deref(),
+                    CUSTOM_TOOL_CALL,
+                );
                 set_full(&mut acc.input, &i.input);
             }
             _ => {}
@@ -198,41 +238,63 @@ impl Accumulator {
 
     /// Fills the `output` of a terminal response from what the stream carried.
     ///
-    /// Items the terminal response lacks are inserted at their `output_index`; items it has
-    /// (matched by id or call id, else by position and type) keep every non-empty field and
-    /// get their empty text, summary, arguments or input filled in. A streamed item with no
-    /// id at all is only added to an empty `output`, since it might duplicate one the
-    /// terminal response has elsewhere. A complete terminal
-    /// response comes back unchanged. When the response has no `usage`, the top-level
-    /// `usage` of the terminal event is used.
+    /// Terminal items are paired with streamed items by [`ItemIndex::match_terminal`]; a
+    /// paired item keeps every non-empty field and gets its empty text, summary, arguments
+    /// or input filled in. Streamed items the terminal response lacks are inserted where the
+    /// stream had them (after the terminal item paired with the streamed item before them).
+    /// A complete terminal response comes back unchanged. When the response has no `usage`,
+    /// the top-level `usage` of the terminal event is used.
     pub fn supplement(&self, mut terminal: responses::Response) -> responses::Response {
         if terminal.usage.is_none() {
             terminal.usage.clone_from(&self.top_usage);
         }
-        let mut output = std::mem::take(&mut terminal.output);
-        let was_empty = output.is_empty();
-        let mut matched = vec![false; output.len()];
-        let mut missing = Vec::new();
-        for (&index, acc) in &self.items {
-            match find(&output, &matched, index, acc) {
-                Some(at) => {
-                    matched[at] = true;
-                    acc.fill(&mut output[at]);
-                }
-                // An item without any id cannot be told apart from the terminal's own
-                // items: add it only to an empty output, never as a possible duplicate.
-                None if was_empty || acc.id().is_some() || acc.call().is_some() => {
-                    missing.extend(acc.build().map(|item| (index, item)));
-                }
-                None => {}
+        let output = std::mem::take(&mut terminal.output);
+        let pairs = self.index.match_terminal(&output);
+        let mut paired = vec![false; self.items.len()];
+        for slot in pairs.iter().flatten() {
+            paired[*slot] = true;
+        }
+        // Streamed items in output order: by `output_index` when every item has one (items
+        // may be announced out of order), else in the order the stream introduced them.
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        if (0..self.items.len()).all(|i| self.index.output_index(i).is_some()) {
+            order.sort_by_key(|&i| self.index.output_index(i));
+        }
+        let mut rank = vec![0; self.items.len()];
+        for (r, &slot) in order.iter().enumerate() {
+            rank[slot] = r;
+        }
+        let mut result = Vec::with_capacity(output.len().max(self.items.len()));
+        let mut next = 0;
+        for (mut item, pair) in output.into_iter().zip(pairs) {
+            if let Some(slot) = pair {
+                self.add_unpaired(&order, &paired, &mut next, rank[slot], &mut result);
+                next = next.max(rank[slot] + 1);
+                self.items[slot].fill(&mut item);
             }
+            result.push(item);
         }
-        for (index, item) in missing {
-            let at = usize::try_from(index).map_or(output.len(), |i| i.min(output.len()));
-            output.insert(at, item);
-        }
-        terminal.output = output;
+        self.add_unpaired(&order, &paired, &mut next, order.len(), &mut result);
+        terminal.output = result;
         terminal
+    }
+
+    /// Appends the unpaired streamed items of `order[*next..end]`.
+    fn add_unpaired(
+        &self,
+        order: &[usize],
+        paired: &[bool],
+        next: &mut usize,
+        end: usize,
+        result: &mut Vec<OutputItem>,
+    ) {
+        while *next < end {
+            let slot = order[*next];
+            if !paired[slot] {
+                result.extend(self.items[slot].build());
+            }
+            *next += 1;
+        }
     }
 
     /// The response as far as the stream went: the latest response object seen (or an
@@ -242,8 +304,8 @@ impl Accumulator {
     }
 
     /// The slot of an event that names its item by `output_index` and/or `item_id`.
-    fn slot(&mut self, output_index: Option<u32>, item_id: Option<&str>) -> &mut Acc {
-        self.call_slot(output_index, item_id, None)
+    fn slot(&mut self, output_index: Option<u32>, item_id: Option<&str>, kind: &str) -> &mut Acc {
+        self.call_slot(output_index, item_id, None, kind)
     }
 
     fn call_slot(
@@ -251,36 +313,33 @@ impl Accumulator {
         output_index: Option<u32>,
         item_id: Option<&str>,
         call_id: Option<&str>,
+        kind: &str,
     ) -> &mut Acc {
-        let item_id = non_empty(item_id);
-        let call_id = non_empty(call_id);
-        let index = output_index
-            .or_else(|| item_id.and_then(|id| self.index_of.get(id).copied()))
-            .or_else(|| call_id.and_then(|id| self.index_of.get(id).copied()))
-            .or(self.last_index)
-            .unwrap_or(0);
-        self.last_index = Some(index);
-        for id in [item_id, call_id].into_iter().flatten() {
-            self.index_of.entry(id.to_owned()).or_insert(index);
+        let at = ItemRef::new(item_id, output_index, Some(kind)).with_call_id(call_id);
+        let slot = self.locate(at, Seen::Content);
+        &mut self.items[slot]
+    }
+
+    /// The slot of an event's item, created when new; the first ids seen are kept.
+    fn locate(&mut self, at: ItemRef<'_>, seen: Seen) -> usize {
+        let slot = self.index.locate(at, seen);
+        if slot == self.items.len() {
+            self.items.push(Acc::default());
         }
-        let acc = self.items.entry(index).or_default();
-        if let (None, Some(id)) = (&acc.item_id, item_id) {
+        let acc = &mut self.items[slot];
+        if let (None, Some(id)) = (&acc.item_id, at.id) {
             acc.item_id = Some(id.to_owned());
         }
-        if let (None, Some(id)) = (&acc.call_id, call_id) {
+        if let (None, Some(id)) = (&acc.call_id, at.call_id) {
             acc.call_id = Some(id.to_owned());
         }
-        acc
+        slot
     }
 
     /// The slot of an `output_item.*` event.
-    fn item_slot(&mut self, output_index: Option<u32>, item: &OutputItem) -> &mut Acc {
-        let call_id = match item {
-            OutputItem::FunctionCall(f) => Some(f.call_id.as_str()),
-            OutputItem::CustomToolCall(c) => Some(c.call_id.as_str()),
-            _ => None,
-        };
-        self.call_slot(output_index, item.id(), call_id)
+    fn item_slot(&mut self, output_index: Option<u32>, item: &OutputItem, seen: Seen) -> &mut Acc {
+        let slot = self.locate(ItemRef::item(item, output_index), seen);
+        &mut self.items[slot]
     }
 
     /// `content_part.done` / `reasoning_summary_part.done`: the full part, which some
@@ -288,7 +347,8 @@ impl Accumulator {
     fn part_done(&mut self, p: &responses::PartEvent, summary: bool) {
         let Some(part) = p.part.as_ref() else { return };
         let text = |key: &str| part.get(key).and_then(Value::as_str);
-        let acc = self.slot(p.output_index, p.item_id.as_deref());
+        let kind = if summary { REASONING } else { MESSAGE };
+        let acc = self.slot(p.output_index, p.item_id.as_deref(), kind);
         match part.get("type").and_then(Value::as_str) {
             Some("summary_text") if summary => {
                 if let Some(t) = text("text") {
@@ -318,48 +378,7 @@ fn fill_part(parts: &mut BTreeMap<u32, String>, index: Option<u32>, full: &str) 
     }
 }
 
-/// The terminal item that corresponds to an accumulated one: same id or call id, else the
-/// item at its output index when that one has the same type and no conflicting id.
-fn find(output: &[OutputItem], matched: &[bool], index: u32, acc: &Acc) -> Option<usize> {
-    let id = acc.id();
-    let call_id = acc.call();
-    let free = |i: &usize| !matched[*i];
-    if let Some(at) = (0..output.len()).filter(free).find(|&i| {
-        let item = &output[i];
-        (id.is_some() && item.id() == id) || (call_id.is_some() && item_call_id(item) == call_id)
-    }) {
-        return Some(at);
-    }
-    let at = usize::try_from(index).ok()?;
-    let item = output.get(at)?;
-    let same_type = acc.kind().is_none_or(|kind| kind == item.type_name());
-    let no_conflict = item.id().is_none() || id.is_none();
-    (free(&at) && same_type && no_conflict).then_some(at)
-}
-
-fn item_call_id(item: &OutputItem) -> Option<&str> {
-    match item {
-        OutputItem::FunctionCall(f) => non_empty(Some(&f.call_id)),
-        OutputItem::CustomToolCall(c) => non_empty(Some(&c.call_id)),
-        _ => None,
-    }
-}
-
 impl Acc {
-    fn id(&self) -> Option<&str> {
-        self.item
-            .as_ref()
-            .and_then(OutputItem::id)
-            .or(non_empty(self.item_id.as_deref()))
-    }
-
-    fn call(&self) -> Option<&str> {
-        self.item
-            .as_ref()
-            .and_then(item_call_id)
-            .or(non_empty(self.call_id.as_deref()))
-    }
-
     /// The item type, from the item itself or from the kind of content streamed for it.
     fn kind(&self) -> Option<&str> {
         if let Some(item) = &self.item {
@@ -452,7 +471,7 @@ impl Acc {
                         | (
                             OutputContent::Refusal { refusal: text },
                             OutputContent::Refusal { refusal: new },
-                        ) if text.is_empty() => *text = new,
+                        ) => extend_text(text, &new),
                         _ => {}
                     }
                 });
@@ -468,9 +487,8 @@ impl Acc {
                         SummaryPart::SummaryText { text },
                         SummaryPart::SummaryText { text: new },
                     ) = (part, streamed)
-                        && text.is_empty()
                     {
-                        *text = new;
+                        extend_text(text, &new);
                     }
                 });
                 if !self.reasoning.is_empty() {
@@ -487,9 +505,8 @@ impl Acc {
                                 ReasoningContent::ReasoningText { text },
                                 ReasoningContent::ReasoningText { text: new },
                             ) = (part, streamed)
-                                && text.is_empty()
                             {
-                                *text = new;
+                                extend_text(text, &new);
                             }
                         },
                     );
@@ -516,6 +533,14 @@ fn output_text(text: String) -> OutputContent {
     OutputContent::OutputText {
         text,
         annotations: Vec::new(),
+    }
+}
+
+/// Takes `new` for a text that is empty or that `new` continues: a terminal response whose
+/// text was cut short loses nothing; texts that disagree keep the terminal's.
+fn extend_text(target: &mut String, new: &str) {
+    if target.is_empty() || (new.len() > target.len() && new.starts_with(target.as_str())) {
+        new.clone_into(target);
     }
 }
 
@@ -558,7 +583,7 @@ fn fill_item(target: &mut OutputItem, source: &OutputItem) {
                         | (
                             OutputContent::Refusal { refusal: text },
                             OutputContent::Refusal { refusal: new },
-                        ) => fill_str(text, Some(new)),
+                        ) => extend_text(text, new),
                         _ => {}
                     }
                 }

@@ -82,6 +82,17 @@ pub struct Usage {
     /// Input tokens read from the cache.
     #[serde(default)]
     pub cache_read_input_tokens: u64,
+    /// Server tool use counts (web searches), when the answer used server tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUsage>,
+}
+
+/// Server tool use counts of a message's usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerToolUsage {
+    /// Web searches run for the answer.
+    #[serde(default)]
+    pub web_search_requests: u32,
 }
 
 /// Why the model stopped generating.

@@ -38,6 +38,9 @@ pub enum FailureKind {
     Truncated,
     /// A terminal event could not be parsed, or the caller gave up on the stream.
     InvalidStream,
+    /// The answer consisted only of output items the Anthropic API cannot express (the
+    /// code is the first item's type).
+    Unexpressible,
 }
 
 impl FailureKind {
@@ -50,6 +53,7 @@ impl FailureKind {
             Self::ErrorEvent => "error_event",
             Self::Truncated => "truncated",
             Self::InvalidStream => "invalid_stream",
+            Self::Unexpressible => "unexpressible",
         }
     }
 }

@@ -13,6 +13,9 @@ pub struct Options {
     pub model: String,
     /// The tool-name mapping of the request, to give tools back their client names.
     pub tool_names: ToolNames,
+    /// The message id to report when the upstream response has no id; normally it is made
+    /// from the upstream response id (see [`message_id`]).
+    pub message_id: Option<String>,
 }
 
 impl Options {
@@ -21,7 +24,30 @@ impl Options {
         Self {
             model: model.into(),
             tool_names,
+            message_id: None,
         }
+    }
+
+    /// Sets the fallback message id (see [`Options::message_id`]).
+    pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+}
+
+/// The Anthropic message id for an upstream response id: Anthropic clients expect `msg_…`
+/// ids (some check the prefix), so `resp_abc` becomes `msg_abc`, an id that already starts
+/// with `msg_` is kept, any other id is prefixed, and an empty one gives `msg_ferry`.
+pub fn message_id(response_id: &str) -> String {
+    if response_id.starts_with("msg_") {
+        response_id.to_owned()
+    } else if response_id.is_empty() {
+        "msg_ferry".to_owned()
+    } else {
+        format!(
+            "msg_{}",
+            response_id.strip_prefix("resp_").unwrap_or(response_id)
+        )
     }
 }
 
@@ -52,6 +78,8 @@ pub fn convert(
     let mut content = Vec::new();
     let mut tool_use = false;
     let mut refusal = false;
+    let mut unexpressed: Vec<&str> = Vec::new();
+    let mut searches = 0u32;
 
     for (i, item) in resp.output.iter().enumerate() {
         match item {
@@ -118,19 +146,33 @@ pub fn convert(
                     Value::Object(input),
                 ));
             }
+            // Browsing steps of a search are not searches: nothing to show.
+            responses::OutputItem::WebSearchCall(w) if !w.is_search() => {}
             responses::OutputItem::WebSearchCall(w) => {
+                searches += 1;
                 let [call, result] = web_search_blocks(w, i);
                 content.push(call);
                 content.push(result);
             }
-            responses::OutputItem::Unknown(v) => dropped.push(Dropped::new(
-                format!("output[{i}]"),
-                "unknown_output_item",
-                format!("output item of type `{}`", type_of(v)),
-            )),
+            responses::OutputItem::Unknown(v) => match unexpressible(v) {
+                Some(kind) => {
+                    content.push(anthropic::ContentBlock::text(unexpressible_notice(kind)));
+                    dropped.push(unexpressible_dropped(i, kind));
+                    unexpressed.push(kind);
+                }
+                None => dropped.push(Dropped::new(
+                    format!("output[{i}]"),
+                    "unknown_output_item",
+                    format!("output item of type `{}`", type_of(v)),
+                )),
+            },
         }
     }
 
+    // Nothing but notices: the answer is lost, which is an error, never an empty turn.
+    if !unexpressed.is_empty() && content.len() == unexpressed.len() && fixed_stop.is_none() {
+        return Err(only_unexpressible(&unexpressed));
+    }
     if content.is_empty() {
         content.push(anthropic::ContentBlock::text(""));
     }
@@ -143,16 +185,28 @@ pub fn convert(
         anthropic::StopReason::EndTurn
     });
 
-    let mut message = anthropic::Message::new(resp.id.clone(), opts.model.clone());
+    let id = match &opts.message_id {
+        Some(fallback) if resp.id.is_empty() => fallback.clone(),
+        _ => message_id(&resp.id),
+    };
+    let mut message = anthropic::Message::new(id, opts.model.clone());
     message.content = content;
     message.stop_reason = Some(stop_reason);
     message.usage = resp.usage.as_ref().map(usage).unwrap_or_default();
+    message.usage.server_tool_use = server_tool_use(searches);
     Ok(Converted::new(message, dropped))
 }
 
 /// The largest token count believed: no model reads or writes 100 million tokens in one
 /// response, so a larger number (`1e30`, saturated to `u64::MAX`) is not a count.
 pub const MAX_PLAUSIBLE_TOKENS: u64 = 100_000_000;
+
+/// The `server_tool_use` usage of an answer with `searches` web searches (none without).
+pub(crate) fn server_tool_use(searches: u32) -> Option<anthropic::ServerToolUsage> {
+    (searches > 0).then_some(anthropic::ServerToolUsage {
+        web_search_requests: searches,
+    })
+}
 
 /// Converts Responses usage into Anthropic usage.
 ///
@@ -186,6 +240,7 @@ pub fn checked_usage(u: &responses::Usage) -> (anthropic::Usage, bool) {
         output_tokens: output,
         cache_creation_input_tokens: creation,
         cache_read_input_tokens: read,
+        server_tool_use: None,
     };
     (usage, implausible)
 }
@@ -385,10 +440,7 @@ fn web_search_blocks(
 ) -> [anthropic::ContentBlock; 2] {
     let id = server_tool_id(&w.id, position);
     let mut input = Map::new();
-    input.insert(
-        "query".to_owned(),
-        Value::String(w.query().unwrap_or_default().to_owned()),
-    );
+    input.insert("query".to_owned(), Value::String(w.search_query()));
     [
         anthropic::ContentBlock::ServerToolUse(anthropic::ServerToolUseBlock {
             id: id.clone(),
@@ -422,6 +474,61 @@ pub(crate) fn web_search_result(
         tool_use_id,
         content,
     })
+}
+
+/// The type of an output item ferry cannot express in the Anthropic API and must not drop
+/// silently: a call the client would have to execute (a shell, a patch, a computer action,
+/// a client tool search) or an answer that only exists as such an item (an MCP approval
+/// request, a generated image). Hosted steps whose result the model's own text already
+/// carries (`code_interpreter_call`, `file_search_call`, `mcp_call`, `mcp_list_tools`,
+/// `compaction`, a server tool search, …) are not listed: they are dropped quietly, as a
+/// JSON answer lists them in `dropped`.
+pub(crate) fn unexpressible(item: &Value) -> Option<&str> {
+    let kind = type_of(item);
+    match kind {
+        "shell_call"
+        | "local_shell_call"
+        | "apply_patch_call"
+        | "computer_call"
+        | "mcp_approval_request"
+        | "image_generation_call" => Some(kind),
+        "tool_search_call" if item.get("execution").and_then(Value::as_str) == Some("client") => {
+            Some(kind)
+        }
+        _ => None,
+    }
+}
+
+/// The text block that tells the client an output item was dropped.
+pub(crate) fn unexpressible_notice(kind: &str) -> String {
+    format!(
+        "[ferry: the upstream answered with a `{kind}` item, which the Anthropic Messages API \
+         cannot express; it was dropped]"
+    )
+}
+
+/// The `dropped` record of an unexpressible item.
+pub(crate) fn unexpressible_dropped(position: usize, kind: &str) -> Dropped {
+    Dropped::new(
+        format!("output[{position}]"),
+        UNEXPRESSIBLE,
+        format!("output item of type `{kind}` cannot be expressed; replaced by a notice"),
+    )
+}
+
+/// The `dropped` kind of an output item ferry cannot express (a metric label).
+pub const UNEXPRESSIBLE: &str = "unexpressible_output_item";
+
+/// The failure of an answer that consisted only of unexpressible items.
+pub(crate) fn only_unexpressible(kinds: &[&str]) -> UpstreamFailure {
+    UpstreamFailure::new(
+        FailureKind::Unexpressible,
+        Some(kinds.first().copied().unwrap_or("unknown").to_owned()),
+        &format!(
+            "the upstream answered only with output the Anthropic Messages API cannot express: {}",
+            kinds.join(", ")
+        ),
+    )
 }
 
 fn type_of(v: &Value) -> &str {

@@ -24,12 +24,14 @@
 
 use serde_json::Value;
 
+use crate::Dropped;
 use crate::anthropic::{self, ContentBlock, ContentDelta, StreamEvent as Out};
 use crate::convert::response::{
-    READ_TOOL, SUMMARY_SEPARATOR, call_id, encrypted, ending, is_json_object, read_arguments,
-    server_tool_id, web_search_result,
+    READ_TOOL, SUMMARY_SEPARATOR, call_id, encrypted, ending, is_json_object, message_id,
+    only_unexpressible, read_arguments, server_tool_id, server_tool_use, unexpressible,
+    unexpressible_dropped, unexpressible_notice, web_search_result,
 };
-use crate::convert::{FailureKind, ToolNames, UpstreamFailure};
+use crate::convert::{FailureKind, ItemIndex, ItemRef, Seen, ToolNames, UpstreamFailure};
 use crate::responses::{self, StreamEvent as In};
 
 /// Options of a [`StreamConverter`].
@@ -40,8 +42,9 @@ pub struct Options {
     pub model: String,
     /// The tool-name mapping of the request, to give tools back their client names.
     pub tool_names: ToolNames,
-    /// The message id to report when `message_start` has to be sent before the upstream
-    /// named its response (normally the upstream response id is used).
+    /// The message id `message_start` reports when it has to be sent before the upstream
+    /// named its response; normally the id is made from the upstream response id
+    /// ([`message_id`](crate::convert::response::message_id)).
     pub message_id: Option<String>,
 }
 
@@ -77,7 +80,16 @@ pub struct StreamConverter {
     started_output: bool,
     response_id: Option<String>,
     next_index: u32,
+    /// Which item each event is about; slot `i` is `items[i]`.
+    index: ItemIndex,
     items: Vec<Item>,
+    /// Output items that could not be expressed (each also got a notice block).
+    dropped: Vec<Dropped>,
+    /// The types of those items.
+    unexpressed: Vec<String>,
+    /// Web searches shown (`usage.server_tool_use.web_search_requests`).
+    searches: u32,
+
     blocks: Vec<Block>,
     /// The first block that is not closed.
     head: usize,
@@ -97,11 +109,37 @@ enum ItemKind {
     FunctionCall,
     CustomToolCall,
     WebSearch,
+    /// An item type ferry does not convert (see [`unexpressible`]).
+    Other,
 }
 
 impl ItemKind {
     fn is_tool(self) -> bool {
         matches!(self, Self::FunctionCall | Self::CustomToolCall)
+    }
+
+    fn of(item: &responses::OutputItem) -> Self {
+        use responses::OutputItem as O;
+        match item {
+            O::Message(_) => Self::Message,
+            O::Reasoning(_) => Self::Reasoning,
+            O::FunctionCall(_) => Self::FunctionCall,
+            O::CustomToolCall(_) => Self::CustomToolCall,
+            O::WebSearchCall(_) => Self::WebSearch,
+            O::Unknown(_) => Self::Other,
+        }
+    }
+
+    /// The Responses item type (`None` for [`ItemKind::Other`], whose type varies).
+    fn type_name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Message => "message",
+            Self::Reasoning => "reasoning",
+            Self::FunctionCall => "function_call",
+            Self::CustomToolCall => "custom_tool_call",
+            Self::WebSearch => "web_search_call",
+            Self::Other => return None,
+        })
     }
 }
 
@@ -121,13 +159,34 @@ struct Item {
     encrypted: Option<String>,
     /// Read tool: arguments held back until they are complete.
     held: String,
+    /// Arguments of an `arguments.done` that came before the tool's name.
+    pending_arguments: Option<String>,
     /// Custom tool: the `{"input":"` prefix was emitted.
     json_opened: bool,
     done: bool,
-    /// Matched to an item of the terminal response.
-    bound: bool,
     status: Option<responses::ItemStatus>,
     query: Option<String>,
+}
+
+impl Item {
+    fn new(kind: ItemKind, at: ItemRef<'_>) -> Self {
+        Self {
+            kind,
+            id: at.id.map(str::to_owned),
+            output_index: at.output_index,
+            call_id: at.call_id.unwrap_or_default().to_owned(),
+            name: String::new(),
+            block: None,
+            parts: Vec::new(),
+            encrypted: None,
+            held: String::new(),
+            pending_arguments: None,
+            json_opened: false,
+            done: false,
+            status: None,
+            query: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,27 +261,9 @@ impl Emitted {
     }
 }
 
-/// Where an upstream event says its item is.
-#[derive(Debug, Clone, Copy)]
-struct ItemRef<'a> {
-    id: Option<&'a str>,
-    output_index: Option<u32>,
-    call_id: Option<&'a str>,
-}
-
-impl<'a> ItemRef<'a> {
-    fn new(id: Option<&'a str>, output_index: Option<u32>) -> Self {
-        Self {
-            id: id.filter(|s| !s.is_empty()),
-            output_index,
-            call_id: None,
-        }
-    }
-
-    fn with_call_id(mut self, call_id: Option<&'a str>) -> Self {
-        self.call_id = call_id.filter(|s| !s.is_empty());
-        self
-    }
+/// An item reference of an event (its type is added by the caller).
+fn at(id: Option<&str>, output_index: Option<u32>) -> ItemRef<'_> {
+    ItemRef::new(id, output_index, None)
 }
 
 impl StreamConverter {
@@ -235,7 +276,12 @@ impl StreamConverter {
             started_output: false,
             response_id: None,
             next_index: 0,
+            index: ItemIndex::new(),
             items: Vec::new(),
+            dropped: Vec::new(),
+            unexpressed: Vec::new(),
+            searches: 0,
+
             blocks: Vec::new(),
             head: 0,
             has_tool_use: false,
@@ -267,6 +313,12 @@ impl StreamConverter {
     /// [`StreamConverter::usage`]).
     pub fn usage_implausible(&self) -> bool {
         self.usage_implausible
+    }
+
+    /// The output items the stream carried that the Anthropic API cannot express (a
+    /// `shell_call`, a `computer_call`, …): each was replaced by a text block naming it.
+    pub fn dropped(&self) -> &[Dropped] {
+        &self.dropped
     }
 
     /// The upstream response id, once known.
@@ -310,49 +362,49 @@ impl StreamConverter {
                 self.item_done(e.output_index, &e.item, out);
             }
             In::OutputTextDelta(d) => {
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index);
+                let at = at(d.item_id.as_deref(), d.output_index);
                 let key = PartKey::Text(d.content_index.unwrap_or(0));
                 self.content_delta(at, ItemKind::Message, key, &d.delta, out);
             }
             In::RefusalDelta(d) => {
                 self.refusal = true;
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index);
+                let at = at(d.item_id.as_deref(), d.output_index);
                 let key = PartKey::Refusal(d.content_index.unwrap_or(0));
                 self.content_delta(at, ItemKind::Message, key, &d.delta, out);
             }
             In::ReasoningSummaryTextDelta(d) => {
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index);
+                let at = at(d.item_id.as_deref(), d.output_index);
                 let key = PartKey::Summary(d.summary_index.unwrap_or(0));
                 self.content_delta(at, ItemKind::Reasoning, key, &d.delta, out);
             }
             In::ReasoningTextDelta(d) => {
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index);
+                let at = at(d.item_id.as_deref(), d.output_index);
                 let key = PartKey::ReasoningText(d.content_index.unwrap_or(0));
                 self.content_delta(at, ItemKind::Reasoning, key, &d.delta, out);
             }
             In::OutputTextDone(t) => {
-                let at = ItemRef::new(t.item_id.as_deref(), t.output_index);
+                let at = at(t.item_id.as_deref(), t.output_index);
                 let key = PartKey::Text(t.content_index.unwrap_or(0));
                 self.content_done(at, ItemKind::Message, key, &t.text, out);
             }
             In::RefusalDone(t) => {
                 self.refusal = true;
-                let at = ItemRef::new(t.item_id.as_deref(), t.output_index);
+                let at = at(t.item_id.as_deref(), t.output_index);
                 let key = PartKey::Refusal(t.content_index.unwrap_or(0));
                 self.content_done(at, ItemKind::Message, key, &t.refusal, out);
             }
             In::ReasoningSummaryTextDone(t) => {
-                let at = ItemRef::new(t.item_id.as_deref(), t.output_index);
+                let at = at(t.item_id.as_deref(), t.output_index);
                 let key = PartKey::Summary(t.summary_index.unwrap_or(0));
                 self.content_done(at, ItemKind::Reasoning, key, &t.text, out);
             }
             In::ReasoningTextDone(t) => {
-                let at = ItemRef::new(t.item_id.as_deref(), t.output_index);
+                let at = at(t.item_id.as_deref(), t.output_index);
                 let key = PartKey::ReasoningText(t.content_index.unwrap_or(0));
                 self.content_done(at, ItemKind::Reasoning, key, &t.text, out);
             }
             In::ContentPartDone(p) => {
-                let at = ItemRef::new(p.item_id.as_deref(), p.output_index);
+                let at = at(p.item_id.as_deref(), p.output_index);
                 let ci = p.content_index.unwrap_or(0);
                 let Some(part) = p.part.as_ref() else { return };
                 let (key, field) = match part.get("type").and_then(Value::as_str) {
@@ -368,7 +420,7 @@ impl StreamConverter {
                 }
             }
             In::ReasoningSummaryPartDone(p) => {
-                let at = ItemRef::new(p.item_id.as_deref(), p.output_index);
+                let at = at(p.item_id.as_deref(), p.output_index);
                 let key = PartKey::Summary(p.summary_index.unwrap_or(0));
                 let text = p
                     .part
@@ -380,29 +432,35 @@ impl StreamConverter {
                 }
             }
             In::FunctionCallArgumentsDelta(d) => {
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index)
-                    .with_call_id(d.call_id.as_deref());
+                let at =
+                    at(d.item_id.as_deref(), d.output_index).with_call_id(d.call_id.as_deref());
                 self.arguments_delta(at, ItemKind::FunctionCall, &d.delta, out);
             }
             In::CustomToolCallInputDelta(d) => {
-                let at = ItemRef::new(d.item_id.as_deref(), d.output_index)
-                    .with_call_id(d.call_id.as_deref());
+                let at =
+                    at(d.item_id.as_deref(), d.output_index).with_call_id(d.call_id.as_deref());
                 self.arguments_delta(at, ItemKind::CustomToolCall, &d.delta, out);
             }
             In::FunctionCallArgumentsDone(a) => {
                 self.ensure_started(out);
-                let at = ItemRef::new(a.item_id.as_deref(), a.output_index)
-                    .with_call_id(a.call_id.as_deref());
+                let at =
+                    at(a.item_id.as_deref(), a.output_index).with_call_id(a.call_id.as_deref());
                 let item = self.item_for(at, ItemKind::FunctionCall);
                 if let Some(name) = a.name.as_deref() {
                     self.set_name(item, name);
+                }
+                if self.items[item].name.is_empty() {
+                    // No name yet: the block cannot start. Keep the arguments until
+                    // `output_item.done` (or the terminal response) names the tool.
+                    self.items[item].pending_arguments = Some(a.arguments.clone());
+                    return;
                 }
                 self.finish_tool(item, Some(&a.arguments), out);
             }
             In::CustomToolCallInputDone(a) => {
                 self.ensure_started(out);
-                let at = ItemRef::new(a.item_id.as_deref(), a.output_index)
-                    .with_call_id(a.call_id.as_deref());
+                let at =
+                    at(a.item_id.as_deref(), a.output_index).with_call_id(a.call_id.as_deref());
                 let item = self.item_for(at, ItemKind::CustomToolCall);
                 self.finish_tool(item, Some(&a.input), out);
             }
@@ -448,11 +506,11 @@ impl StreamConverter {
             return;
         }
         self.started = true;
-        let id = self
-            .response_id
-            .as_deref()
-            .or(self.opts.message_id.as_deref())
-            .unwrap_or_default();
+        let id = match (self.response_id.as_deref(), &self.opts.message_id) {
+            (Some(resp), _) => message_id(resp),
+            (None, Some(id)) => id.clone(),
+            (None, None) => message_id(""),
+        };
         out.push(Out::MessageStart {
             message: anthropic::Message::new(id, self.opts.model.as_str()),
         });
@@ -460,70 +518,38 @@ impl StreamConverter {
 
     // ----- items -------------------------------------------------------------------------
 
-    /// Finds the item an event refers to: by id, then call id, then output index; an event
-    /// that names none of them refers to the latest item of its kind.
-    fn find_item(&self, at: ItemRef<'_>, kind: ItemKind) -> Option<usize> {
-        if let Some(id) = at.id
-            && let Some(i) = self
-                .items
-                .iter()
-                .position(|it| it.id.as_deref() == Some(id))
-        {
-            return Some(i);
-        }
-        if let Some(call_id) = at.call_id
-            && let Some(i) = self
-                .items
-                .iter()
-                .position(|it| it.kind == kind && it.call_id == call_id)
-        {
-            return Some(i);
-        }
-        if let Some(index) = at.output_index {
-            return self
-                .items
-                .iter()
-                .position(|it| it.output_index == Some(index) && it.kind == kind);
-        }
-        if at.id.is_none() && at.call_id.is_none() {
-            return self.items.iter().rposition(|it| it.kind == kind);
-        }
-        None
+    /// The item an event refers to (see [`ItemIndex::locate`]), created when new.
+    fn item_for(&mut self, at: ItemRef<'_>, kind: ItemKind) -> usize {
+        self.locate(at, kind, Seen::Content)
     }
 
-    fn item_for(&mut self, at: ItemRef<'_>, kind: ItemKind) -> usize {
-        if let Some(i) = self.find_item(at, kind) {
-            let item = &mut self.items[i];
-            if item.id.is_none() {
-                item.id = at.id.map(str::to_owned);
-            }
-            if item.output_index.is_none() {
-                item.output_index = at.output_index;
-            }
-            if item.call_id.is_empty()
-                && let Some(call_id) = at.call_id
-            {
-                item.call_id = call_id.to_owned();
-            }
-            return i;
+    fn locate(&mut self, mut at: ItemRef<'_>, kind: ItemKind, seen: Seen) -> usize {
+        if at.kind.is_none() {
+            at.kind = kind.type_name();
         }
-        self.items.push(Item {
-            kind,
-            id: at.id.map(str::to_owned),
-            output_index: at.output_index,
-            call_id: at.call_id.unwrap_or_default().to_owned(),
-            name: String::new(),
-            block: None,
-            parts: Vec::new(),
-            encrypted: None,
-            held: String::new(),
-            json_opened: false,
-            done: false,
-            bound: false,
-            status: None,
-            query: None,
-        });
-        self.items.len() - 1
+        let i = self.index.locate(at, seen);
+        if i == self.items.len() {
+            self.items.push(Item::new(kind, at));
+        }
+        let item = &mut self.items[i];
+        if item.id.is_none() {
+            item.id = at.id.map(str::to_owned);
+        }
+        if item.output_index.is_none() {
+            item.output_index = at.output_index;
+        }
+        if item.call_id.is_empty()
+            && let Some(call_id) = at.call_id
+        {
+            item.call_id = call_id.to_owned();
+        }
+        i
+    }
+
+    /// Marks item `i` complete (later content for it is ignored).
+    fn mark_done(&mut self, i: usize) {
+        self.items[i].done = true;
+        self.index.mark_done(i);
     }
 
     fn set_name(&mut self, item: usize, upstream_name: &str) {
@@ -545,33 +571,23 @@ impl StreamConverter {
         out: &mut Vec<Out>,
     ) {
         use responses::OutputItem as O;
-        let at = ItemRef::new(item.id(), output_index);
+        let at = ItemRef::item(item, output_index);
+        let i = self.locate(at, ItemKind::of(item), Seen::Added);
         match item {
-            O::Message(_) => {
-                self.item_for(at, ItemKind::Message);
-            }
-            O::Reasoning(r) => {
-                let i = self.item_for(at, ItemKind::Reasoning);
-                self.note_encrypted(i, r.encrypted_content.as_deref());
-            }
+            O::Reasoning(r) => self.note_encrypted(i, r.encrypted_content.as_deref()),
             O::FunctionCall(f) => {
-                let i = self.item_for(at.with_call_id(Some(&f.call_id)), ItemKind::FunctionCall);
                 self.set_call_id(i, &f.call_id);
                 self.set_name(i, &f.name);
                 self.tool_block(i);
                 self.advance(out);
             }
             O::CustomToolCall(c) => {
-                let i = self.item_for(at.with_call_id(Some(&c.call_id)), ItemKind::CustomToolCall);
                 self.set_call_id(i, &c.call_id);
                 self.set_name(i, &c.name);
                 self.tool_block(i);
                 self.advance(out);
             }
-            O::WebSearchCall(_) => {
-                self.item_for(at, ItemKind::WebSearch);
-            }
-            O::Unknown(_) => {}
+            O::Message(_) | O::WebSearchCall(_) | O::Unknown(_) => {}
         }
     }
 
@@ -581,28 +597,8 @@ impl StreamConverter {
         item: &responses::OutputItem,
         out: &mut Vec<Out>,
     ) {
-        let at = ItemRef::new(item.id(), output_index);
-        let Some(i) = self.item_for_output(at, item) else {
-            return;
-        };
+        let i = self.item_for(ItemRef::item(item, output_index), ItemKind::of(item));
         self.complete_item(i, item, out);
-    }
-
-    /// The item an output item (from `output_item.done` or the terminal response) is.
-    fn item_for_output(&mut self, at: ItemRef<'_>, item: &responses::OutputItem) -> Option<usize> {
-        use responses::OutputItem as O;
-        Some(match item {
-            O::Message(_) => self.item_for(at, ItemKind::Message),
-            O::Reasoning(_) => self.item_for(at, ItemKind::Reasoning),
-            O::FunctionCall(f) => {
-                self.item_for(at.with_call_id(Some(&f.call_id)), ItemKind::FunctionCall)
-            }
-            O::CustomToolCall(c) => {
-                self.item_for(at.with_call_id(Some(&c.call_id)), ItemKind::CustomToolCall)
-            }
-            O::WebSearchCall(_) => self.item_for(at, ItemKind::WebSearch),
-            O::Unknown(_) => return None,
-        })
     }
 
     /// Reconciles item `i` with its complete payload and ends it.
@@ -648,17 +644,34 @@ impl StreamConverter {
                 self.set_name(i, &c.name);
                 self.finish_tool(i, Some(&c.input), out);
             }
+            // Browsing steps of a search (`open_page`, `find_in_page`) are not searches.
+            O::WebSearchCall(w) if !w.is_search() => self.mark_done(i),
             O::WebSearchCall(w) => {
                 let it = &mut self.items[i];
                 if it.query.is_none() {
-                    it.query = w.query().map(str::to_owned);
+                    it.query = Some(w.search_query());
                 }
                 if it.status.is_none() {
                     it.status = w.status.clone();
                 }
                 self.finish_web_search(i, out);
             }
-            O::Unknown(_) => {}
+            O::Unknown(v) => {
+                if self.items[i].done {
+                    return;
+                }
+                self.mark_done(i);
+                if let Some(kind) = unexpressible(v) {
+                    let position = self.items[i].output_index.map_or(i, |p| p as usize);
+                    self.dropped.push(unexpressible_dropped(position, kind));
+                    self.unexpressed.push(kind.to_owned());
+                    // A text block like any other: it starts empty, the notice is its delta.
+                    let b = self.new_block(i, BlockKind::Text, None);
+                    self.push_content(b, &unexpressible_notice(kind), out);
+                    self.blocks[b].done = true;
+                    self.advance(out);
+                }
+            }
         }
     }
 
@@ -878,7 +891,7 @@ impl StreamConverter {
         if self.items[i].done {
             return;
         }
-        self.items[i].done = true;
+        self.mark_done(i);
         if let Some(b) = self.items[i].block {
             self.blocks[b].done = true;
         }
@@ -892,7 +905,7 @@ impl StreamConverter {
         if self.items[i].done {
             return;
         }
-        self.items[i].done = true;
+        self.mark_done(i);
         let enc = self.items[i].encrypted.clone();
         let open_thinking = self.items[i]
             .block
@@ -916,7 +929,8 @@ impl StreamConverter {
         if self.items[i].done {
             return;
         }
-        self.items[i].done = true;
+        self.mark_done(i);
+        self.searches += 1;
         let item = &self.items[i];
         let position = item.output_index.map_or(i, |p| p as usize);
         let id = server_tool_id(item.id.as_deref().unwrap_or_default(), position);
@@ -991,9 +1005,10 @@ impl StreamConverter {
         }
         let b = self.tool_block(i);
         let emitted = *self.part(i, PartKey::Arguments);
-        let full = full.filter(|f| !f.is_empty());
+        let pending = self.items[i].pending_arguments.take();
+        let full = full.filter(|f| !f.is_empty()).or(pending.as_deref());
+        self.mark_done(i);
         let item = &mut self.items[i];
-        item.done = true;
         let rest: Option<String> = match item.kind {
             // Read arguments are held back until complete (unless some went out before the
             // tool's name was known).
@@ -1050,11 +1065,22 @@ impl StreamConverter {
         };
         self.ensure_started(out);
 
-        for (position, item) in resp.output.iter().enumerate() {
-            let output_index = u32::try_from(position).ok();
-            let Some(i) = self.bind_terminal_item(item, output_index) else {
-                continue;
+        let pairs = self.index.match_terminal(&resp.output);
+        for (item, pair) in resp.output.iter().zip(pairs) {
+            let i = match pair {
+                Some(i) => i,
+                // An item the stream never sent: a new one, at the end.
+                None => {
+                    let kind = ItemKind::of(item);
+                    let at = ItemRef::item(item, None);
+                    let i = self.index.push(at);
+                    self.items.push(Item::new(kind, at));
+                    i
+                }
             };
+            if self.items[i].kind.is_tool() {
+                self.tool_block(i);
+            }
             self.complete_item(i, item, out);
         }
         // Whatever never completed ends now, in order.
@@ -1063,7 +1089,7 @@ impl StreamConverter {
                 ItemKind::FunctionCall | ItemKind::CustomToolCall => self.finish_tool(i, None, out),
                 ItemKind::Reasoning => self.finish_reasoning(i, out),
                 ItemKind::Message => self.finish_plain(i, out),
-                ItemKind::WebSearch => {}
+                ItemKind::WebSearch | ItemKind::Other => {}
             }
         }
         for block in &mut self.blocks[self.head..] {
@@ -1071,6 +1097,17 @@ impl StreamConverter {
         }
         self.advance(out);
 
+        // Nothing but notices: the answer is lost, which is an error, never an empty turn.
+        if !self.dropped.is_empty()
+            && self.blocks.len() == self.dropped.len()
+            && fixed_stop.is_none()
+        {
+            let kinds: Vec<&str> = self.unexpressed.iter().map(String::as_str).collect();
+            let failure = only_unexpressible(&kinds);
+            self.fail(failure, out);
+            return;
+        }
+        self.usage.server_tool_use = server_tool_use(self.searches);
         let stop_reason = fixed_stop.unwrap_or(if self.has_tool_use {
             anthropic::StopReason::ToolUse
         } else if self.refusal {
@@ -1087,82 +1124,6 @@ impl StreamConverter {
         });
         out.push(Out::MessageStop);
         self.finished = true;
-    }
-
-    /// Matches an item of the terminal response to a streamed item: by id, call id or
-    /// position, else to the first streamed item of its kind that named neither; creates
-    /// one when none matches.
-    fn bind_terminal_item(
-        &mut self,
-        item: &responses::OutputItem,
-        output_index: Option<u32>,
-    ) -> Option<usize> {
-        use responses::OutputItem as O;
-        let (kind, call) = match item {
-            O::Message(_) => (ItemKind::Message, None),
-            O::Reasoning(_) => (ItemKind::Reasoning, None),
-            O::FunctionCall(f) => (ItemKind::FunctionCall, Some(f.call_id.as_str())),
-            O::CustomToolCall(c) => (ItemKind::CustomToolCall, Some(c.call_id.as_str())),
-            O::WebSearchCall(_) => (ItemKind::WebSearch, None),
-            O::Unknown(_) => return None,
-        };
-        let id = item.id();
-        let call = call.filter(|c| !c.is_empty());
-        let unbound = |it: &Item| !it.bound && it.kind == kind;
-        let found = id
-            .and_then(|id| {
-                self.items
-                    .iter()
-                    .position(|it| unbound(it) && it.id.as_deref() == Some(id))
-            })
-            .or_else(|| {
-                call.and_then(|c| {
-                    self.items
-                        .iter()
-                        .position(|it| unbound(it) && it.call_id == c)
-                })
-            })
-            .or_else(|| {
-                self.items.iter().position(|it| {
-                    unbound(it)
-                        && it.output_index == output_index
-                        && (id.is_none() || it.id.is_none())
-                })
-            })
-            .or_else(|| {
-                self.items
-                    .iter()
-                    .position(|it| unbound(it) && it.id.is_none() && it.output_index.is_none())
-            });
-        let i = match found {
-            Some(i) => i,
-            None => {
-                let at = ItemRef::new(id, output_index).with_call_id(call);
-                // A fresh item: do not let `item_for` match an existing one by position.
-                self.items.push(Item {
-                    kind,
-                    id: at.id.map(str::to_owned),
-                    output_index,
-                    call_id: at.call_id.unwrap_or_default().to_owned(),
-                    name: String::new(),
-                    block: None,
-                    parts: Vec::new(),
-                    encrypted: None,
-                    held: String::new(),
-                    json_opened: false,
-                    done: false,
-                    bound: false,
-                    status: None,
-                    query: None,
-                });
-                self.items.len() - 1
-            }
-        };
-        self.items[i].bound = true;
-        if kind.is_tool() {
-            self.tool_block(i);
-        }
-        Some(i)
     }
 }
 

@@ -458,6 +458,35 @@ impl WebSearchCallItem {
     pub fn query(&self) -> Option<&str> {
         self.action.as_ref()?.get("query")?.as_str()
     }
+
+    /// Whether the item is a search: an action of type `search`, or no action type at all.
+    /// `open_page` and `find_in_page` are browsing steps of a search, not searches.
+    pub fn is_search(&self) -> bool {
+        match self.action.as_ref().and_then(|a| a.get("type")) {
+            None => true,
+            Some(t) => t.as_str() == Some("search"),
+        }
+    }
+
+    /// The search query: `query`, else the `queries` of the action joined with ` | `
+    /// (newer models send several at once), else empty.
+    pub fn search_query(&self) -> String {
+        if let Some(q) = self.query().filter(|q| !q.is_empty()) {
+            return q.to_owned();
+        }
+        let queries = self
+            .action
+            .as_ref()
+            .and_then(|a| a.get("queries"))
+            .and_then(Value::as_array);
+        queries
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|q| !q.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
 }
 
 /// Token usage of a response.

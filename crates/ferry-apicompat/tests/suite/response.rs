@@ -71,7 +71,7 @@ fn b01_message_shape_is_exact() {
     let (m, dropped) = convert(&parse(&upstream("b01_text.json"))).unwrap();
     assert_eq!(
         serde_json::to_string(&m).unwrap(),
-        r#"{"id":"resp_68a1b2c3d4e5f6","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","text":"Hello!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1200,"output_tokens":85,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}"#
+        r#"{"id":"msg_68a1b2c3d4e5f6","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","text":"Hello!"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1200,"output_tokens":85,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}"#
     );
     assert!(dropped.is_empty());
 }
@@ -162,13 +162,18 @@ fn b06_web_search_pairs() {
 }
 
 #[test]
-fn b07_unknown_items_are_dropped_and_reported() {
+fn b07_an_unexpressible_item_becomes_a_notice_and_is_reported() {
+    // A `local_shell_call` is a call the client would have to run: it cannot vanish.
     let (m, dropped) = message("b07_unknown_item.json");
     assert_eq!(
         m["content"],
-        json!([{"type": "text", "text": "After an unknown item."}])
+        json!([
+            {"type": "text", "text": "[ferry: the upstream answered with a `local_shell_call` item, which the Anthropic Messages API cannot express; it was dropped]"},
+            {"type": "text", "text": "After an unknown item."},
+        ])
     );
-    assert_eq!(dropped[0]["kind"], "unknown_output_item");
+    assert_eq!(dropped[0]["kind"], "unexpressible_output_item");
+    assert_eq!(dropped[0]["path"], "output[0]");
 }
 
 #[test]

@@ -162,7 +162,7 @@ fn s01_plain_text() {
     assert_eq!(
         m,
         json!({
-            "id": "resp_68a1b2c3d4e5f6",
+            "id": "msg_68a1b2c3d4e5f6",
             "model": "claude-opus-4-8",
             "content": [{"type": "text", "text": "Hello! How can I help you today?"}],
             "stop_reason": "end_turn",

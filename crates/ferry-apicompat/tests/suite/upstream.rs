@@ -189,6 +189,14 @@ pub(super) struct TUsage {
     pub(super) output_tokens: u64,
     pub(super) cache_creation_input_tokens: u64,
     pub(super) cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub(super) server_tool_use: Option<TServerToolUse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TServerToolUse {
+    pub(super) web_search_requests: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +298,7 @@ pub(super) fn check_structure(events: &[TEvent], tool_json: bool) -> Result<(), 
                 output_tokens: 0,
                 cache_creation_input_tokens: 0,
                 cache_read_input_tokens: 0,
+                server_tool_use: None,
             };
             if message.usage != zero {
                 return Err("message_start: usage must be zeros".into());

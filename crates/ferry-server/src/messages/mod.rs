@@ -927,6 +927,12 @@ fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> Attempt {
     }
 }
 
+/// The message id a client sees for request `request_id` (`req_x` → `msg_x`), streamed or
+/// not.
+fn client_message_id(request_id: &str) -> String {
+    format!("msg_{}", request_id.trim_start_matches("req_"))
+}
+
 /// Streaming client: convert until the first content block (or a keep-alive, or the end),
 /// then commit the 200 and hand the rest to [`MessageStream`].
 async fn respond_stream(
@@ -937,7 +943,7 @@ async fn respond_stream(
     same_account_retries: u32,
 ) -> Attempt {
     let opts = convert::stream::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
-        .with_message_id(format!("msg_{}", ctx.request_id.trim_start_matches("req_")));
+        .with_message_id(client_message_id(&ctx.request_id));
     let mut conv = convert::stream::StreamConverter::new(opts);
     let mut evs = Vec::new();
     let mut prelude = Vec::new();
@@ -1191,6 +1197,9 @@ async fn answer_json(
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
+    // The client sees a `msg_…` id (as a stream's `message_start` does); the session binds
+    // the upstream's own response id, which continuation needs.
+    let upstream_id = answer.as_ref().ok().map(|r| r.id.clone());
     let converted = match answer {
         Err(e) => Err((
             UpstreamFailure::from_error(FailureKind::ErrorEvent, &e),
@@ -1202,7 +1211,8 @@ async fn answer_json(
                 .as_ref()
                 .is_some_and(|u| convert::response::checked_usage(u).1);
             let opts =
-                convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone());
+                convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
+                    .with_message_id(client_message_id(&ctx.request_id));
             convert::response::convert(&resp, &opts).map_err(|f| {
                 let usage = resp
                     .usage
@@ -1215,12 +1225,15 @@ async fn answer_json(
     };
     match converted {
         Ok(message) => {
+            for d in &message.dropped {
+                ctx.state.metrics.response_dropped_total.inc([d.kind]);
+            }
             let msg = message.value;
             if let Some(t) = finisher.thread.as_mut() {
                 t.set_reply(&msg);
             }
             let usage = msg.usage;
-            let response_id = Some(msg.id.clone());
+            let response_id = upstream_id.filter(|id| !id.is_empty());
             let body = serde_json::to_vec(&msg).unwrap_or_default();
             let mut resp = json_bytes_response(StatusCode::OK, body);
             let h = resp.headers_mut();

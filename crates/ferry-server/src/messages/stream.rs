@@ -120,6 +120,9 @@ impl Live {
             .metrics
             .unknown_events_total
             .inc_by([], source.unknown_events);
+        for d in conv.dropped() {
+            state.metrics.response_dropped_total.inc([d.kind]);
+        }
         let first = source.first_event_at;
         drop(source);
         let mut finisher = finisher;

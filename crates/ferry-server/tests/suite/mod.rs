@@ -11,6 +11,7 @@ mod http;
 mod lite;
 mod models;
 mod oauth;
+mod output_items;
 mod reliability;
 mod replay;
 mod replay_agents;

@@ -903,7 +903,8 @@ async fn upstream_json_answer_for_a_json_client_is_converted() {
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["content"], json!([{"type": "text", "text": "whole"}]));
-    assert_eq!(body["id"], json!("resp_j"));
+    // A `msg_…` id made from the upstream's, as a stream's `message_start` has.
+    assert_eq!(body["id"], json!("msg_j"));
 }
 
 // ---------------------------------------------------------------------------------------

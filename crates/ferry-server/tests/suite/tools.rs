@@ -167,7 +167,7 @@ async fn answers_tool_calls_as_json() {
     assert_eq!(
         body,
         json!({
-            "id": "resp_j", "type": "message", "role": "assistant", "model": "claude-opus-4-8",
+            "id": "msg_j", "type": "message", "role": "assistant", "model": "claude-opus-4-8",
             "content": [
                 {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}},
                 {"type": "tool_use", "id": "call_2", "name": "Read", "input": {"file_path": "/etc/hosts"}}

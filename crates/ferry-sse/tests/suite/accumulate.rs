@@ -166,7 +166,7 @@ fn a_complete_terminal_output_comes_back_unchanged() {
 }
 
 #[test]
-fn an_anonymous_streamed_item_is_not_added_next_to_a_complete_output() {
+fn anonymous_streamed_items_are_not_added_next_to_a_complete_output() {
     // A relay that sends neither item ids nor output indexes.
     let acc = accumulate(&[
         json!({"type":"response.reasoning_summary_text.delta","delta":"thought"}),
@@ -177,11 +177,15 @@ fn an_anonymous_streamed_item_is_not_added_next_to_a_complete_output() {
         {"type":"message","id":"msg_1","content":[{"type":"output_text","text":"answer","annotations":[]}]}
     ]}));
     assert_eq!(acc.supplement(full.clone()), full);
-    // With an empty output, it is all there is.
+    // With an empty output, they are all there is: two items (the reasoning is not lost
+    // into the message).
     let rebuilt = acc.supplement(response(json!({"output":[]})));
     assert_eq!(
         output_json(&rebuilt),
-        json!([{"type":"message","id":"","role":"assistant","status":"completed","content":[
+        json!([
+            {"type":"reasoning","id":"","status":"completed","summary":[
+                {"type":"summary_text","text":"thought"}]},
+            {"type":"message","id":"","role":"assistant","status":"completed","content":[
             {"type":"output_text","text":"answer","annotations":[]}]}])
     );
 }
@@ -245,15 +249,24 @@ fn upstream_fixtures_rebuild_their_output() {
         insta::with_settings!({ snapshot_path => "../snapshots", snapshot_suffix => name, omit_expression => true }, {
             insta::assert_json_snapshot!(rebuilt.output);
         });
-        // Supplementing the full terminal keeps every item it had, in its order.
+        // Supplementing the full terminal keeps every item it had, in its order (an item
+        // without an id may get the streamed item's id).
         let supplemented = acc.supplement(full.clone());
-        let ids = |r: &responses::Response| -> Vec<Option<String>> {
-            r.output.iter().map(|i| i.id().map(str::to_owned)).collect()
+        let ids = |r: &responses::Response| -> Vec<String> {
+            r.output
+                .iter()
+                .filter_map(|i| i.id().map(str::to_owned))
+                .collect()
         };
         let kept: Vec<_> = ids(&supplemented)
             .into_iter()
             .filter(|id| ids(&full).contains(id))
             .collect();
         assert_eq!(kept, ids(&full), "{}", fixture.name);
+        assert!(
+            supplemented.output.len() >= full.output.len(),
+            "{}",
+            fixture.name
+        );
     }
 }

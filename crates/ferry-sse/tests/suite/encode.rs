@@ -77,6 +77,7 @@ fn sample_events() -> Vec<StreamEvent> {
                 output_tokens: 5,
                 cache_creation_input_tokens: 0,
                 cache_read_input_tokens: 4,
+                server_tool_use: None,
             },
         },
         StreamEvent::MessageStop,

@@ -5,6 +5,7 @@ mod malformed;
 mod parser;
 mod pipeline;
 mod props;
+mod recorded;
 mod splits;
 #[expect(
     clippy::unwrap_used,
