@@ -116,7 +116,8 @@ pub use crate::{
         usage_limit_reset,
     },
     tier::{
-        FAST_MODE_BETA, apply_service_tier_policy, has_beta_token, headers_have_beta_token,
-        normalize_service_tier, resolve_service_tier,
+        FAST_MODE_BETA, adapt_service_tier_for_codex, apply_service_tier_policy,
+        codex_service_tier, has_beta_token, headers_have_beta_token, normalize_service_tier,
+        resolve_service_tier,
     },
 };

@@ -37,6 +37,37 @@ pub fn normalize_service_tier(tier: &str) -> Option<&'static str> {
     }
 }
 
+/// The `service_tier` the ChatGPT Codex backend takes for a canonical tier, after the
+/// account's policy: it knows fast mode only as `priority` (raw `fast` is refused with
+/// `Unsupported service_tier: fast`, so [`normalize_service_tier`] already renamed it) and
+/// takes `default`; `auto`, `flex` and `scale` are refused, so they are left out (the
+/// request runs on the standard tier, as without the field). The OpenAI API takes every
+/// canonical tier as it is. `None`: send no `service_tier`.
+pub fn codex_service_tier(tier: &str) -> Option<&'static str> {
+    match normalize_service_tier(tier)? {
+        "priority" => Some("priority"),
+        "default" => Some("default"),
+        _ => None,
+    }
+}
+
+/// Rewrites an OAuth (Codex backend) body's `service_tier` with [`codex_service_tier`],
+/// after [`apply_service_tier_policy`]; returns the tier left in the body. An unrecognised
+/// tier is removed too: the backend refuses anything it does not know.
+pub fn adapt_service_tier_for_codex(body: &mut Map<String, Value>) -> Option<String> {
+    let requested = body.get("service_tier").and_then(Value::as_str)?;
+    match codex_service_tier(requested) {
+        Some(t) => {
+            body.insert("service_tier".into(), Value::String(t.to_owned()));
+            Some(t.to_owned())
+        }
+        None => {
+            body.remove("service_tier");
+            None
+        }
+    }
+}
+
 /// Applies an account's policy to the upstream body's `service_tier` and returns the tier that
 /// will be sent (for the result and billing).
 ///
@@ -94,5 +125,31 @@ pub fn resolve_service_tier(
         }),
         ServiceTierPolicy::Filter if !standard => Ok(None),
         _ => Ok(Some(tier.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_codex_backend_gets_priority_and_default_only() {
+        assert_eq!(codex_service_tier("fast"), Some("priority"));
+        assert_eq!(codex_service_tier("Priority"), Some("priority"));
+        assert_eq!(codex_service_tier("standard"), Some("default"));
+        for dropped in ["auto", "flex", "scale", "turbo", ""] {
+            assert_eq!(codex_service_tier(dropped), None, "{dropped}");
+        }
+        let mut body = json!({"service_tier": "flex"}).as_object().unwrap().clone();
+        assert_eq!(adapt_service_tier_for_codex(&mut body), None);
+        assert!(body.get("service_tier").is_none());
+        let mut body = json!({"service_tier": "fast"}).as_object().unwrap().clone();
+        assert_eq!(
+            adapt_service_tier_for_codex(&mut body).as_deref(),
+            Some("priority")
+        );
+        assert_eq!(body["service_tier"], json!("priority"));
     }
 }

@@ -477,6 +477,8 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         }
         ferry_accounts::apply_service_tier_policy(policy, &mut map, &upstream_model)
             .map_err(blocked)?;
+        // The Codex backend names fast mode `priority` and refuses `auto`/`flex`/`scale`.
+        ferry_accounts::adapt_service_tier_for_codex(&mut map);
         let tier = map
             .get("service_tier")
             .and_then(Value::as_str)

@@ -37,6 +37,11 @@ fn backend_refusal(r: &CapturedRequest) -> Option<String> {
         ));
     }
     let b = &r.body;
+    if let Some(tier) = b.get("service_tier").and_then(Value::as_str)
+        && !matches!(tier, "priority" | "default")
+    {
+        return Some(format!("Unsupported service_tier: {tier}"));
+    }
     let model = b["model"].as_str().unwrap_or("");
     let lite_header = r.header("x-openai-internal-codex-responses-lite") == Some("true");
     let lite_model = LITE_MODELS.contains(&model) || model.starts_with("gpt-6");
@@ -279,5 +284,58 @@ async fn web_search_under_lite_is_a_clear_error_before_the_backend() {
     assert_eq!(
         mock.requests()[0].body["tools"][0]["type"],
         json!("web_search")
+    );
+}
+
+#[tokio::test]
+async fn fast_mode_on_the_codex_backend_is_priority_within_the_account_policy() {
+    let mut got = Vec::new();
+    for policy in [
+        ferry_accounts::ServiceTierPolicy::Pass,
+        ferry_accounts::ServiceTierPolicy::Filter,
+        ferry_accounts::ServiceTierPolicy::Block,
+    ] {
+        for (model, speed) in [("claude-opus-4-8", true), ("claude-opus-4-8-fast", false)] {
+            let (upstream, mock) = codex_backend().await;
+            let mut account = oauth(&upstream.uri(), "gpt-5.5");
+            account.service_tier_policy = policy;
+            let server = server_for(account, &upstream.uri()).await;
+            let mut body = request("hi", false);
+            body["model"] = json!(model);
+            if speed {
+                body["speed"] = json!("fast");
+            }
+            let req = server
+                .post("/v1/messages")
+                .header("content-type", "application/json")
+                .header("anthropic-beta", "fast-mode-2026-02-01");
+            let resp = req
+                .body(serde_json::to_vec(&body).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.bytes().await.unwrap();
+            let sent = mock
+                .requests()
+                .first()
+                .map(|r| r.body.get("service_tier").cloned());
+            got.push((status, sent));
+        }
+    }
+    let priority = Some(Some(json!("priority")));
+    assert_eq!(
+        got,
+        vec![
+            // pass: the backend's name for fast mode, accepted (never `fast`).
+            (200, priority.clone()),
+            (200, priority),
+            // filter: the field is removed, the request runs on the standard tier.
+            (200, Some(None)),
+            (200, Some(None)),
+            // block: refused before the backend.
+            (403, None),
+            (403, None),
+        ]
     );
 }
