@@ -5,6 +5,7 @@ mod failure;
 mod items;
 pub mod request;
 pub mod response;
+mod stop;
 pub mod stream;
 mod tool_names;
 

@@ -821,13 +821,8 @@ impl Cx {
         if req.top_k.is_some() {
             self.drop("top_k", "top_k", "the Responses API has no top_k");
         }
-        if req.stop_sequences.as_ref().is_some_and(|s| !s.is_empty()) {
-            self.drop(
-                "stop_sequences",
-                "stop_sequences",
-                "the Responses API has no stop sequences",
-            );
-        }
+        // `stop_sequences` are not sent (the Responses API has none): the response
+        // converters emulate them (`stream::Options::with_stop_sequences`).
         if req.service_tier.as_deref().is_some_and(|t| t != "auto") {
             self.drop(
                 "service_tier",

@@ -13,6 +13,9 @@ pub struct Options {
     pub model: String,
     /// The tool-name mapping of the request, to give tools back their client names.
     pub tool_names: ToolNames,
+    /// The request's `stop_sequences`: the text is cut at the first one (emulated; the
+    /// Responses API has none).
+    pub stop_sequences: Vec<String>,
     /// The message id to report when the upstream response has no id; normally it is made
     /// from the upstream response id (see [`message_id`]).
     pub message_id: Option<String>,
@@ -24,8 +27,15 @@ impl Options {
         Self {
             model: model.into(),
             tool_names,
+            stop_sequences: Vec::new(),
             message_id: None,
         }
+    }
+
+    /// Sets the stop sequences to emulate (empty ones are ignored).
+    pub fn with_stop_sequences(mut self, stops: impl IntoIterator<Item = String>) -> Self {
+        self.stop_sequences = stops.into_iter().filter(|s| !s.is_empty()).collect();
+        self
     }
 
     /// Sets the fallback message id (see [`Options::message_id`]).
@@ -173,10 +183,16 @@ pub fn convert(
     if !unexpressed.is_empty() && content.len() == unexpressed.len() && fixed_stop.is_none() {
         return Err(only_unexpressible(&unexpressed));
     }
+    // Emulated stop sequences: the text ends before the first one, nothing after it.
+    let stop_sequence = super::stop::cut(&mut content, &opts.stop_sequences);
     if content.is_empty() {
         content.push(anthropic::ContentBlock::text(""));
     }
 
+    let fixed_stop = match stop_sequence {
+        Some(_) => Some(anthropic::StopReason::StopSequence),
+        None => fixed_stop,
+    };
     let stop_reason = fixed_stop.unwrap_or(if tool_use {
         anthropic::StopReason::ToolUse
     } else if refusal {
@@ -192,6 +208,7 @@ pub fn convert(
     let mut message = anthropic::Message::new(id, opts.model.clone());
     message.content = content;
     message.stop_reason = Some(stop_reason);
+    message.stop_sequence = stop_sequence;
     message.usage = resp.usage.as_ref().map(usage).unwrap_or_default();
     message.usage.server_tool_use = server_tool_use(searches);
     Ok(Converted::new(message, dropped))

@@ -31,7 +31,7 @@ use crate::convert::response::{
     only_unexpressible, read_arguments, server_tool_id, server_tool_use, unexpressible,
     unexpressible_dropped, unexpressible_notice, web_search_result,
 };
-use crate::convert::{FailureKind, ItemIndex, ItemRef, Seen, ToolNames, UpstreamFailure};
+use crate::convert::{FailureKind, ItemIndex, ItemRef, Seen, ToolNames, UpstreamFailure, stop};
 use crate::responses::{self, StreamEvent as In};
 
 /// Options of a [`StreamConverter`].
@@ -42,6 +42,9 @@ pub struct Options {
     pub model: String,
     /// The tool-name mapping of the request, to give tools back their client names.
     pub tool_names: ToolNames,
+    /// The request's `stop_sequences`: the text is cut at the first one (the Responses API
+    /// has none, so ferry emulates them; see [`super::stop`]).
+    pub stop_sequences: Vec<String>,
     /// The message id `message_start` reports when it has to be sent before the upstream
     /// named its response; normally the id is made from the upstream response id
     /// ([`message_id`](crate::convert::response::message_id)).
@@ -54,8 +57,15 @@ impl Options {
         Self {
             model: model.into(),
             tool_names,
+            stop_sequences: Vec::new(),
             message_id: None,
         }
+    }
+
+    /// Sets the stop sequences to emulate (empty ones are ignored).
+    pub fn with_stop_sequences(mut self, stops: impl IntoIterator<Item = String>) -> Self {
+        self.stop_sequences = stops.into_iter().filter(|s| !s.is_empty()).collect();
+        self
     }
 
     /// Sets the fallback message id (see [`Options::message_id`]).
@@ -89,6 +99,8 @@ pub struct StreamConverter {
     unexpressed: Vec<String>,
     /// Web searches shown (`usage.server_tool_use.web_search_requests`).
     searches: u32,
+    /// The stop sequence the text was cut at, and the block it was found in.
+    stopped: Option<(String, usize)>,
 
     blocks: Vec<Block>,
     /// The first block that is not closed.
@@ -219,6 +231,8 @@ struct Block {
     index: u32,
     /// Content waiting for the block to become the head.
     buffer: String,
+    /// Text held back because it may be the start of a stop sequence.
+    held: String,
     signature: Option<String>,
     /// The complete start payload of a [`BlockKind::Fixed`] or server-tool block.
     payload: Option<ContentBlock>,
@@ -281,6 +295,7 @@ impl StreamConverter {
             dropped: Vec::new(),
             unexpressed: Vec::new(),
             searches: 0,
+            stopped: None,
 
             blocks: Vec::new(),
             head: 0,
@@ -334,6 +349,10 @@ impl StreamConverter {
     /// Converts one upstream event, pushing the resulting Anthropic events into `out`.
     pub fn on_event(&mut self, ev: &In, out: &mut Vec<Out>) {
         if self.finished {
+            return;
+        }
+        // After a stop sequence the model has stopped: only the end of the stream counts.
+        if self.stopped.is_some() && !ev.is_terminal() {
             return;
         }
         match ev {
@@ -758,7 +777,11 @@ impl StreamConverter {
         if separator {
             self.push_content(b, SUMMARY_SEPARATOR, out);
         }
-        self.push_content(b, text, out);
+        if block_kind == BlockKind::Text {
+            self.push_text(b, text, out);
+        } else {
+            self.push_content(b, text, out);
+        }
         self.advance(out);
     }
 
@@ -783,6 +806,7 @@ impl StreamConverter {
             done: matches!(kind, BlockKind::Fixed),
             index: 0,
             buffer: String::new(),
+            held: String::new(),
             signature: None,
             payload,
         });
@@ -804,6 +828,33 @@ impl StreamConverter {
             });
         } else {
             block.buffer.push_str(text);
+        }
+    }
+
+    /// Sends message text, cut at the first stop sequence: text that may be the start of
+    /// one is held back until the next text shows it is not (or the block ends).
+    fn push_text(&mut self, b: usize, text: &str, out: &mut Vec<Out>) {
+        if self.opts.stop_sequences.is_empty() {
+            self.push_content(b, text, out);
+            return;
+        }
+        if self.stopped.is_some() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.blocks[b].held);
+        pending.push_str(text);
+        match stop::find(&pending, &self.opts.stop_sequences) {
+            Some((at, seq)) => {
+                pending.truncate(at);
+                self.stopped = Some((seq.to_owned(), b));
+                self.push_content(b, &pending, out);
+            }
+            None => {
+                let keep = stop::possible_start(&pending, &self.opts.stop_sequences);
+                let held = pending.split_off(pending.len() - keep);
+                self.push_content(b, &pending, out);
+                self.blocks[b].held = held;
+            }
         }
     }
 
@@ -830,6 +881,12 @@ impl StreamConverter {
             }
             if !block.done {
                 return;
+            }
+            if !block.held.is_empty() {
+                out.push(Out::ContentBlockDelta {
+                    index: block.index,
+                    delta: delta(block.kind, std::mem::take(&mut block.held)),
+                });
             }
             if let Some(signature) = block.signature.take() {
                 out.push(Out::ContentBlockDelta {
@@ -1065,7 +1122,15 @@ impl StreamConverter {
         };
         self.ensure_started(out);
 
-        let pairs = self.index.match_terminal(&resp.output);
+        if let Some((_, b)) = &self.stopped {
+            // Nothing after the stop sequence reaches the client.
+            self.blocks.truncate(b + 1);
+        }
+        let pairs = if self.stopped.is_some() {
+            Vec::new()
+        } else {
+            self.index.match_terminal(&resp.output)
+        };
         for (item, pair) in resp.output.iter().zip(pairs) {
             let i = match pair {
                 Some(i) => i,
@@ -1084,7 +1149,12 @@ impl StreamConverter {
             self.complete_item(i, item, out);
         }
         // Whatever never completed ends now, in order.
-        for i in 0..self.items.len() {
+        let pending = if self.stopped.is_some() {
+            0
+        } else {
+            self.items.len()
+        };
+        for i in 0..pending {
             match self.items[i].kind {
                 ItemKind::FunctionCall | ItemKind::CustomToolCall => self.finish_tool(i, None, out),
                 ItemKind::Reasoning => self.finish_reasoning(i, out),
@@ -1108,6 +1178,11 @@ impl StreamConverter {
             return;
         }
         self.usage.server_tool_use = server_tool_use(self.searches);
+        let stop_sequence = self.stopped.as_ref().map(|(seq, _)| seq.clone());
+        let fixed_stop = match stop_sequence {
+            Some(_) => Some(anthropic::StopReason::StopSequence),
+            None => fixed_stop,
+        };
         let stop_reason = fixed_stop.unwrap_or(if self.has_tool_use {
             anthropic::StopReason::ToolUse
         } else if self.refusal {
@@ -1118,7 +1193,7 @@ impl StreamConverter {
         out.push(Out::MessageDelta {
             delta: anthropic::MessageDelta {
                 stop_reason: Some(stop_reason),
-                stop_sequence: None,
+                stop_sequence,
             },
             usage: self.usage,
         });

@@ -945,7 +945,8 @@ async fn respond_stream(
     same_account_retries: u32,
 ) -> Attempt {
     let opts = convert::stream::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
-        .with_message_id(client_message_id(&ctx.request_id));
+        .with_message_id(client_message_id(&ctx.request_id))
+        .with_stop_sequences(ctx.req.stop_sequences.clone().unwrap_or_default());
     let mut conv = convert::stream::StreamConverter::new(opts);
     let mut evs = Vec::new();
     let mut prelude = Vec::new();
@@ -1214,7 +1215,8 @@ async fn answer_json(
                 .is_some_and(|u| convert::response::checked_usage(u).1);
             let opts =
                 convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
-                    .with_message_id(client_message_id(&ctx.request_id));
+                    .with_message_id(client_message_id(&ctx.request_id))
+                    .with_stop_sequences(ctx.req.stop_sequences.clone().unwrap_or_default());
             convert::response::convert(&resp, &opts).map_err(|f| {
                 let usage = resp
                     .usage

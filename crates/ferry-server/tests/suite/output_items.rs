@@ -94,3 +94,55 @@ async fn a_stream_names_a_dropped_item_and_counts_it() {
     assert_eq!(names(&events).last(), Some(&"message_stop"));
     assert_eq!(server.metric(DROPPED).await, 1.0);
 }
+
+fn with_stops(mut req: Value) -> Value {
+    req["stop_sequences"] = json!(["</answer>"]);
+    req
+}
+
+#[tokio::test]
+async fn stop_sequences_cut_a_stream_across_deltas() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(vec![
+            ev_created("resp_st"),
+            ev_message_added(0, "msg_1"),
+            ev_text_delta(0, "msg_1", "42.</ans"),
+            ev_text_delta(0, "msg_1", "wer> more"),
+            ev_completed("resp_st", Usage::new(3, 2)),
+        ]),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let text = server
+        .messages(&with_stops(request("hi", true)))
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    let events = parse_sse(&text);
+    assert_eq!(streamed_text(&events), "42.");
+    assert!(
+        text.contains(r#""stop_reason":"stop_sequence","stop_sequence":"</answer>""#),
+        "{text}"
+    );
+    // Not sent upstream (the Responses API has no stop sequences).
+    let sent = mock.single_request();
+    assert!(sent.body.get("stop").is_none() && sent.body.get("stop_sequences").is_none());
+}
+
+#[tokio::test]
+async fn stop_sequences_cut_a_json_answer() {
+    let upstream = json_upstream(body(&[message_item(
+        "msg_1",
+        "42.</answer> more",
+        "completed",
+    )]))
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let body = json_body(server.messages(&with_stops(request("hi", false))).await).await;
+    assert_eq!(body["content"], json!([{"type": "text", "text": "42."}]));
+    assert_eq!(body["stop_reason"], "stop_sequence");
+    assert_eq!(body["stop_sequence"], "</answer>");
+}
