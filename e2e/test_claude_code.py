@@ -324,6 +324,42 @@ def test_cut_upstream_stream_surfaces():
 # -----------------------------------------------------------------------------------------
 
 
+SUBAGENT_ARGS = json.dumps(
+    {
+        "description": "Say hi",
+        "prompt": "say hi from the subagent",
+        "subagent_type": "general-purpose",
+        "run_in_background": False,
+    },
+    separators=(",", ":"),
+)
+
+
+def test_agent_tool_spawns_a_subagent():
+    # The scripted upstream asks for Claude Code's Agent tool; Claude Code spawns a real
+    # subagent offline, whose own requests (its prompt has no directive) get text replies.
+    run = claude(
+        f"delegate this: [[tool:Agent:{SUBAGENT_ARGS}]]",
+        "--dangerously-skip-permissions",
+        expect_requests=3,
+    )
+    assert_success(run)
+    stats = run.json.get("subagent_stats") or {}
+    assert stats.get("spawned") == 1 and stats.get("completed") == 1, run
+    assert stats.get("failed") == 0, run
+    assert (stats.get("by_type") or {}).get("general-purpose") == 1, run
+    # The parent's Agent call, the subagent's turn, and the parent's next turn at least.
+    assert len(run.records) >= 3, run
+    for record in run.records:
+        assert record["status"] == 200, (record, run)
+        assert record["stream"] is True, (record, run)
+    # One session: the subagent shares the parent's prompt cache key (ferry keeps one key
+    # per session), so every request carries the same upstream session.
+    sessions = {r.get("session") for r in run.records}
+    assert len(sessions) == 1 and None not in sessions, run
+    assert all(r["prompt_cache_key_source"] == "metadata" for r in run.records), run
+
+
 def main():
     print(f"e2e claude code ({SCENARIO}) against {BASE_URL}")
     if not CLAUDE or not LOG:

@@ -39,7 +39,8 @@
 //!   prompt saying "use/call/run/invoke \[the\] NAME" for a declared tool NAME calls the first
 //!   such tool. Arguments are plausible for the tool's JSON schema: required properties (or
 //!   the first one), with ARG as the first string property, and streamed as
-//!   `function_call_arguments.delta`s. Status `completed`, no text.
+//!   `function_call_arguments.delta`s; an ARG that is a JSON object (`[[tool:Agent:{…}]]`)
+//!   is the arguments exactly. Status `completed`, no text.
 //! - **After a tool**: when the last input item is a `function_call_output`, the reply is text
 //!   that quotes the output (`The tool returned: …`), never another call.
 //! - **JSON mode**: `text.format.type` `json_object` gives `{"answer": "…"}`; `json_schema`
@@ -780,9 +781,17 @@ impl Plan {
         } else {
             for (tool, arg) in calls {
                 let mut arg = arg;
-                let args = match tool.parameters {
-                    Some(schema) => plausible(schema, &mut arg, 0),
-                    None => json!({}),
+                // `[[tool:NAME:{…}]]`: the arguments exactly as written.
+                let literal = arg
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|a| a.starts_with('{'))
+                    .and_then(|a| serde_json::from_str::<Value>(a).ok())
+                    .filter(Value::is_object);
+                let args = match (literal, tool.parameters) {
+                    (Some(literal), _) => literal,
+                    (None, Some(schema)) => plausible(schema, &mut arg, 0),
+                    (None, None) => json!({}),
                 };
                 items.push(Item::Call {
                     name: tool.name.to_owned(),
@@ -1613,6 +1622,21 @@ mod tests {
                 "days": {"type": "integer"},
             }, "required": ["city", "unit"]},
         })
+    }
+
+    #[test]
+    fn a_json_tool_argument_is_sent_exactly() {
+        let req = json!({
+            "stream": true, "tools": [weather_tool()],
+            "input": [user(r#"[[tool:get_weather:{"city": "Oslo", "unit": "kelvin", "extra": false}]]"#)],
+        });
+        let events = parse(&sim_events(&req, &opts()));
+        let call = &events.last().unwrap().1["response"]["output"][0];
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            args,
+            json!({"city": "Oslo", "unit": "kelvin", "extra": false})
+        );
     }
 
     #[test]
