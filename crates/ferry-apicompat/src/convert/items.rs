@@ -54,8 +54,9 @@ impl<'a> ItemRef<'a> {
 pub enum Seen {
     /// `output_item.added`: an event that names nothing starts a new item.
     Added,
-    /// A delta, a `.done` event or `output_item.done`: an event that names nothing (or only
-    /// an id never seen) is about the latest item of its type that is not done.
+    /// A delta, a `.done` event or `output_item.done`: an event that names nothing is about
+    /// the latest item of its type that is not done; one whose id was never seen is about
+    /// such an item only if that item has no id.
     Content,
 }
 
@@ -117,7 +118,8 @@ impl ItemIndex {
     /// 3. the item at the same `output_index` (of a compatible type); a new id for it is
     ///    remembered (relays that rotate ids keep the index);
     /// 4. with no `output_index`: for [`Seen::Content`], the latest item of the type that
-    ///    is not done; for [`Seen::Added`], or when there is none, a new item.
+    ///    is not done (for an event with an id, only an item without ids); for
+    ///    [`Seen::Added`], or when there is none, a new item.
     pub fn locate(&mut self, at: ItemRef<'_>, seen: Seen) -> usize {
         let found = self.find(at, seen);
         let slot = match found {
@@ -181,11 +183,15 @@ impl ItemIndex {
         if seen == Seen::Added {
             return None;
         }
-        // An event that names nothing usable: the latest open item it fits. An item that
-        // was named by another call id is another call.
-        self.slots
-            .iter()
-            .rposition(|s| fits(s) && !s.done && (at.call_id.is_none() || s.call_id.is_none()))
+        // No usable name: the latest open item it fits. An event with an id never seen is
+        // about another item, unless the open item has no id at all; an item named by
+        // another call id is another call.
+        self.slots.iter().rposition(|s| {
+            fits(s)
+                && !s.done
+                && (at.id.is_none() || s.ids.is_empty())
+                && (at.call_id.is_none() || s.call_id.is_none())
+        })
     }
 
     /// Marks an item done: later events that name nothing are not about it.
