@@ -519,3 +519,48 @@ fn sighup_reloads_the_config_without_dropping_streams() {
     assert!(status.success(), "{status:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A `model` carrying a newline, a forged `ferry::usage` line and ANSI escapes: in the
+/// pretty format it stays on its own line with the newline and escapes written out (before:
+/// the forged line stood on its own, and ESC reached the terminal); in JSON every line
+/// still parses.
+#[test]
+fn client_text_cannot_forge_log_lines_or_send_escapes() {
+    let forged = "2026-01-01T00:00:00.000000Z  INFO ferry::usage: usage request_id=req_forged";
+    let model = format!("claude-sonnet-4-5\n{forged}\u{1b}[2J\u{1b}[31m");
+    let body = serde_json::json!({
+        "model": model, "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hello"}],
+    })
+    .to_string();
+    for format in ["pretty", "json"] {
+        let mut server = Running::start(
+            &["serve", "--listen", "127.0.0.1:0", "--log-format", format],
+            "ferry listening on http://",
+        );
+        let reply = server.request(&format!(
+            "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        assert!(reply.starts_with("HTTP/1.1 "), "{reply}");
+        let (status, lines) = server.stop();
+        assert!(status.success(), "{status:?} {lines:?}");
+        let usage: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("ferry::usage"))
+            .collect();
+        assert_eq!(usage.len(), 1, "{format}: {lines:#?}");
+        assert!(usage[0].contains("req_forged"), "{format}: {lines:#?}");
+        for line in &lines {
+            assert!(
+                !line.starts_with("2026-01-01"),
+                "{format}: forged line {line:?}"
+            );
+            assert!(!line.contains('\u{1b}'), "{format}: ESC in {line:?}");
+            if format == "json" {
+                let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert!(v.get("level").is_some(), "{line}");
+            }
+        }
+    }
+}
