@@ -118,6 +118,8 @@ pub(crate) struct EventSource {
     pub(crate) unknown_events: u64,
     /// Known non-terminal events whose payload did not parse (skipped).
     pub(crate) skipped_events: u64,
+    /// Upstream body bytes read so far.
+    pub(crate) bytes_read: u64,
 }
 
 impl EventSource {
@@ -140,6 +142,7 @@ impl EventSource {
             first_event_at: None,
             unknown_events: 0,
             skipped_events: 0,
+            bytes_read: 0,
         }
     }
 
@@ -205,6 +208,7 @@ impl EventSource {
             }
             match self.body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
+                    self.bytes_read += chunk.len() as u64;
                     let r = self.parser.feed(&chunk, &mut self.scratch);
                     self.frames.extend(self.scratch.drain(..));
                     if let Err(e) = r {

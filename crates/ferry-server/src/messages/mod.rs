@@ -1028,9 +1028,17 @@ async fn respond_json(
     same_account_retries: u32,
 ) -> Attempt {
     let mut acc = ferry_sse::Accumulator::new();
+    // What the answer may take in memory: as much as one JSON answer may be.
+    let cap = ctx.state.config.gateway.max_line_bytes as u64;
     let terminal = loop {
         match source.pull().await {
             Pulled::Event(ev) => {
+                if source.bytes_read > cap {
+                    let fault = Fault::Parse(format!(
+                        "the streamed answer is larger than gateway.max_line_bytes ({cap} bytes), the most a non-streaming answer may buffer"
+                    ));
+                    return pre_output_fault(ctx, finisher, &fault);
+                }
                 acc.on_event(&ev);
                 if ev.is_terminal() {
                     break *ev;

@@ -267,3 +267,28 @@ async fn impossible_usage_numbers_are_dropped_and_flagged() {
     let text = logs.text();
     assert!(!text.contains("18446744073709551615"), "{text}");
 }
+
+/// An upstream that floods a non-streaming client with SSE deltas (1 MiB of them against
+/// a 64 KiB `gateway.max_line_bytes`): the buffered answer is refused with a clear 502
+/// once it passes the cap, instead of growing without bound (before: 300 MB of deltas grew
+/// RSS by 567 MB).
+#[tokio::test]
+async fn a_flood_of_sse_to_a_json_client_is_capped() {
+    let delta = "x".repeat(1024);
+    let deltas: Vec<&str> = std::iter::repeat_n(delta.as_str(), 1024).collect();
+    let body = sse(text_events("resp_f", &deltas, Usage::new(5, 1024)));
+    let mock = ferry_testkit::upstream::start().await;
+    ferry_testkit::upstream::mount_sse(&mock, body).await;
+    let mut c = config(&mock.uri());
+    c.gateway.max_line_bytes = 64 * 1024;
+    let server = TestServer::start(c).await;
+    let resp = timeout(BOUND, server.messages(&request("hi", false)))
+        .await
+        .expect("answered in time");
+    assert_eq!(resp.status(), 502);
+    let v = json_body(resp).await;
+    assert_eq!(v["type"], json!("error"));
+    assert_eq!(v["error"]["type"], json!("api_error"), "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("gateway.max_line_bytes"), "{message}");
+}
