@@ -23,6 +23,8 @@ const METADATA_PREFIX: &str = "anthropic-metadata-";
 const CACHE_PREFIX: &str = "anthropic-cache-";
 /// Prefix of keys derived from the digest chain.
 const DIGEST_PREFIX: &str = "anthropic-digest-";
+/// Prefix of the upstream form of a key the client named ([`upstream_cache_key`]).
+const EXPLICIT_PREFIX: &str = "ferry-";
 
 /// The session-related request headers, as the server read them (values not trimmed
 /// yet; blank values count as absent).
@@ -207,65 +209,84 @@ pub fn metadata_key(
     Some(format!("{METADATA_PREFIX}{}", hash16(&seed)))
 }
 
-/// The key of the text marked with `cache_control` (`ephemeral`): `anthropic-cache-` +
-/// 32 hex digits of `sha256("anthropic-cache:" + parts joined by "\n")`.
+/// The key of a conversation that uses `cache_control` (`ephemeral`): `anthropic-cache-`
+/// + 32 hex digits of `sha256("anthropic-cache:" + parts joined by "\n")`.
 ///
-/// The parts, in order: each marked system text block as `system:<text>`; each marked
-/// assistant text block as `assistant:<text>`; last, the first marked user text block as
-/// `user_anchor:<text>`. Blank texts, non-text blocks and string (non-block) content never
+/// The parts, in order: each marked system text block as `system:<text>`; then, when any
+/// block of any message is marked, the first user message's first non-blank text as
+/// `first_user:<text>`. Only what stays put over a conversation counts: the documented
+/// multi-turn pattern (pydantic-ai's `anthropic_cache_messages`, Claude Code) moves the
+/// message breakpoint to the newest message every turn, so the marked message text
+/// itself changes each turn while the first user message does not. Blank texts never
 /// count. `None` when nothing is marked.
 pub fn cache_control_key(req: &anthropic::MessagesRequest) -> Option<String> {
-    fn marked(block: &anthropic::ContentBlock) -> Option<&str> {
+    fn ephemeral(c: Option<&anthropic::CacheControl>) -> bool {
+        c.is_some_and(|c| c.kind == "ephemeral")
+    }
+    fn block_marked(block: &anthropic::ContentBlock) -> bool {
+        use anthropic::ContentBlock as B;
         match block {
-            anthropic::ContentBlock::Text(t)
-                if t.cache_control
-                    .as_ref()
-                    .is_some_and(|c| c.kind == "ephemeral")
-                    && !t.text.trim().is_empty() =>
-            {
-                Some(&t.text)
-            }
-            _ => None,
+            B::Text(b) => ephemeral(b.cache_control.as_ref()),
+            B::Image(b) => ephemeral(b.cache_control.as_ref()),
+            B::Document(b) => ephemeral(b.cache_control.as_ref()),
+            B::ToolUse(b) => ephemeral(b.cache_control.as_ref()),
+            B::ToolResult(b) => ephemeral(b.cache_control.as_ref()),
+            _ => false,
         }
     }
     let mut parts = Vec::new();
     if let Some(anthropic::System::Blocks(blocks)) = &req.system {
-        parts.extend(
-            blocks
-                .iter()
-                .filter_map(marked)
-                .map(|t| format!("system:{t}")),
-        );
-    }
-    let mut user_anchor = None;
-    for message in &req.messages {
-        let anthropic::MessageContent::Blocks(blocks) = &message.content else {
-            continue;
-        };
-        match message.role {
-            anthropic::Role::Assistant => {
-                parts.extend(
-                    blocks
-                        .iter()
-                        .filter_map(marked)
-                        .map(|t| format!("assistant:{t}")),
-                );
+        parts.extend(blocks.iter().filter_map(|b| match b {
+            anthropic::ContentBlock::Text(t)
+                if ephemeral(t.cache_control.as_ref()) && !t.text.trim().is_empty() =>
+            {
+                Some(format!("system:{}", t.text))
             }
-            anthropic::Role::User if user_anchor.is_none() => {
-                user_anchor = blocks
-                    .iter()
-                    .find_map(marked)
-                    .map(|t| format!("user_anchor:{t}"));
-            }
-            _ => {}
-        }
+            _ => None,
+        }));
     }
-    parts.extend(user_anchor);
+    let messages_marked = req.messages.iter().any(|m| match &m.content {
+        anthropic::MessageContent::Blocks(blocks) => blocks.iter().any(block_marked),
+        anthropic::MessageContent::Text(_) => false,
+    });
+    if messages_marked {
+        let first_text = req
+            .messages
+            .iter()
+            .find(|m| m.role == anthropic::Role::User)
+            .and_then(|m| match &m.content {
+                anthropic::MessageContent::Text(t) => Some(t.as_str()),
+                anthropic::MessageContent::Blocks(blocks) => blocks.iter().find_map(|b| match b {
+                    anthropic::ContentBlock::Text(t) => Some(t.text.as_str()),
+                    _ => None,
+                }),
+            })
+            .filter(|t| !t.trim().is_empty());
+        parts.extend(first_text.map(|t| format!("first_user:{t}")));
+    }
     if parts.is_empty() {
         return None;
     }
     let digest = Sha256::digest(format!("anthropic-cache:{}", parts.join("\n")).as_bytes());
     Some(format!("{CACHE_PREFIX}{}", hex(&digest[..16])))
+}
+
+/// The `prompt_cache_key` sent upstream for a session's cache key, isolated per client key
+/// as [`session_uuid`] is: two client keys sending the same conversation, or the same
+/// `session_id` header, never share an upstream prompt cache.
+///
+/// A derived key keeps its prefix (`anthropic-metadata-`, `anthropic-cache-`,
+/// `anthropic-digest-`); an explicit one gets `ferry-`. Then 32 hex digits of
+/// `sha256("prompt-cache|k<client_key_id>:" + key)`. Deterministic, so every replica and
+/// every turn sends the same value.
+pub fn upstream_cache_key(client_key_id: &str, cache_key: &str) -> String {
+    let key = cache_key.trim();
+    let prefix = [METADATA_PREFIX, CACHE_PREFIX, DIGEST_PREFIX]
+        .into_iter()
+        .find(|p| key.starts_with(p))
+        .unwrap_or(EXPLICIT_PREFIX);
+    let digest = Sha256::digest(format!("prompt-cache|k{client_key_id}:{key}").as_bytes());
+    format!("{prefix}{}", hex(&digest[..16]))
 }
 
 /// The key that names the conversation without looking at stored state, in the reference

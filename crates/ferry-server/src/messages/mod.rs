@@ -429,7 +429,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
             .as_deref()
             .is_none_or(|k| k.trim().is_empty())
     {
-        body.prompt_cache_key = Some(r.key.clone());
+        body.prompt_cache_key = Some(keys::upstream_cache_key(ctx.client_id(), &r.key));
     }
     let mut upstream_model = route.upstream.clone();
     let mut cache_key = applies.map(|r| r.key.clone());

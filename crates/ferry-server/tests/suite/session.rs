@@ -412,3 +412,102 @@ async fn only_speed_fast_in_the_body_selects_the_fast_tier() {
             .all(|r| r.body.get("speed").is_none())
     );
 }
+
+#[tokio::test]
+async fn client_keys_never_share_an_upstream_prompt_cache_key() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_i", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let mut c = config(&upstream.uri());
+    c.client_keys.push(ferry_server::config::ClientKey {
+        name: "bob".to_owned(),
+        key: ferry_server::config::Secret::new("sk-ferry-test-bob"),
+    });
+    let server = TestServer::start(c).await;
+    // (client key, session_id header): the same conversation each time.
+    for (key, session) in [
+        (TEST_CLIENT_KEY, Some("conv-1")),
+        ("sk-ferry-test-bob", Some("conv-1")),
+        (TEST_CLIENT_KEY, Some("conv-1")),
+        (TEST_CLIENT_KEY, None),
+        ("sk-ferry-test-bob", None),
+    ] {
+        let mut post = server
+            .client
+            .post(server.url("/v1/messages"))
+            .header("x-api-key", key);
+        if let Some(session) = session {
+            post = post.header("session_id", session);
+        }
+        let resp = post
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&request("the same conversation", false)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let reqs = mock.requests();
+    let key = |i: usize| {
+        reqs[i].body["prompt_cache_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let session = |i: usize| reqs[i].header("session_id").unwrap().to_owned();
+    assert_ne!(key(0), key(1), "same session_id header, two client keys");
+    assert_eq!(key(0), key(2), "one client key, one key");
+    assert_ne!(key(0), "conv-1", "the client's key is not sent as is");
+    assert_ne!(key(3), key(4), "same conversation, two client keys");
+    assert_ne!(session(0), session(1));
+}
+
+/// The documented multi-turn caching pattern (pydantic-ai's `anthropic_cache_messages`):
+/// the `cache_control` breakpoint sits on the newest message every turn.
+#[tokio::test]
+async fn a_moving_cache_breakpoint_keeps_one_prompt_cache_key() {
+    let upstream = start().await;
+    let mock = mount_sse(
+        &upstream,
+        sse(text_events("resp_m", &["ok"], Usage::new(1, 1))),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let cc = json!({"type": "ephemeral"});
+    let text = |t: &str, marked: bool| {
+        let mut b = json!({"type": "text", "text": t});
+        if marked {
+            b["cache_control"] = cc.clone();
+        }
+        b
+    };
+    let mut history: Vec<Value> = Vec::new();
+    for (i, question) in ["Read the repo.", "Now list it.", "And the tests?"]
+        .iter()
+        .enumerate()
+    {
+        // Earlier marks are gone; the newest user message carries the breakpoint.
+        for m in history.iter_mut() {
+            for b in m["content"].as_array_mut().unwrap() {
+                b.as_object_mut().unwrap().remove("cache_control");
+            }
+        }
+        history.push(json!({"role": "user", "content": [text(question, true)]}));
+        let mut body = request("x", false);
+        body["system"] = json!([{"type": "text", "text": "You are terse.", "cache_control": cc}]);
+        body["messages"] = Value::Array(history.clone());
+        assert_eq!(server.messages(&body).await.status(), 200, "turn {i}");
+        history.push(json!({"role": "assistant", "content": [text("ok", false)]}));
+    }
+    let reqs = mock.requests();
+    let keys: Vec<&Value> = reqs.iter().map(|r| &r.body["prompt_cache_key"]).collect();
+    assert!(
+        keys[0].as_str().unwrap().starts_with("anthropic-cache-"),
+        "{}",
+        keys[0]
+    );
+    assert_eq!(keys, vec![keys[0]; 3]);
+}

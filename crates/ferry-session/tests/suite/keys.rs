@@ -178,10 +178,11 @@ fn cache_control_key_rules() {
         ]},
         {"role": "assistant", "content": "string content never counts"},
     ]}));
-    // system:…, assistant:…, then the first user anchor last.
+    // system:…, then the first user message's text (marked blocks elsewhere only say
+    // that messages are marked).
     assert_eq!(
         cache_control_key(&full).as_deref(),
-        Some("anthropic-cache-f1e824f1285b5fbbb77b013505c9cdb8")
+        Some("anthropic-cache-4d7169090ba4cd6eac07142a2dc96b17")
     );
 
     let system_only = req(&json!({"model": "m",
@@ -196,12 +197,67 @@ fn cache_control_key_rules() {
         json!({"model": "m", "system": "You are terse.", "messages": [{"role": "user", "content": "hi"}]}),
         json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "other kind", "cache_control": {"type": "persistent"}},
-            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}, "cache_control": cc},
         ]}]}),
     ];
     for body in none {
         assert_eq!(cache_control_key(&req(&body)), None, "{body}");
     }
+    // A mark on any block of a message (here an image) anchors the first user text.
+    let image_marked = req(
+        &json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "other kind"},
+            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}, "cache_control": cc},
+        ]}]}),
+    );
+    assert_eq!(
+        cache_control_key(&image_marked).as_deref(),
+        Some("anthropic-cache-5d39aef670f5a616ab257423a523848f")
+    );
+}
+
+/// The documented multi-turn pattern: the breakpoint moves to the newest message every
+/// turn (a text, then a tool result); the key stays the same.
+#[test]
+fn a_moving_breakpoint_keeps_the_cache_control_key() {
+    let cc = json!({"type": "ephemeral"});
+    let turns = [
+        json!([{"role": "user", "content": [{"type": "text", "text": "Read the repo.", "cache_control": cc}]}]),
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Read the repo."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Noted.", "cache_control": cc}]},
+            {"role": "user", "content": [{"type": "text", "text": "Now list it.", "cache_control": cc}]},
+        ]),
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Read the repo."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Now list it."}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "a b", "cache_control": cc}]},
+        ]),
+    ];
+    let got: Vec<Option<String>> = turns
+        .iter()
+        .map(|m| cache_control_key(&req(&json!({"model": "m", "messages": m}))))
+        .collect();
+    let first = Some("anthropic-cache-b5bc0c837b8bab62cfbabbe248570831".to_owned());
+    assert_eq!(got, vec![first.clone(), first.clone(), first]);
+}
+
+#[test]
+fn upstream_cache_keys_are_isolated_per_client_key() {
+    use ferry_session::keys::upstream_cache_key;
+    assert_eq!(
+        upstream_cache_key("alice", "conv-1"),
+        "ferry-d03e2475ceaa9a93367288caa806839f"
+    );
+    assert_eq!(
+        upstream_cache_key("bob", " conv-1 "),
+        "ferry-1bd2cd1e136ecd9e0bcabd04a83a3b8e"
+    );
+    assert_eq!(
+        upstream_cache_key("alice", "anthropic-cache-c3374c2addeda975b384ac0283dc2def"),
+        "anthropic-cache-947cd96d120c6f2627672f94a36de904"
+    );
 }
 
 #[test]
