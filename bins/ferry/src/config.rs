@@ -52,6 +52,11 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Integer,
     ),
     (
+        "FERRY_MAX_CONNECTIONS",
+        "server.max_connections",
+        Kind::Integer,
+    ),
+    (
         "FERRY_STREAM_KEEPALIVE_INTERVAL_SECS",
         "gateway.stream_keepalive_interval_secs",
         Kind::Integer,
@@ -853,7 +858,7 @@ api_key = "${OPENAI_API_KEY}"
         assert_eq!(
             problems("[server]\nlisen = \"127.0.0.1:1\"\n", &env(&[])),
             vec![
-                "server.lisen: unknown field `lisen`, expected one of `listen`, `max_body_bytes`, `shutdown_grace_secs`, `body_read_timeout_secs` in `server`"
+                "server.lisen: unknown field `lisen`, expected one of `listen`, `max_body_bytes`, `shutdown_grace_secs`, `body_read_timeout_secs`, `max_connections` in `server`"
                     .to_owned()
             ]
         );

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long a client may take to send its whole request body.
     pub body_read_timeout: Duration,
+    /// Client connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// `[gateway]`
@@ -163,6 +165,7 @@ impl Config {
                 max_body_bytes: 1024 * 1024,
                 shutdown_grace: Duration::from_secs(2),
                 body_read_timeout: Duration::from_secs(2),
+                max_connections: 4096,
             },
             gateway: GatewayConfig {
                 stream_keepalive_interval: Some(Duration::from_secs(10)),
@@ -287,6 +290,8 @@ pub struct RawServer {
     pub shutdown_grace_secs: Option<u64>,
     /// default 60; 1..=3600
     pub body_read_timeout_secs: Option<u64>,
+    /// default 4096; 1..=1000000
+    pub max_connections: Option<u64>,
 }
 
 /// `[gateway]` as written.
@@ -491,11 +496,19 @@ impl RawServer {
             false,
         )
         .unwrap_or(Duration::from_secs(60));
+        let max_connections = self.max_connections.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&max_connections) {
+            p.push(
+                "server.max_connections",
+                format!("must be between 1 and 1000000, got {max_connections}"),
+            );
+        }
         ServerConfig {
             listen,
             max_body_bytes,
             shutdown_grace,
             body_read_timeout,
+            max_connections: usize::try_from(max_connections.clamp(1, 1_000_000)).unwrap_or(4096),
         }
     }
 }

@@ -324,6 +324,8 @@ pub(crate) struct Metrics {
     pub(crate) unknown_events_total: CounterVec<0>,
     /// `ferry_usage_implausible_total`: responses whose usage numbers were not believed.
     pub(crate) usage_implausible_total: CounterVec<0>,
+    /// `ferry_connections_refused_total`: connections past `server.max_connections`.
+    pub(crate) connections_refused_total: CounterVec<0>,
     /// `ferry_cooldown_cap_seconds`: `rate_limit.max_cooldown_secs`.
     pub(crate) cooldown_cap_seconds: FloatGaugeVec<0>,
     /// `ferry_cooldowns_capped_total`: upstream-asked cooldowns cut to the cap.
@@ -417,6 +419,11 @@ impl Metrics {
                 "Upstream stream events of a type ferry does not know (skipped).",
                 [],
             ),
+            connections_refused_total: CounterVec::new(
+                "ferry_connections_refused_total",
+                "Client connections answered 503 and closed because server.max_connections were open.",
+                [],
+            ),
             usage_implausible_total: CounterVec::new(
                 "ferry_usage_implausible_total",
                 "Upstream responses whose token counts were implausible (above 100 million) and were recorded as 0.",
@@ -480,6 +487,7 @@ impl Metrics {
         self.dropped_total.render(&mut out);
         self.unknown_events_total.render(&mut out);
         self.usage_implausible_total.render(&mut out);
+        self.connections_refused_total.render(&mut out);
         self.cooldown_cap_seconds.render(&mut out);
         self.cooldowns_capped_total.render(&mut out);
         if self.session_store_trips_total.has_values() {

@@ -98,6 +98,12 @@ impl Server {
         } = self;
         tracing::info!(target: "ferry::server", %addr, accounts = state.get().config.accounts.len(), "serving");
         let graceful = GracefulShutdown::new();
+        // Client connections at once: past the limit a connection gets a 503 and is closed,
+        // rather than fds running out and accept() stalling everyone.
+        // Fixed at start: a reload does not change it.
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            state.get().config.server.max_connections,
+        ));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
@@ -112,6 +118,10 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        refuse(stream, &state.get());
+                        continue;
+                    };
                     let st = state.clone();
                     let log = UsageLog::new();
                     let conn_log = log.clone();
@@ -136,6 +146,7 @@ impl Server {
                     let conn = LoggedConn { conn: Box::pin(graceful.watch(conn)), log };
                     #[expect(clippy::disallowed_methods, reason = "a connection task lives as long as the client's connection, beyond any one request; graceful shutdown tracks it")]
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Err(e) = conn.await {
                             tracing::debug!(target: "ferry::server", %peer, error = %e, "connection ended with an error");
                         }
@@ -163,6 +174,39 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Answers a connection past `server.max_connections` with a 503 `overloaded_error` and
+/// closes it. The request is read and discarded first (at most 64 KiB, at most 1 s):
+/// closing with unread bytes would reset the connection and lose the answer.
+fn refuse(mut stream: tokio::net::TcpStream, state: &AppState) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const BODY: &str = r#"{"type":"error","error":{"type":"overloaded_error","message":"too many open connections (server.max_connections); retry later"}}"#;
+    state.metrics.connections_refused_total.inc([]);
+    tracing::warn!(target: "ferry::server", max = state.config.server.max_connections, "connection refused: too many open connections");
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "answers a refused connection; bounded to 1 s and 64 KiB"
+    )]
+    tokio::spawn(async move {
+        let refuse = async {
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            let mut buf = [0u8; 4096];
+            let mut read = 0usize;
+            while read < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
+    });
 }
 
 /// A client connection that writes its requests' usage lines after each poll, that is

@@ -292,3 +292,60 @@ async fn a_flood_of_sse_to_a_json_client_is_capped() {
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("gateway.max_line_bytes"), "{message}");
 }
+
+/// `server.max_connections = 3` and three idle keep-alive connections open: the fourth
+/// gets a clean 503 `overloaded_error` and is closed; once one closes, a new connection is
+/// served again (before: no limit, fd exhaustion stalled accept for everyone).
+#[tokio::test]
+async fn connections_past_the_limit_get_a_clean_503() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut c = Config::for_tests();
+    c.server.max_connections = 3;
+    let server = TestServer::start(c).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let health = "GET /health HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(health.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = timeout(BOUND, conn.read(&mut buf)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(conn);
+    }
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    extra
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    timeout(BOUND, extra.read_to_string(&mut answer))
+        .await
+        .expect("refused in time")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["type"], json!("error"));
+    assert_eq!(v["error"]["type"], json!("overloaded_error"));
+
+    drop(held.pop());
+    // The freed slot is taken again (the server notices the close on its next read).
+    let mut served = false;
+    for _ in 0..100 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = timeout(BOUND, conn.read_to_string(&mut answer)).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a closed connection's slot was not given back");
+    let refused = metric_value(&server.metrics().await, "ferry_connections_refused_total");
+    assert!(refused >= 1.0, "{refused}");
+}
