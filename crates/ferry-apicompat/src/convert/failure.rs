@@ -108,6 +108,11 @@ impl UpstreamFailure {
     /// `invalid_request_error`, everything else `api_error`.
     pub fn error_kind(&self) -> anthropic::ErrorKind {
         let code = self.code.as_deref().unwrap_or("");
+        if matches!(self.kind, FailureKind::Failed | FailureKind::ErrorEvent)
+            && self.is_context_overflow()
+        {
+            return anthropic::ErrorKind::InvalidRequestError;
+        }
         match self.kind {
             FailureKind::Failed | FailureKind::ErrorEvent => match code {
                 "rate_limit_exceeded"
@@ -132,8 +137,27 @@ impl UpstreamFailure {
         }
     }
 
+    /// Whether the upstream said the prompt does not fit the context window
+    /// ([`super::is_context_overflow`]); the server then answers with the Anthropic API's
+    /// `prompt is too long` error.
+    pub fn is_context_overflow(&self) -> bool {
+        super::is_context_overflow(self.code.as_deref(), &self.message)
+    }
+
     /// The Anthropic error body for this failure.
+    ///
+    /// A context overflow is worded as the Anthropic API words it (`prompt is too long: …`,
+    /// figures from the upstream message when it has them); the server, which can count the
+    /// request, words the errors it answers before any output itself.
     pub fn to_anthropic(&self) -> anthropic::ErrorBody {
+        if self.error_kind() == anthropic::ErrorKind::InvalidRequestError
+            && self.is_context_overflow()
+        {
+            return anthropic::ErrorBody::new(
+                anthropic::ErrorKind::InvalidRequestError,
+                super::overflow::prompt_too_long_uncounted(&self.message),
+            );
+        }
         anthropic::ErrorBody::new(self.error_kind(), self.message.clone())
     }
 }

@@ -3,6 +3,7 @@
 
 mod failure;
 mod items;
+mod overflow;
 pub mod request;
 pub mod response;
 mod stop;
@@ -11,4 +12,5 @@ mod tool_names;
 
 pub use self::failure::{FailureKind, UpstreamFailure};
 pub use self::items::{ItemIndex, ItemRef, Seen};
+pub use self::overflow::{is_context_overflow, prompt_too_long_message};
 pub use self::tool_names::ToolNames;

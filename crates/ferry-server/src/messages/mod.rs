@@ -692,7 +692,14 @@ async fn attempt(
             }
             return Attempt::ContinuationReset(lease);
         }
-        let (_code, message) = upstream::extract_error_message(status, &err_body);
+        let (upstream_code, mut message) = upstream::extract_error_message(status, &err_body);
+        // A context overflow is the Anthropic API's own 400 "prompt is too long", which
+        // Claude Code compacts on (docs/RELIABILITY.md).
+        let overflow = convert::is_context_overflow(upstream_code.as_deref(), &message);
+        if overflow {
+            message = prompt_too_long(ctx, cfg, &built.upstream_model, &message);
+        }
+        let status = if overflow { 400 } else { status };
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         let disposition = state.pool.on_upstream_error(
             &lease,
@@ -842,6 +849,25 @@ fn failure_json(f: &UpstreamFailure) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The Anthropic API's message for an upstream context overflow,
+/// `prompt is too long: N tokens > M maximum`, with the upstream's figures when it gives
+/// them, else ferry's count of the request and the catalog's context window of the model.
+fn prompt_too_long(
+    ctx: &Ctx,
+    account: &ferry_accounts::AccountConfig,
+    upstream_model: &str,
+    upstream_message: &str,
+) -> String {
+    let window = account
+        .model_spec(upstream_model)
+        .map(|spec| spec.context_window);
+    convert::prompt_too_long_message(
+        upstream_message,
+        crate::tokens::count_tokens(&ctx.req),
+        window,
+    )
+}
+
 /// Decides what a failure before any client output means: same-account retry, failover
 /// or an error answer.
 fn pre_output_failure(
@@ -859,9 +885,19 @@ fn pre_output_failure(
         state
             .pool
             .on_stream_failure(held, &failure_json(failure), same_account_retries);
+    let message = if failure.is_context_overflow() {
+        prompt_too_long(
+            ctx,
+            held.config(),
+            &finisher.record.upstream_model,
+            &failure.message,
+        )
+    } else {
+        failure.message.clone()
+    };
     let error = Error::UpstreamFailed {
         kind: failure.error_kind(),
-        message: failure.message.clone(),
+        message,
     };
     tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, failure = %failure, "upstream failed before any output");
     let Finisher {

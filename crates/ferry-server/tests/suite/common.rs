@@ -326,3 +326,22 @@ pub(crate) fn capture_logs() -> (LogBuffer, CaptureGuard) {
     CURRENT_LOG.with(|c| *c.borrow_mut() = Some(buf.clone()));
     (buf, CaptureGuard)
 }
+
+/// The figures of an Anthropic "prompt is too long" error body
+/// (`{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: N tokens > M maximum"}}`),
+/// checked to have exactly that shape and N > M.
+pub(crate) fn prompt_too_long_figures(body: &Value) -> (u64, u64) {
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let figures = message
+        .strip_prefix("prompt is too long: ")
+        .and_then(|rest| rest.strip_suffix(" maximum"))
+        .and_then(|rest| rest.split_once(" tokens > "))
+        .and_then(|(n, m)| Some((n.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
+    let Some((prompt, maximum)) = figures else {
+        panic!("not the Anthropic prompt-too-long message: {body}")
+    };
+    assert!(prompt > maximum, "{body}");
+    (prompt, maximum)
+}

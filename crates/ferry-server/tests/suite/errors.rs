@@ -34,25 +34,6 @@ async fn answer_for(
 #[tokio::test]
 async fn request_errors_keep_the_upstream_status_and_message() {
     let got = answer_for(
-        400,
-        &[],
-        r#"{"error":{"message":"Your input exceeds the context window of this model.","code":"context_length_exceeded"}}"#,
-        true,
-    )
-    .await;
-    assert_eq!(
-        got,
-        (
-            400,
-            None,
-            error_body(
-                "invalid_request_error",
-                "Your input exceeds the context window of this model."
-            ),
-            1
-        )
-    );
-    let got = answer_for(
         404,
         &[],
         r#"{"error":{"message":"The model `gpt-x` does not exist"}}"#,
@@ -169,7 +150,7 @@ async fn upstream_messages_are_sanitised() {
 #[tokio::test]
 async fn a_failed_response_before_output_is_a_clean_json_error() {
     for (code, status, kind) in [
-        ("context_length_exceeded", 400, "invalid_request_error"),
+        ("invalid_prompt", 400, "invalid_request_error"),
         ("server_error", 502, "api_error"),
     ] {
         let upstream = start().await;
@@ -320,4 +301,76 @@ async fn unknown_upstream_events_are_skipped_and_counted() {
         server.metric("ferry_upstream_unknown_events_total").await,
         2.0
     );
+}
+
+/// A context overflow in every form an upstream or a relay reports it reaches the client as
+/// the Anthropic API's own 400 `prompt is too long: N tokens > M maximum` (what Claude Code
+/// compacts on), streamed or not, with the upstream's figures when it states them.
+#[tokio::test]
+async fn a_context_overflow_in_any_form_is_prompt_too_long() {
+    let openai = "This model's maximum context length is 400000 tokens. However, your messages resulted in 412345 tokens.";
+    let plain = "Your input exceeds the context window of this model. Please adjust your input and try again.";
+    // (form, upstream status, upstream body, the figures the client must see when stated)
+    type Case = (&'static str, u16, String, Option<(u64, u64)>);
+    let cases: Vec<Case> = vec![
+        (
+            "HTTP 400 body",
+            400,
+            json!({"error": {"message": plain, "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}}).to_string(),
+            None,
+        ),
+        (
+            "HTTP 400 body with figures",
+            400,
+            json!({"error": {"message": openai, "type": "invalid_request_error", "code": "context_length_exceeded"}}).to_string(),
+            Some((412_345, 400_000)),
+        ),
+        (
+            "a relay's top-level error at 413",
+            413,
+            json!({"error": {"message": "context_length_exceeded: input is too long", "type": "upstream_error"}}).to_string(),
+            None,
+        ),
+        (
+            "response.failed",
+            200,
+            sse(vec![ev_created("resp_o"), ev_failed("resp_o", "context_length_exceeded", plain)]),
+            None,
+        ),
+        (
+            "an error event",
+            200,
+            sse(vec![ev_error("context_length_exceeded", openai)]),
+            Some((412_345, 400_000)),
+        ),
+        (
+            "an error event with a nested error object",
+            200,
+            sse(vec![json!({"type": "error", "error": {"type": "invalid_request_error", "code": "context_length_exceeded", "message": plain}})]),
+            None,
+        ),
+    ];
+    for (form, status, body, figures) in cases {
+        for stream in [true, false] {
+            let upstream = start().await;
+            let headers: &[(&str, &str)] = if status == 200 {
+                &[("content-type", "text/event-stream")]
+            } else {
+                &[]
+            };
+            let mock = mount_status(&upstream, status, headers, &body).await;
+            let server = TestServer::start(config(&upstream.uri())).await;
+            let resp = server
+                .messages(&request("a long conversation", stream))
+                .await;
+            assert_eq!(resp.status().as_u16(), 400, "{form}, stream {stream}");
+            let got = json_body(resp).await;
+            let (prompt, maximum) = prompt_too_long_figures(&got);
+            if let Some(expected) = figures {
+                assert_eq!((prompt, maximum), expected, "{form}: {got}");
+            }
+            // A request's fault: no retry, no failover.
+            assert_eq!(mock.count(), 1, "{form}, stream {stream}");
+        }
+    }
 }
