@@ -68,6 +68,7 @@ mod error;
 mod messages;
 mod metrics;
 mod models;
+mod redact;
 mod routes;
 mod server;
 pub mod sim;

@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     /// Message threads, in the same store as the sessions.
     pub(crate) threads: Arc<Threads>,
     pub(crate) http: Arc<HttpClients>,
+    /// Cuts every known secret out of upstream text (see [`crate::redact`]).
+    pub(crate) redactor: crate::redact::Redactor,
 }
 
 /// The current [`AppState`], swapped whole by a reload (`std` `RwLock<Arc<…>>`: readers
@@ -104,6 +106,7 @@ impl AppState {
             config.gateway.upstream_connect_timeout,
             config.gateway.upstream_header_timeout,
         ));
+        let redactor = crate::redact::Redactor::from_config(&config);
         let state = Arc::new(Self {
             config,
             metrics: Arc::new(metrics),
@@ -113,6 +116,7 @@ impl AppState {
             store,
             threads,
             http,
+            redactor,
         });
         state.refresh_account_gauges();
         Ok(state)
@@ -155,6 +159,7 @@ impl AppState {
                 config.gateway.upstream_header_timeout,
             ))
         };
+        let redactor = crate::redact::Redactor::from_config(&config);
         let state = Arc::new(Self {
             config,
             metrics: Arc::clone(&self.metrics),
@@ -164,6 +169,7 @@ impl AppState {
             store: Arc::clone(&self.store),
             threads: Arc::clone(&self.threads),
             http,
+            redactor,
         });
         // Accounts that were removed stop being reported as available.
         for old in self.pool.statuses() {

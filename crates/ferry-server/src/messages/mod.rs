@@ -579,7 +579,11 @@ async fn attempt(
     record.reasoning_effort.clone_from(&built.reasoning_effort);
 
     let credential = match lease.credential().await {
-        Ok(c) => c,
+        Ok(c) => {
+            // A refreshed OAuth token is a secret too.
+            state.redactor.learn(c.token.expose());
+            c
+        }
         Err(e) if e.is_account_failure() => {
             return Attempt::Failover {
                 error: Error::UpstreamConnect(e.to_string()),
@@ -692,7 +696,10 @@ async fn attempt(
             }
             return Attempt::ContinuationReset(lease);
         }
-        let (upstream_code, mut message) = upstream::extract_error_message(status, &err_body);
+        let (upstream_code, message) = upstream::extract_error_message(status, &err_body);
+        // The upstream may echo a credential in any shape (`key:<v>`): cut every known
+        // secret out before the text reaches the client or a log line.
+        let mut message = state.redactor.redact(&message);
         // A context overflow is the Anthropic API's own 400 "prompt is too long", which
         // Claude Code compacts on (docs/RELIABILITY.md).
         let overflow = convert::is_context_overflow(upstream_code.as_deref(), &message);
@@ -897,9 +904,9 @@ fn pre_output_failure(
     };
     let error = Error::UpstreamFailed {
         kind: failure.error_kind(),
-        message,
+        message: state.redactor.redact(&message),
     };
-    tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, failure = %failure, "upstream failed before any output");
+    tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, failure = %state.redactor.redact(&failure.to_string()), "upstream failed before any output");
     let Finisher {
         mut record,
         lease: Some(lease),
@@ -990,6 +997,7 @@ async fn respond_stream(
         match source.pull().await {
             Pulled::Event(ev) => {
                 conv.on_event(&ev, &mut evs);
+                stream::redact_errors(&ctx.state, &mut evs);
                 if conv.is_finished()
                     && !conv.started_output()
                     && let Some(failure) = conv.failure()

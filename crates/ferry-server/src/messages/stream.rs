@@ -29,6 +29,15 @@ pub(crate) fn encode_events(events: &mut Vec<anthropic::StreamEvent>, buf: &mut 
     }
 }
 
+/// Cuts known secrets out of the messages of `error` events (the upstream's text).
+pub(crate) fn redact_errors(state: &AppState, evs: &mut [anthropic::StreamEvent]) {
+    for ev in evs {
+        if let anthropic::StreamEvent::Error { error } = ev {
+            error.message = state.redactor.redact(&error.message);
+        }
+    }
+}
+
 /// Everything a live stream owns; moved into a drain task if the client leaves early.
 pub(crate) struct Live {
     pub(crate) state: Arc<AppState>,
@@ -59,6 +68,7 @@ impl Live {
         match pulled {
             Pulled::Event(ev) => {
                 self.conv.on_event(&ev, evs);
+                redact_errors(&self.state, evs);
                 if self.conv.is_finished() {
                     return Some(self.conv_outcome());
                 }

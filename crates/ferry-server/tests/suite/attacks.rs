@@ -349,3 +349,49 @@ async fn connections_past_the_limit_get_a_clean_503() {
     let refused = metric_value(&server.metrics().await, "ferry_connections_refused_total");
     assert!(refused >= 1.0, "{refused}");
 }
+
+/// An upstream that echoes the account's key (of no known shape) as `key:<v>` and
+/// `authorization=Bearer <v>`, in a 400 and in a stream's `error` event after output:
+/// neither the client nor any log line sees it (before: the pattern-based sanitiser
+/// missed both, and the 400's message went to the client and the info log).
+#[tokio::test]
+async fn an_upstream_echoing_a_secret_never_gets_it_to_a_client_or_a_log() {
+    let (logs, _guard) = capture_logs();
+    let secret = "plainkey0123456789xyz";
+    let echo = format!("bad key:{secret} authorization=Bearer {secret}");
+    let mock = ferry_testkit::upstream::start().await;
+    let mut events = text_events("resp_e", &["partial"], Usage::new(1, 1));
+    events.pop();
+    events.push(ev_error("server_error", &echo));
+    ferry_testkit::upstream::mount_sequence(
+        &mock,
+        vec![
+            ferry_testkit::upstream::status_response(
+                400,
+                &[],
+                &json!({"error": {"message": echo, "type": "invalid_request_error"}}).to_string(),
+            ),
+            ferry_testkit::upstream::sse_response(sse(events)),
+        ],
+    )
+    .await;
+    let mut c = config(&mock.uri());
+    c.accounts[0].api_key = Some(ferry_server::config::Secret::new(secret));
+    let server = TestServer::start(c).await;
+
+    let resp = server.messages(&request("hi", false)).await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+
+    logs.wait_for("ferry::usage", 2).await;
+    let log = logs.text();
+    assert!(!log.contains(secret), "{log}");
+}
