@@ -13,7 +13,7 @@ fn rank(package: &str) -> Option<u8> {
         "ferry-session" => 2,
         "ferry-accounts" => 3,
         "ferry-server" => 4,
-        "ferry" | "xtask" => 5,
+        "ferry" | "xtask" | "ferry-bench" => 5,
         _ => return None,
     })
 }
