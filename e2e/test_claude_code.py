@@ -321,6 +321,30 @@ def test_cut_upstream_stream_surfaces():
     assert all(r["outcome"] == "upstream_truncated" for r in run.records), run
 
 
+def test_context_overflow_is_compacted():
+    # The simulated upstream overflows (400 context_length_exceeded) once the conversation is
+    # over 12,500 tokens: the first turn (about 12,150) fits, the second, with the Bash output,
+    # does not. ferry answers the Anthropic API's "prompt is too long: N tokens > M maximum";
+    # Claude Code compacts the conversation (a summary request) and continues from the summary,
+    # which fits again, so the run succeeds.
+    run = claude(
+        "[[overflow:12500]] [[tool:Bash:seq 1 30000]]",
+        "--dangerously-skip-permissions",
+        expect_requests=4,
+    )
+    assert_success(run)
+    assert run.json["result"].startswith(
+        'Simulated reply to: "This session is being continued from a previous conversation'
+    ), run
+    statuses = [r["status"] for r in run.records]
+    assert statuses.count(400) == 1, run
+    assert statuses.index(400) == 1, run
+    # After the overflow: at least the summary request and the continued turn, all answered.
+    assert len(statuses) >= 4, run
+    assert all(s == 200 for s in statuses[2:]), run
+    assert all(r["stream"] is True for r in run.records), run
+
+
 # -----------------------------------------------------------------------------------------
 
 

@@ -49,7 +49,11 @@
 //!   `[[incomplete]]` ends with `response.incomplete` (`max_output_tokens`);
 //!   `[[fail:MESSAGE]]` ends with `response.failed` (`server_error`, MESSAGE);
 //!   `[[cut]]` stops after half the deltas with no terminal event;
-//!   `[[status:CODE]]` answers HTTP CODE with an OpenAI error body (429 adds `retry-after: 1`).
+//!   `[[status:CODE]]` answers HTTP CODE with an OpenAI error body (429 adds `retry-after: 1`);
+//!   `[[overflow:LIMIT]]` answers HTTP 400 `context_length_exceeded` (the Responses API's
+//!   "Your input exceeds the context window of this model.") when the request's estimated
+//!   input tokens are over LIMIT, and answers normally otherwise (a conversation that grows
+//!   past LIMIT overflows; a compacted one fits again).
 //! - **Tool loop** (for multi-turn client tests): `[[tool-loop:NAME:N]]` calls the declared
 //!   tool NAME, after a tool result too, until the input holds N `function_call_output`s,
 //!   then replies `Tool loop done: REPORT`. Each call's first string argument is REPORT:
@@ -140,7 +144,11 @@ pub fn simulate(req: &Value, opts: &SimOptions) -> SimReply {
         return SimReply {
             status,
             headers,
-            body: SimBody::Json(error_body(status)),
+            body: SimBody::Json(if plan.directives.overflowed {
+                overflow_body()
+            } else {
+                error_body(status)
+            }),
         };
     }
     let headers = vec![("x-request-id", format!("req_{}", plan.id_base))];
@@ -165,6 +173,16 @@ pub fn sim_events(req: &Value, opts: &SimOptions) -> Vec<Bytes> {
         plan.directives.fail = Some(format!("simulated upstream error (HTTP {status})"));
     }
     plan.events()
+}
+
+/// The Responses API's answer to an input over the context window.
+fn overflow_body() -> Value {
+    json!({"error": {
+        "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": "context_length_exceeded",
+    }})
 }
 
 /// The OpenAI error body the simulated upstream sends with a non-200 status.
@@ -223,6 +241,10 @@ struct Directives {
     status: Option<u16>,
     /// `[[tool-loop:NAME:N]]`.
     tool_loop: Option<(String, usize)>,
+    /// `[[overflow:LIMIT]]`.
+    overflow: Option<u64>,
+    /// Set by [`Plan::new`] when the input is over `overflow`.
+    overflowed: bool,
 }
 
 fn parse_directives(text: &str) -> Directives {
@@ -259,6 +281,7 @@ fn parse_directives(text: &str) -> Directives {
             ("incomplete", None) => d.incomplete = true,
             ("fail", arg) => d.fail = Some(arg.unwrap_or("simulated failure").to_owned()),
             ("cut", None) => d.cut = true,
+            ("overflow", Some(limit)) => d.overflow = limit.trim().parse::<u64>().ok(),
             ("status", Some(code)) => {
                 d.status = code
                     .trim()
@@ -364,7 +387,19 @@ fn mentioned_tool<'a>(prompt: &str, tools: &[ToolDef<'a>]) -> Option<&'a str> {
                         .and_then(|j| words.get(j))
                         .is_some_and(|v| {
                             let v = v.to_ascii_lowercase();
+                            let verb = i - back;
+                            // "Do NOT use Read" (Claude Code's compaction prompt) asks for no tool.
+                            let negated = verb
+                                .checked_sub(1)
+                                .and_then(|k| words.get(k))
+                                .is_some_and(|n| {
+                                    matches!(
+                                        n.to_ascii_lowercase().as_str(),
+                                        "not" | "never" | "don" | "t" | "no"
+                                    )
+                                });
                             matches!(v.as_str(), "use" | "call" | "run" | "invoke")
+                                && !negated
                                 && (*back == 1 || words[i - 1].eq_ignore_ascii_case("the"))
                         })
                 })
@@ -599,7 +634,7 @@ impl Plan {
             .map(content_text)
             .map(|t| prompt_of(&t))
             .unwrap_or_default();
-        let directives = parse_directives(&prompt);
+        let mut directives = parse_directives(&prompt);
         let after_tool = input.last().is_some_and(|item| {
             item.get("type").and_then(Value::as_str) == Some("function_call_output")
         });
@@ -609,6 +644,13 @@ impl Plan {
         let fixed = size_of(req.get("instructions")) + size_of(req.get("tools"));
         let input_size = size_of(req.get("input"));
         let input_tokens = estimate_tokens(fixed + input_size).max(1);
+        if directives
+            .overflow
+            .is_some_and(|limit| input_tokens > limit)
+        {
+            directives.overflowed = true;
+            directives.status = Some(400);
+        }
         // The previous request of this conversation ended where the model's last output
         // (assistant message, reasoning, tool call) begins; that prompt is in the cache.
         let is_model_output = |item: &Value| {
@@ -1671,6 +1713,20 @@ mod tests {
     }
 
     #[test]
+    fn overflow_directive_fails_only_over_its_limit() {
+        let reply = |limit: u64| {
+            simulate(
+                &json!({"stream": true, "input": [user(&format!("[[overflow:{limit}]] {}", "x".repeat(4000)))]}),
+                &opts(),
+            )
+        };
+        let over = reply(100);
+        assert_eq!(over.status, 400);
+        assert_eq!(over.body, SimBody::Json(overflow_body()));
+        assert_eq!(reply(100_000).status, 200);
+    }
+
+    #[test]
     fn a_prompt_of_only_reminders_is_answered_as_their_text() {
         let text = |prompt: &str| match simulate(
             &json!({"stream": false, "input": [user(prompt)]}),
@@ -1713,6 +1769,11 @@ mod tests {
         );
         assert_eq!(kind("call get_weather now"), json!("function_call"));
         assert_eq!(kind("what does get_weather do?"), json!("message"));
+        assert_eq!(
+            kind("Do NOT use get_weather, or any tool"),
+            json!("message")
+        );
+        assert_eq!(kind("don't call get_weather"), json!("message"));
         assert_eq!(
             kind("<system-reminder>use get_weather</system-reminder>hello"),
             json!("message")
