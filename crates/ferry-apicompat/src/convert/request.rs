@@ -449,7 +449,8 @@ impl Cx {
         if result.is_error == Some(true) {
             output.insert_str(0, "Error: ");
         }
-        FunctionCallOutput::text(&result.tool_use_id, output)
+        let call_id = self.names.call_id_to_upstream(&result.tool_use_id);
+        FunctionCallOutput::text(call_id.as_ref(), output)
     }
 
     /// Assistant turn: items in block order; consecutive text blocks form one message.
@@ -492,8 +493,9 @@ impl Cx {
                         input => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
                     };
                     let name = self.names.to_upstream(&call.name).into_owned();
+                    let call_id = self.names.call_id_to_upstream(&call.id).into_owned();
                     out.push(InputItem::FunctionCall(FunctionCall::new(
-                        &call.id, name, arguments,
+                        call_id, name, arguments,
                     )));
                 }
                 ContentBlock::Thinking(thinking) => {

@@ -143,15 +143,18 @@ pub fn convert(
                         Value::Object(Map::new())
                     }
                 };
-                content.push(tool_use_block(call_id(&f.call_id, &f.id, i), name, input));
+                let id = call_id(&f.call_id, &f.id, i);
+                let id = opts.tool_names.call_id_to_client(&id).into_owned();
+                content.push(tool_use_block(id, name, input));
             }
             responses::OutputItem::CustomToolCall(c) => {
                 tool_use = true;
                 let name = opts.tool_names.to_client(&c.name).into_owned();
                 let mut input = Map::new();
                 input.insert("input".to_owned(), Value::String(c.input.clone()));
+                let id = call_id(&c.call_id, &c.id, i);
                 content.push(tool_use_block(
-                    call_id(&c.call_id, &c.id, i),
+                    opts.tool_names.call_id_to_client(&id).into_owned(),
                     name,
                     Value::Object(input),
                 ));

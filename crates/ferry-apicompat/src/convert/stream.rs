@@ -914,11 +914,15 @@ impl StreamConverter {
                 signature: Some(String::new()),
             }),
             BlockKind::ToolUse => ContentBlock::ToolUse(anthropic::ToolUseBlock {
-                id: call_id(
-                    &item.call_id,
-                    item.id.as_deref().unwrap_or_default(),
-                    index as usize,
-                ),
+                id: self
+                    .opts
+                    .tool_names
+                    .call_id_to_client(&call_id(
+                        &item.call_id,
+                        item.id.as_deref().unwrap_or_default(),
+                        index as usize,
+                    ))
+                    .into_owned(),
                 name: item.name.clone(),
                 input: Value::Object(serde_json::Map::new()),
                 cache_control: None,

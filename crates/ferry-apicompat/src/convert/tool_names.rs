@@ -28,10 +28,18 @@ const HEAD_LEN: usize = 20;
 /// [`to_upstream`](ToolNames::to_upstream) on the way up (tools, `tool_use` history,
 /// `tool_choice`) and [`to_client`](ToolNames::to_client) on the way down (function calls
 /// in the response), so the client always sees its own names.
+///
+/// It maps call ids the same way: a `tool_use` id (and the `tool_use_id` of its result)
+/// that the Responses API would reject as a `call_id` is sent as a short deterministic id
+/// ([`call_id_to_upstream`](ToolNames::call_id_to_upstream)), and an upstream call id
+/// that stands for one of the request's ids is given back as the client's id
+/// ([`call_id_to_client`](ToolNames::call_id_to_client)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolNames {
     upstream: BTreeMap<String, String>,
     client: BTreeMap<String, String>,
+    /// Upstream call id → the client's id, for the request's rewritten ids.
+    client_call_ids: BTreeMap<String, String>,
 }
 
 impl ToolNames {
@@ -54,7 +62,45 @@ impl ToolNames {
         if let Some(anthropic::ToolChoice::Tool { name, .. }) = &req.tool_choice {
             names.push(name);
         }
-        Self::from_names(names)
+        let mut out = Self::from_names(names);
+        for message in &req.messages {
+            if let MessageContent::Blocks(blocks) = &message.content {
+                for block in blocks {
+                    let id = match block {
+                        ContentBlock::ToolUse(tool_use) => &tool_use.id,
+                        ContentBlock::ToolResult(result) => &result.tool_use_id,
+                        _ => continue,
+                    };
+                    if !is_valid_call_id(id) {
+                        out.client_call_ids.insert(shorten_call_id(id), id.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The `call_id` to send upstream for a client's `tool_use` id.
+    ///
+    /// A valid id (1 to 64 characters from `[A-Za-z0-9_-]`) comes back unchanged. Any other
+    /// becomes its first 24 characters with the others replaced by `_`, then `_` and the
+    /// first 32 hex digits of its SHA-256: a pure function of the id, so every turn (and
+    /// every replica) sends the same id with no state kept.
+    pub fn call_id_to_upstream<'a>(&self, id: &'a str) -> Cow<'a, str> {
+        if is_valid_call_id(id) {
+            Cow::Borrowed(id)
+        } else {
+            Cow::Owned(shorten_call_id(id))
+        }
+    }
+
+    /// The client's id for an upstream call id; ids that stand for none of the request's
+    /// rewritten ids come back unchanged.
+    pub fn call_id_to_client<'a>(&self, upstream: &'a str) -> Cow<'a, str> {
+        match self.client_call_ids.get(upstream) {
+            Some(original) => Cow::Owned(original.clone()),
+            None => Cow::Borrowed(upstream),
+        }
     }
 
     /// Builds the mapping for a set of client tool names.
@@ -126,6 +172,39 @@ pub(crate) fn is_valid(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Characters of a rewritten call id kept from the original.
+const CALL_ID_HEAD: usize = 24;
+/// Hex digits of a rewritten call id's hash.
+const CALL_ID_HASH: usize = 32;
+
+/// Whether the Responses API accepts `id` as a `call_id` (the function-name rule: its
+/// limit is 64 characters).
+fn is_valid_call_id(id: &str) -> bool {
+    is_valid(id)
+}
+
+/// `id` as a valid call id: see [`ToolNames::call_id_to_upstream`].
+fn shorten_call_id(id: &str) -> String {
+    let head: String = id
+        .chars()
+        .take(CALL_ID_HEAD)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let digest = Sha256::digest(id.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex.truncate(CALL_ID_HASH);
+    format!("{head}_{hex}")
 }
 
 /// Rewrites `name` into the accepted form with a `hash_len`-digit hash suffix.

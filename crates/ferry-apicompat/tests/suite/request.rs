@@ -458,3 +458,52 @@ fn tool_names_from_request_cover_history_and_choice() {
     }
     assert_eq!(seen, 2, "two of three names need rewriting");
 }
+
+/// Call ids the upstream would reject go up short and deterministic, a call and its
+/// output keep the same id, and a function call coming back with a short id is given the
+/// client's id again.
+#[test]
+fn long_call_ids_are_shortened_and_mapped_back() {
+    use ferry_apicompat::convert::{self, ToolNames};
+    let path = fixtures().join("requests/cases/r16_long_call_ids.json");
+    let req = anthropic::parse_request(&std::fs::read(&path).unwrap()).unwrap();
+    let converted = request::convert(&req, &Options::new()).unwrap().value;
+    let again = request::convert(&req, &Options::new()).unwrap().value;
+    assert_eq!(converted, again, "deterministic");
+    let mut calls = Vec::new();
+    let mut outputs = Vec::new();
+    for item in &converted.input {
+        match item {
+            responses::InputItem::FunctionCall(c) => calls.push(c.call_id.clone()),
+            responses::InputItem::FunctionCallOutput(o) => outputs.push(o.call_id.clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(calls, outputs);
+    assert!(
+        calls.iter().all(|id| is_valid_upstream_name(id)),
+        "{calls:?}"
+    );
+    assert_eq!(calls[2], "toolu_01ValidIdStaysAsItIs");
+    let long = "exec_command:call_9f8e7d6c5b4a39281706f5e4d3c2b1a0ffeeddccbbaa99887766554433221100";
+    assert_ne!(calls[0], long);
+
+    // The upstream answers with a call under a short id (as an upstream echoing history
+    // would): the client sees its own id.
+    let names = ToolNames::from_request(&req);
+    let resp: responses::Response = serde_json::from_value(json!({
+        "id": "resp_1", "object": "response", "status": "completed", "model": "gpt-5.1",
+        "output": [{"type": "function_call", "id": "fc_1", "call_id": calls[1],
+            "name": "search", "arguments": "{\"q\":\"d\"}", "status": "completed"}],
+        "usage": {"input_tokens": 1, "output_tokens": 1}
+    }))
+    .unwrap();
+    let message = convert::response::convert(
+        &resp,
+        &convert::response::Options::new("claude-sonnet-4-5", names),
+    )
+    .unwrap()
+    .value;
+    let block = serde_json::to_value(&message.content[0]).unwrap();
+    assert_eq!(block["id"], json!("mcp.github/create issue#1"));
+}
