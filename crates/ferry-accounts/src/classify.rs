@@ -343,6 +343,7 @@ pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Dispositi
         "rate_limit_exceeded",
         "usage_limit_reached",
         "insufficient_quota",
+        "subscription_sharing_usage_limit_exceeded",
     ]) {
         StatusCode::TOO_MANY_REQUESTS
     } else if info.is_overload() {

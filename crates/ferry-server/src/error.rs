@@ -181,6 +181,7 @@ impl Error {
             Self::UpstreamFailed { kind, .. } => match kind {
                 anthropic::ErrorKind::InvalidRequestError => StatusCode::BAD_REQUEST,
                 anthropic::ErrorKind::RateLimitError => StatusCode::TOO_MANY_REQUESTS,
+                anthropic::ErrorKind::PermissionError => StatusCode::FORBIDDEN,
                 anthropic::ErrorKind::OverloadedError => overloaded(),
                 _ => StatusCode::BAD_GATEWAY,
             },

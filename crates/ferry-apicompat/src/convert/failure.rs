@@ -119,7 +119,15 @@ impl UpstreamFailure {
                 | "rate_limit_error"
                 | "insufficient_quota"
                 | "usage_limit_reached"
-                | "usage_not_included" => anthropic::ErrorKind::RateLimitError,
+                | "usage_not_included"
+                | "subscription_sharing_usage_limit_exceeded" => {
+                    anthropic::ErrorKind::RateLimitError
+                }
+                // Policy refusals are the request's fault, not the gateway's.
+                "cyber_policy"
+                | "cyber_policy_violation"
+                | "bio_policy"
+                | "data_residency_mismatch" => anthropic::ErrorKind::PermissionError,
                 "server_is_overloaded" | "overloaded" | "overloaded_error" | "slow_down" => {
                     anthropic::ErrorKind::OverloadedError
                 }
@@ -129,6 +137,18 @@ impl UpstreamFailure {
                 | "invalid_value"
                 | "invalid_image"
                 | "invalid_image_url"
+                | "invalid_image_format"
+                | "invalid_base64_image"
+                | "invalid_image_mode"
+                | "image_too_large"
+                | "image_too_small"
+                | "image_parse_error"
+                | "image_content_policy_violation"
+                | "image_file_too_large"
+                | "image_file_not_found"
+                | "unsupported_image_media_type"
+                | "empty_image_file"
+                | "failed_to_download_image"
                 | "unsupported_parameter"
                 | "string_above_max_length" => anthropic::ErrorKind::InvalidRequestError,
                 _ => anthropic::ErrorKind::ApiError,
@@ -239,4 +259,42 @@ fn sanitize_word(word: &str) -> String {
         }
     }
     word.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_response_codes_map_to_the_anthropic_type() {
+        use anthropic::ErrorKind::*;
+        for (code, kind) in [
+            ("server_error", ApiError),
+            ("rate_limit_exceeded", RateLimitError),
+            ("insufficient_quota", RateLimitError),
+            ("subscription_sharing_usage_limit_exceeded", RateLimitError),
+            ("invalid_prompt", InvalidRequestError),
+            ("context_length_exceeded", InvalidRequestError),
+            ("invalid_image", InvalidRequestError),
+            ("invalid_image_format", InvalidRequestError),
+            ("invalid_base64_image", InvalidRequestError),
+            ("invalid_image_url", InvalidRequestError),
+            ("invalid_image_mode", InvalidRequestError),
+            ("image_too_large", InvalidRequestError),
+            ("image_too_small", InvalidRequestError),
+            ("image_parse_error", InvalidRequestError),
+            ("image_content_policy_violation", InvalidRequestError),
+            ("image_file_too_large", InvalidRequestError),
+            ("image_file_not_found", InvalidRequestError),
+            ("unsupported_image_media_type", InvalidRequestError),
+            ("empty_image_file", InvalidRequestError),
+            ("failed_to_download_image", InvalidRequestError),
+            ("cyber_policy", PermissionError),
+            ("bio_policy", PermissionError),
+            ("data_residency_mismatch", PermissionError),
+        ] {
+            let failure = UpstreamFailure::new(FailureKind::Failed, Some(code.to_owned()), "m");
+            assert_eq!(failure.error_kind(), kind, "{code}");
+        }
+    }
 }

@@ -374,3 +374,37 @@ async fn a_context_overflow_in_any_form_is_prompt_too_long() {
         }
     }
 }
+
+/// A failed response before any output: a policy refusal is the request's fault (403
+/// `permission_error`, one upstream request), an image error a 400 `invalid_request_error`,
+/// the subscription-sharing limit an account limit (429 `rate_limit_error`), never `api_error`.
+#[tokio::test]
+async fn failed_response_codes_keep_their_meaning() {
+    for (code, status, kind) in [
+        ("cyber_policy", 403, "permission_error"),
+        ("bio_policy", 403, "permission_error"),
+        ("invalid_base64_image", 400, "invalid_request_error"),
+        (
+            "subscription_sharing_usage_limit_exceeded",
+            429,
+            "rate_limit_error",
+        ),
+    ] {
+        let upstream = start().await;
+        let mock = mount_sse_once(
+            &upstream,
+            sse(vec![
+                ev_created("resp_c"),
+                ev_failed("resp_c", code, "refused"),
+            ]),
+        )
+        .await;
+        let server = TestServer::start(config(&upstream.uri())).await;
+        let resp = server.messages(&request("hi", true)).await;
+        assert_eq!(resp.status().as_u16(), status, "{code}");
+        assert_eq!(json_body(resp).await, error_body(kind, "refused"), "{code}");
+        if status != 429 {
+            assert_eq!(mock.count(), 1, "{code}: no retry");
+        }
+    }
+}
