@@ -9,7 +9,7 @@
 //! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
 //! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
 //! | `cargo xtask bench` | `cargo bench -p ferry-sse` |
-//! | `cargo xtask bench-gateway [--quick]` | ferry against LiteLLM and the upstream alone; writes the Gateway section of `docs/BENCHMARKS.md` |
+//! | `cargo xtask bench-gateway [--quick \| --sparse]` | ferry against LiteLLM and the upstream alone (`--sparse`: only the sparse, paced scenario, short); writes the Gateway section of `docs/BENCHMARKS.md` |
 #![forbid(unsafe_code)]
 
 #[macro_use]
@@ -64,7 +64,7 @@ const USAGE: &str = "usage: cargo xtask <task>
   lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
   e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`
   bench  cargo bench -p ferry-sse
-  bench-gateway [--quick]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
+  bench-gateway [--quick | --sparse]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
 
 /// The workspace root: two levels above this crate's manifest (`bins/xtask`).
 fn project_root() -> anyhow::Result<PathBuf> {

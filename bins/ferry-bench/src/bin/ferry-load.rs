@@ -10,13 +10,16 @@
 //! ```text
 //! ferry-load --url http://127.0.0.1:8080/v1/messages --body req.json [--header 'k: v']...
 //!            [--concurrency C] [--requests N | --duration-ms D] [--rate R]
-//!            [--connect-first] [--stall-ms MS] [--warmup N] [--raw]
+//!            [--connect-first] [--stall-ms MS] [--warmup N] [--raw] [--pause-ms MIN-MAX]
 //! ```
 //! - closed loop (default): C connections, each sending its next request when the previous
 //!   one ended, until N requests in all or D ms;
 //! - open loop (`--rate R`): R requests per second spread over the C connections; latency is
 //!   counted from each request's scheduled time, so a slow server is not hidden
 //!   (coordinated omission);
+//! - `--pause-ms MIN-MAX`: each connection waits MIN to MAX ms (a fixed pseudo-random
+//!   sequence) after each request before the next, so every request meets an idle
+//!   process (the sparse scenario);
 //! - `--connect-first`: open all C connections, then send one request on each at the same
 //!   moment (the concurrent-streams scenario).
 //!
@@ -53,11 +56,13 @@ struct Args {
     stall: Duration,
     warmup: u64,
     raw: bool,
+    /// Pause between two requests of one connection, in ms (min, max).
+    pause: Option<(u64, u64)>,
 }
 
 fn usage() -> String {
     "usage: ferry-load --url URL --body FILE [--header 'k: v']... [--concurrency C] \
-     [--requests N | --duration-ms D] [--rate R] [--connect-first] [--stall-ms MS] [--warmup N] [--raw]"
+     [--requests N | --duration-ms D] [--rate R] [--connect-first] [--stall-ms MS] [--warmup N] [--raw] [--pause-ms MIN-MAX]"
         .to_owned()
 }
 
@@ -78,6 +83,7 @@ fn parse_args() -> Result<Args, Error> {
         stall: Duration::from_millis(20),
         warmup: 0,
         raw: false,
+        pause: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -96,6 +102,12 @@ fn parse_args() -> Result<Args, Error> {
             "--stall-ms" => a.stall = Duration::from_millis(value()?.parse()?),
             "--warmup" => a.warmup = value()?.parse()?,
             "--raw" => a.raw = true,
+            "--pause-ms" => {
+                let v = value()?;
+                let (lo, hi) = v.split_once('-').unwrap_or((&v, &v));
+                let (lo, hi): (u64, u64) = (lo.parse()?, hi.parse()?);
+                a.pause = Some((lo.min(hi), lo.max(hi)));
+            }
             "-h" | "--help" => return Err(usage().into()),
             other => return Err(format!("unknown flag {other}\n{}", usage()).into()),
         }
@@ -243,6 +255,7 @@ async fn worker(
         .map(|r| Duration::from_secs_f64(args.concurrency as f64 / r.max(0.001)));
     let offset = interval.map(|i| i.mul_f64(index as f64 / args.concurrency as f64));
     let mut k: u32 = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1);
     loop {
         if let Some(n) = args.requests
             && shared.issued.fetch_add(1, Ordering::SeqCst) >= n
@@ -287,6 +300,14 @@ async fn worker(
                 }
             }
             Err(e) => errors.push(e.to_string()),
+        }
+        if let Some((lo, hi)) = args.pause {
+            // xorshift: a fixed sequence per connection, no dependency.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let ms = lo + seed % (hi - lo + 1);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         if args.connect_first && args.requests.is_none() && deadline.is_none() {
             break;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench-gateway [--quick]`: ferry against LiteLLM and against the upstream
+//! `cargo xtask bench-gateway [--quick | --sparse]`: ferry against LiteLLM and against the upstream
 //! alone, measured in one run, written into the "Gateway" section of `docs/BENCHMARKS.md`.
 //!
 //! What it starts, all on 127.0.0.1 (ports picked by the OS):
@@ -41,6 +41,7 @@ use crate::run::{self, cargo, on_path};
 mod procs;
 mod report;
 mod scenarios;
+mod sparse;
 mod sys;
 mod targets;
 
@@ -123,12 +124,14 @@ impl Plan {
     }
 }
 
-/// `cargo xtask bench-gateway [--quick]`.
+/// `cargo xtask bench-gateway [--quick | --sparse]` (`--sparse`: only the sparse, paced
+/// scenario of [`sparse`], short).
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let quick = match args {
-        [] => false,
-        [q] if q == "--quick" => true,
-        other => bail!("usage: cargo xtask bench-gateway [--quick], got {other:?}"),
+    let (quick, sparse_only) = match args {
+        [] => (false, false),
+        [q] if q == "--quick" => (true, false),
+        [q] if q == "--sparse" => (true, true),
+        other => bail!("usage: cargo xtask bench-gateway [--quick | --sparse], got {other:?}"),
     };
     let plan = Plan::new(quick);
     let started = SystemTime::now();
@@ -151,7 +154,6 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "--bin",
         "ferry-relay",
     ]))?;
-    let litellm = litellm_venv(root)?;
     let dir = root.join("target").join("bench-gateway");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let bin = root.join("target").join("release");
@@ -162,6 +164,13 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         dir: dir.clone(),
         gateways: std::cell::RefCell::new(Vec::new()),
     };
+    if sparse_only {
+        // `--sparse`: only the sparse, paced scenario, short; docs/BENCHMARKS.md untouched.
+        let report = sparse::measure(root, &env, true)?;
+        say!("{report}\nbench-gateway: --sparse run; docs/BENCHMARKS.md left as it is");
+        return Ok(());
+    }
+    let litellm = litellm_venv(root)?;
     let bodies = Bodies::write(root, &env)?;
 
     // Anything already running on the cores skews every figure: measure, warn, report.
@@ -235,8 +244,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     drop(paced);
     drop(sim);
 
+    let sparse = sparse::measure(root, &env, plan.quick)?;
+
     results.took = started.elapsed().unwrap_or_default();
-    let report = results.markdown(&plan);
+    let report = format!("{}\n\n{sparse}", results.markdown(&plan).trim_end());
     fs::write(dir.join("results.json"), results.json().to_string())?;
     fs::write(dir.join("report.md"), &report)?;
     if plan.quick {
