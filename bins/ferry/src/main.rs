@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_server::sim::{SimOptions, run_sim_upstream};
+use ferry_sim::{SimOptions, run_sim_upstream};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc instead of glibc malloc: glibc keeps what a burst of streams freed in its
