@@ -95,7 +95,7 @@ enum Command {
         /// Loopback port of the browser callback (the Codex CLI's client id expects 1455).
         #[arg(long, value_name = "PORT", default_value_t = ferry_accounts::DEFAULT_CALLBACK_PORT)]
         port: u16,
-        /// OAuth issuer (default https://auth.openai.com).
+        /// OAuth issuer (default `https://auth.openai.com`).
         #[arg(long, value_name = "URL")]
         issuer: Option<String>,
         /// Write here instead of the config's gateway.oauth_state_dir.
