@@ -212,6 +212,23 @@ impl Disposition {
     }
 }
 
+/// Whether an upstream error rejects replayed encrypted reasoning (OpenAI: HTTP 400,
+/// `invalid_request_error`, code `invalid_encrypted_content`, "The encrypted content … could
+/// not be verified"): reasoning signed under another account or key. The request's own
+/// fault ([`classify_with`] never fails over on it); the gateway retries once without the
+/// reasoning items.
+pub fn is_invalid_encrypted_content(status: u16, body: &[u8]) -> bool {
+    if status != 400 {
+        return false;
+    }
+    let info = ErrorInfo::parse(body);
+    info.has_code(&["invalid_encrypted_content"])
+        || info.contains("invalid_encrypted_content")
+        || info.contains("encrypted content could not be decrypted")
+        || info.contains("encrypted_content could not be verified")
+        || (info.contains("encrypted content") && info.contains("could not be verified"))
+}
+
 /// Classifies an error response for a plain API-key account on its first attempt, at the
 /// current time. See [`classify_with`] for the rules.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposition {

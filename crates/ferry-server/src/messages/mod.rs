@@ -182,6 +182,9 @@ enum Attempt {
     },
     /// The upstream rejected `previous_response_id`: replay the full history once.
     ContinuationReset(Lease),
+    /// The upstream rejected the replayed encrypted reasoning (`invalid_encrypted_content`,
+    /// e.g. signed under another account): send the full history once more without it.
+    ReasoningReset(Lease),
     /// Try another account.
     Failover { error: Error, reason: &'static str },
     /// This account does not serve the model; try another without counting a switch.
@@ -203,6 +206,8 @@ async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<ResponseBody> 
     // Why the last account was left; counted once another account actually takes over.
     let mut pending_failover: Option<&'static str> = None;
     let mut reset = false;
+    // Set after an `invalid_encrypted_content` rejection: at most once per request.
+    let mut strip_reasoning = false;
     let error = loop {
         let selection = Selection {
             preferred: preferred.as_deref(),
@@ -224,7 +229,11 @@ async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<ResponseBody> 
                 break Attempt::Fatal(Error::Internal("account lease lost".to_owned()));
             };
             record.account.clone_from(&account);
-            match attempt(ctx, l, &mut record, reset, same_account_retries).await {
+            let replay = Replay {
+                reset,
+                strip_reasoning,
+            };
+            match attempt(ctx, l, &mut record, replay, same_account_retries).await {
                 Attempt::Retry {
                     after,
                     lease: l,
@@ -237,6 +246,12 @@ async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<ResponseBody> 
                 }
                 Attempt::ContinuationReset(l) if !reset => {
                     reset = true;
+                    lease = Some(l);
+                }
+                Attempt::ReasoningReset(l) if !strip_reasoning => {
+                    // The stored chain may hold the rejected reasoning too: no continuation.
+                    reset = true;
+                    strip_reasoning = true;
                     lease = Some(l);
                 }
                 other => break other,
@@ -269,7 +284,7 @@ async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<ResponseBody> 
                         .unwrap_or_else(|| Error::Internal("no error".into()));
                 }
             }
-            Attempt::Retry { .. } | Attempt::ContinuationReset(_) => {
+            Attempt::Retry { .. } | Attempt::ContinuationReset(_) | Attempt::ReasoningReset(_) => {
                 break Error::Internal("unexpected retry state".to_owned());
             }
         }
@@ -307,6 +322,15 @@ fn accounts_error(e: &ferry_accounts::AccountsError) -> Error {
     }
 }
 
+/// How an attempt rebuilds the request after an upstream rejected part of it.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    /// Send the full history, without `previous_response_id`.
+    reset: bool,
+    /// Leave out the replayed reasoning items (their encrypted content was rejected).
+    strip_reasoning: bool,
+}
+
 /// The request as built for one account.
 struct Built {
     /// The JSON body to send.
@@ -324,12 +348,15 @@ struct Built {
     /// The prompt cache key used for the upstream session (applies to this model).
     cache_key: Option<String>,
     dropped: Vec<&'static str>,
+    /// Reasoning items replayed in `input` (encrypted content the upstream may reject).
+    reasoning_items: usize,
     /// The upstream was asked to stream (else: one JSON body).
     upstream_stream: bool,
 }
 
 /// Model mapping, conversion, session state, OAuth transform and service-tier policy.
-async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> {
+async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Built, Attempt> {
+    let reset = replay.reset;
     let cfg = lease.config();
     let route = cfg.route_model(&ctx.req.model);
     if cfg.kind != AccountKind::Simulated && is_unmapped(&route.upstream) {
@@ -368,6 +395,20 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         tracing::debug!(target: "ferry::convert", request_id = %ctx.request_id, path = %d.path, kind = d.kind, detail = %d.detail, "dropped in conversion");
     }
     let mut body: responses::Request = converted.value;
+    if replay.strip_reasoning {
+        let before = body.input.len();
+        body.input
+            .retain(|item| !matches!(item, responses::InputItem::Reasoning(_)));
+        if body.input.len() < before {
+            ctx.state.metrics.dropped_total.inc(["rejected_reasoning"]);
+            dropped.push("rejected_reasoning");
+        }
+    }
+    let reasoning_items = body
+        .input
+        .iter()
+        .filter(|item| matches!(item, responses::InputItem::Reasoning(_)))
+        .count();
     crate::models::clamp_effort(&mut body, &req, cfg.model_spec(&route.upstream).as_ref());
     let oauth = cfg.kind == AccountKind::Oauth;
     // A non-streaming client needs the whole answer before it gets a byte, so the upstream
@@ -523,6 +564,7 @@ async fn build(ctx: &Ctx, lease: &Lease, reset: bool) -> Result<Built, Attempt> 
         continuation,
         cache_key,
         dropped,
+        reasoning_items,
         upstream_stream,
     })
 }
@@ -564,11 +606,11 @@ async fn attempt(
     ctx: &Arc<Ctx>,
     lease: Lease,
     record: &mut UsageRecord,
-    reset: bool,
+    replay: Replay,
     same_account_retries: u32,
 ) -> Attempt {
     let state = &ctx.state;
-    let built = match build(ctx, &lease, reset).await {
+    let built = match build(ctx, &lease, replay).await {
         Ok(b) => b,
         Err(a) => return a,
     };
@@ -696,6 +738,16 @@ async fn attempt(
             }
             return Attempt::ContinuationReset(lease);
         }
+        // Encrypted reasoning issued under another account or key (a failover, a rotation):
+        // the answer does not need it, so the turn is sent once more without it
+        // (docs/RELIABILITY.md). A second rejection is the client's 400.
+        if !replay.strip_reasoning
+            && (built.reasoning_items > 0 || built.continued)
+            && ferry_accounts::is_invalid_encrypted_content(status, &err_body)
+        {
+            tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, reasoning_items = built.reasoning_items, "encrypted reasoning rejected; retrying without it");
+            return Attempt::ReasoningReset(lease);
+        }
         let (upstream_code, message) = upstream::extract_error_message(status, &err_body);
         // The upstream may echo a credential in any shape (`key:<v>`): cut every known
         // secret out before the text reaches the client or a log line.
@@ -790,7 +842,7 @@ async fn attempt(
             agent_id: ctx.agent_id().to_owned(),
             continuation: built.continuation,
             sticky: ctx.sticky.clone(),
-            reset,
+            reset: replay.reset,
         }),
     };
     let mut client_headers = headers::filter_response_headers(&reply_headers);

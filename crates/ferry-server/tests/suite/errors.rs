@@ -1,7 +1,9 @@
 //! Upstream errors before and after the first byte: statuses, failed and incomplete
 //! responses, cut streams.
 
-use ferry_testkit::upstream::{mount_sse_once, mount_status, start};
+use ferry_testkit::upstream::{
+    mount_sequence, mount_sse_once, mount_status, sse_response, start, status_response,
+};
 use ferry_testkit::*;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -407,4 +409,104 @@ async fn failed_response_codes_keep_their_meaning() {
             assert_eq!(mock.count(), 1, "{code}: no retry");
         }
     }
+}
+
+/// A turn that replays thinking signed under another account (after a failover or a key
+/// rotation).
+fn with_foreign_thinking() -> Value {
+    let mut r = request("hi", false);
+    r["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "let me think", "signature": "gAAAAB-other-account"},
+            {"type": "text", "text": "hello"}
+        ]},
+        {"role": "user", "content": "and now?"}
+    ]);
+    r
+}
+
+fn encrypted_rejected() -> wiremock::ResponseTemplate {
+    status_response(
+        400,
+        &[],
+        r#"{"error":{"message":"The encrypted content gAAA...DQ== could not be verified.","type":"invalid_request_error","param":null,"code":"invalid_encrypted_content"}}"#,
+    )
+}
+
+fn has_reasoning(input: &[Value]) -> bool {
+    input.iter().any(|i| i["type"] == "reasoning")
+}
+
+/// Encrypted reasoning the upstream rejects (`invalid_encrypted_content`) is left out and the
+/// turn sent once more on the same account: the client gets its answer.
+#[tokio::test]
+async fn rejected_encrypted_reasoning_is_retried_once_without_it() {
+    let upstream = start().await;
+    let ok = sse_response(sse(text_events("resp_2", &["ok"], Usage::new(2, 1))));
+    let mock = mount_sequence(&upstream, vec![encrypted_rejected(), ok]).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&with_foreign_thinking()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-ferry-dropped")
+            .and_then(|v| v.to_str().ok()),
+        Some("rejected_reasoning")
+    );
+    let got = json_body(resp).await;
+    assert_eq!(got["content"][0]["text"], json!("ok"), "{got}");
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        has_reasoning(&reqs[0].input()),
+        "{:#}",
+        reqs[0].body["input"]
+    );
+    assert!(
+        !has_reasoning(&reqs[1].input()),
+        "{:#}",
+        reqs[1].body["input"]
+    );
+    // Everything else is replayed as it was.
+    assert_eq!(reqs[1].input().len(), reqs[0].input().len() - 1);
+    assert_eq!(
+        server
+            .metric("ferry_dropped_fields_total{kind=\"rejected_reasoning\"}")
+            .await,
+        1.0
+    );
+}
+
+/// A second rejection, without reasoning items, is the client's 400: no loop, no failover.
+#[tokio::test]
+async fn a_second_encrypted_content_rejection_is_a_clear_400() {
+    let upstream = start().await;
+    let mock = mount_sequence(
+        &upstream,
+        vec![
+            encrypted_rejected(),
+            encrypted_rejected(),
+            encrypted_rejected(),
+        ],
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&with_foreign_thinking()).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(
+        json_body(resp).await,
+        error_body(
+            "invalid_request_error",
+            "The encrypted content gAAA...DQ== could not be verified."
+        )
+    );
+    assert_eq!(mock.count(), 2, "one retry, then the error");
+    // A request without reasoning items is not retried at all.
+    let upstream = start().await;
+    let mock = mount_sequence(&upstream, vec![encrypted_rejected(), encrypted_rejected()]).await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", false)).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(mock.count(), 1);
 }
