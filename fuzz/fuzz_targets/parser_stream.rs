@@ -50,8 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 done = true;
                 break;
             }
-            let payload =
-                ferry_apicompat::responses::payload_with_type(frame.event.as_deref(), &frame.data);
+            let payload = frame.payload_with_type();
             if payload.trim().is_empty() {
                 continue;
             }

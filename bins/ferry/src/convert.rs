@@ -129,8 +129,7 @@ pub(crate) fn stream_bytes(body: &[u8], client_model: Option<&str>) -> anyhow::R
         if frame.is_done() {
             break;
         }
-        let payload =
-            ferry_apicompat::responses::payload_with_type(frame.event.as_deref(), &frame.data);
+        let payload = frame.payload_with_type();
         match responses::StreamEvent::from_json(&payload) {
             Ok(ev) => events.push(ev),
             Err(e) => {

@@ -87,10 +87,12 @@ mod tests {
             ClientKey {
                 name: "alice".into(),
                 key: Secret::new("sk-alice"),
+                budget: crate::cost::Budget::default(),
             },
             ClientKey {
                 name: "bob".into(),
                 key: Secret::new("sk-bob"),
+                budget: crate::cost::Budget::default(),
             },
         ]
     }

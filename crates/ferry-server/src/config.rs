@@ -34,6 +34,8 @@ pub struct Config {
     pub client_keys: Vec<ClientKey>,
     /// `[[accounts]]`, in file order (validated).
     pub accounts: Vec<AccountConfig>,
+    /// The built-in prices with the `[prices]` rows applied.
+    pub prices: crate::cost::PriceTable,
 }
 
 /// `[server]`
@@ -151,6 +153,8 @@ pub struct ClientKey {
     pub name: String,
     /// The key clients present.
     pub key: Secret,
+    /// Limits per day and month (empty: none).
+    pub budget: crate::cost::Budget,
 }
 
 pub use ferry_accounts::{AccountConfig, AccountKind, ServiceTierPolicy};
@@ -192,6 +196,7 @@ impl Config {
             rate_limit: RateLimitConfig::default(),
             client_keys: Vec::new(),
             accounts: vec![simulated_account("simulated")],
+            prices: crate::cost::PriceTable::default(),
         }
     }
 
@@ -204,6 +209,7 @@ impl Config {
         let rate_limit = raw.rate_limit.validate(&mut p);
         let client_keys = validate_client_keys(raw.client_keys, &mut p);
         let accounts = validate_accounts(raw.accounts, gateway.oauth_state_dir.is_some(), &mut p);
+        let prices = validate_prices(raw.prices, &mut p);
         if p.0.is_empty() {
             Ok(Self {
                 server,
@@ -212,6 +218,7 @@ impl Config {
                 rate_limit,
                 client_keys,
                 accounts,
+                prices,
             })
         } else {
             Err(p.0)
@@ -276,6 +283,42 @@ pub struct RawConfig {
     pub client_keys: Vec<RawClientKey>,
     /// `[[accounts]]`
     pub accounts: Vec<AccountConfig>,
+    /// `[prices."MODEL"]`: USD per million tokens, replacing or adding to the built-in table
+    pub prices: std::collections::BTreeMap<String, RawPrice>,
+}
+
+/// `[prices."MODEL"]` as written (USD per million tokens).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrice {
+    /// uncached input (required)
+    pub input: Option<f64>,
+    /// cached input (default: `input`)
+    pub cached_input: Option<f64>,
+    /// output (required)
+    pub output: Option<f64>,
+    /// prompts above this many tokens use the `long_*` prices
+    pub long_context_threshold: Option<u64>,
+    /// long-context uncached input
+    pub long_input: Option<f64>,
+    /// long-context cached input
+    pub long_cached_input: Option<f64>,
+    /// long-context output
+    pub long_output: Option<f64>,
+}
+
+/// `[client_keys.budget]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBudget {
+    /// tokens (prompt + output) per UTC day
+    pub daily_tokens: Option<u64>,
+    /// tokens per UTC month
+    pub monthly_tokens: Option<u64>,
+    /// USD per UTC day
+    pub daily_usd: Option<f64>,
+    /// USD per UTC month
+    pub monthly_usd: Option<f64>,
 }
 
 /// `[server]` as written.
@@ -389,6 +432,8 @@ pub struct RawClientKey {
     pub name: Option<String>,
     /// The key.
     pub key: Option<String>,
+    /// Optional limits per UTC day and month.
+    pub budget: Option<RawBudget>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -685,6 +730,108 @@ impl RawSession {
     }
 }
 
+fn validate_budget(raw: Option<RawBudget>, i: usize, p: &mut Problems) -> crate::cost::Budget {
+    let Some(b) = raw else {
+        return crate::cost::Budget::default();
+    };
+    for (field, v) in [("daily_usd", b.daily_usd), ("monthly_usd", b.monthly_usd)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            p.push(
+                format!("client_keys[{i}].budget.{field}"),
+                format!("must be a positive number of USD, got {v}"),
+            );
+        }
+    }
+    for (field, v) in [
+        ("daily_tokens", b.daily_tokens),
+        ("monthly_tokens", b.monthly_tokens),
+    ] {
+        if v == Some(0) {
+            p.push(
+                format!("client_keys[{i}].budget.{field}"),
+                "must be at least 1 (leave it out for no limit)",
+            );
+        }
+    }
+    crate::cost::Budget {
+        daily_tokens: b.daily_tokens,
+        monthly_tokens: b.monthly_tokens,
+        daily_usd: b.daily_usd,
+        monthly_usd: b.monthly_usd,
+    }
+}
+
+fn validate_prices(
+    raw: std::collections::BTreeMap<String, RawPrice>,
+    p: &mut Problems,
+) -> crate::cost::PriceTable {
+    let mut rows = Vec::new();
+    for (model, r) in raw {
+        let path = |f: &str| format!("prices.{model:?}.{f}");
+        let mut num = |f: &str, v: Option<f64>, required: bool| -> f64 {
+            match v {
+                Some(v) if v.is_finite() && v >= 0.0 => v,
+                Some(v) => {
+                    p.push(path(f), format!("must be a USD price >= 0, got {v}"));
+                    0.0
+                }
+                None => {
+                    if required {
+                        p.push(path(f), "is required (USD per million tokens)");
+                    }
+                    0.0
+                }
+            }
+        };
+        let input = num("input", r.input, true);
+        let output = num("output", r.output, true);
+        let cached_input = r
+            .cached_input
+            .map_or(input, |v| num("cached_input", Some(v), false));
+        let long_context = match r.long_context_threshold {
+            Some(threshold) => {
+                let long_input = num("long_input", r.long_input, true);
+                let long_output = num("long_output", r.long_output, true);
+                let long_cached = r
+                    .long_cached_input
+                    .map_or(long_input, |v| num("long_cached_input", Some(v), false));
+                Some((
+                    threshold,
+                    crate::cost::LongPrice {
+                        input: long_input,
+                        cached_input: long_cached,
+                        output: long_output,
+                    },
+                ))
+            }
+            None => {
+                if r.long_input.is_some()
+                    || r.long_output.is_some()
+                    || r.long_cached_input.is_some()
+                {
+                    p.push(
+                        path("long_context_threshold"),
+                        "is required with long_* prices",
+                    );
+                }
+                None
+            }
+        };
+        rows.push((
+            model,
+            crate::cost::Price {
+                input,
+                cached_input,
+                output,
+                long_context,
+            },
+        ));
+    }
+    crate::cost::PriceTable::with_overrides(rows)
+}
+
 fn validate_client_keys(raw: Vec<RawClientKey>, p: &mut Problems) -> Vec<ClientKey> {
     let mut out: Vec<ClientKey> = Vec::with_capacity(raw.len());
     for (i, k) in raw.into_iter().enumerate() {
@@ -715,9 +862,11 @@ fn validate_client_keys(raw: Vec<RawClientKey>, p: &mut Problems) -> Vec<ClientK
                 "the same key is configured twice",
             );
         }
+        let budget = validate_budget(k.budget, i, p);
         out.push(ClientKey {
             name,
             key: Secret::new(key),
+            budget,
         });
     }
     out

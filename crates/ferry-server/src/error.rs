@@ -83,6 +83,14 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// The client key's budget is spent for a window (refused before going upstream).
+    #[error("{message}")]
+    BudgetExceeded {
+        /// Which budget and how much was spent.
+        message: String,
+        /// Until the window ends.
+        retry_after: Duration,
+    },
     /// The upstream answered with an error status before any output.
     #[error("{message}")]
     UpstreamStatus {
@@ -170,7 +178,8 @@ impl Error {
             Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
             Self::NoAccount {
                 rate_limited: true, ..
-            } => StatusCode::TOO_MANY_REQUESTS,
+            }
+            | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NoAccount {
                 rate_limited: false,
                 ..
@@ -220,6 +229,7 @@ impl Error {
             Self::UnknownModel { .. } => "unknown_model",
             Self::PolicyBlocked(_) => "policy_blocked",
             Self::NoAccount { .. } => "no_account",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::UpstreamStatus { .. } => "upstream_status",
             Self::UpstreamFailed { .. } => "upstream_failed",
             Self::UpstreamConnect(_) => "upstream_connect",
@@ -244,6 +254,7 @@ impl Error {
             Self::NoAccount { retry_after, .. } | Self::UpstreamStatus { retry_after, .. } => {
                 *retry_after
             }
+            Self::BudgetExceeded { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -18,8 +18,8 @@
 //!   end with an `error` event.
 //! - [`Error`]: `status()`, `anthropic_type()` and `kind()` are the only mapping from a
 //!   failure to HTTP in the workspace.
-//! - `simulated` accounts are answered in process by `ferry_sim::simulate` (the simulated
-//!   Responses upstream, its own crate).
+//! - [`sim`]: the simulated Responses upstream (in process for `simulated` accounts, and as
+//!   a standalone server for `ferry sim-upstream`).
 //!
 //! # The request path
 //!
@@ -64,6 +64,7 @@
 mod auth;
 mod body;
 pub mod config;
+pub mod cost;
 mod error;
 mod messages;
 mod metrics;
@@ -71,6 +72,7 @@ mod models;
 mod redact;
 mod routes;
 mod server;
+pub mod sim;
 mod state;
 mod tokens;
 

@@ -58,6 +58,8 @@ pub(crate) type CounterVec<const N: usize> = Family<u64, N>;
 pub(crate) type GaugeVec<const N: usize> = Family<i64, N>;
 /// Floating-point gauges keyed by label values (values set from a snapshot).
 pub(crate) type FloatGaugeVec<const N: usize> = Family<f64, N>;
+/// Floating-point counters (the same family type, rendered as `counter`).
+pub(crate) type FloatCounterVec<const N: usize> = Family<f64, N>;
 
 impl<V: Sample, const N: usize> Family<V, N> {
     const fn with_kind(
@@ -139,6 +141,14 @@ impl<const N: usize> Family<f64, N> {
 
     pub(crate) fn set(&self, label_values: [&str; N], v: f64) {
         self.update(label_values, |slot| *slot = v);
+    }
+
+    const fn counter(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
+        Self::with_kind(name, help, "counter", labels)
+    }
+
+    pub(crate) fn add(&self, label_values: [&str; N], by: f64) {
+        self.update(label_values, |slot| *slot += by);
     }
 }
 
@@ -298,6 +308,10 @@ pub(crate) struct Metrics {
     pub(crate) failovers_total: CounterVec<1>,
     /// `ferry_tokens_total{kind}`
     pub(crate) tokens_total: CounterVec<1>,
+    /// `ferry_cost_usd_total{client,model}` (the price table's cost of each request)
+    pub(crate) cost_usd_total: FloatCounterVec<2>,
+    /// `ferry_budget_rejections_total{client,window}`
+    pub(crate) budget_rejections_total: CounterVec<2>,
     /// `ferry_prompt_cache_hit_ratio`
     pub(crate) prompt_cache_hit_ratio: Histogram,
     /// `ferry_cache_miss_total{reason}`
@@ -373,6 +387,16 @@ impl Metrics {
                 ["reason"],
             ),
             tokens_total: CounterVec::new("ferry_tokens_total", "Tokens by kind.", ["kind"]),
+            cost_usd_total: FloatCounterVec::counter(
+                "ferry_cost_usd_total",
+                "USD spent, from the price table, by client key and billed model.",
+                ["client", "model"],
+            ),
+            budget_rejections_total: CounterVec::new(
+                "ferry_budget_rejections_total",
+                "Requests refused because the client key's budget was spent, by window.",
+                ["client", "window"],
+            ),
             prompt_cache_hit_ratio: Histogram::new(
                 "ferry_prompt_cache_hit_ratio",
                 "Per request: cached input tokens / input tokens.",
@@ -476,6 +500,10 @@ impl Metrics {
         self.upstream_requests_total.render(&mut out);
         self.failovers_total.render(&mut out);
         self.tokens_total.render(&mut out);
+        self.cost_usd_total.render(&mut out);
+        if self.budget_rejections_total.has_values() {
+            self.budget_rejections_total.render(&mut out);
+        }
         self.prompt_cache_hit_ratio.render(&mut out);
         self.cache_miss_total.render(&mut out);
         self.continuations_total.render(&mut out);

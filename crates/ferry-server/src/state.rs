@@ -59,6 +59,18 @@ impl Live {
 }
 
 impl AppState {
+    /// The budget of the client key named `client`, when it has one.
+    pub(crate) fn budget(&self, client: &str) -> Option<&crate::cost::Budget> {
+        self.config
+            .client_keys
+            .iter()
+            .find(|k| k.name == client)
+            .map(|k| &k.budget)
+            .filter(|b| !b.is_empty())
+    }
+}
+
+impl AppState {
     pub(crate) async fn new(config: Config) -> Result<Arc<Self>, Error> {
         let metrics = Metrics::new();
         for reason in ferry_session::MissReason::ALL {

@@ -488,7 +488,10 @@ impl Cx {
                 ContentBlock::ToolUse(call) => {
                     flush_assistant(&mut text, out);
                     self.cache_hint(&path, call.cache_control.is_some());
-                    let arguments = call.arguments();
+                    let arguments = match &call.input {
+                        Value::Null => "{}".to_owned(),
+                        input => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
+                    };
                     let name = self.names.to_upstream(&call.name).into_owned();
                     let call_id = self.names.call_id_to_upstream(&call.id).into_owned();
                     out.push(InputItem::FunctionCall(FunctionCall::new(

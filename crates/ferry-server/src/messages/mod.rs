@@ -112,6 +112,7 @@ async fn prepare(
 ) -> Result<Ctx, Error> {
     let client = auth::authenticate(&state.config.client_keys, req.headers())?;
     record.client = client.label().to_owned();
+    crate::cost::check_budget(state, client.name.as_deref()).await?;
     // A copy that owns its values: a clone would keep hyper's 8 KiB read buffer (which the
     // values are slices of) alive for the whole request.
     let headers = upstream::owned_headers(req.headers());
@@ -1123,7 +1124,7 @@ async fn respond_json(
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
-    let mut acc = ferry_apicompat::convert::Accumulator::new();
+    let mut acc = ferry_sse::Accumulator::new();
     // What the answer may take in memory: as much as one JSON answer may be.
     let cap = ctx.state.config.gateway.max_line_bytes as u64;
     let terminal = loop {

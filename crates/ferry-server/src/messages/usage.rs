@@ -195,7 +195,18 @@ impl UsageRecord {
             m.prompt_cache_hit_ratio
                 .observe(u.cache_read_input_tokens as f64 / prompt as f64);
         }
+        let model = if self.billing_model.is_empty() {
+            &self.upstream_model
+        } else {
+            &self.billing_model
+        };
+        let cost = state.config.prices.cost(model, &u);
+        if !model.is_empty() && (prompt > 0 || u.output_tokens > 0) {
+            m.cost_usd_total.add([&self.client, model], cost);
+            crate::cost::record(state, &self.client, prompt + u.output_tokens, cost);
+        }
         let line = UsageLine {
+            cost_usd: cost,
             status,
             outcome: outcome.as_str(),
             first_token_ms: first_token_ms.map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
@@ -240,6 +251,8 @@ pub(crate) struct UsageLine {
     outcome: &'static str,
     first_token_ms: Option<u64>,
     duration_ms: u64,
+    /// The price table's cost of the usage.
+    cost_usd: f64,
     /// Taken out of `record`, so a queued line holds no reference to its queue.
     log: Option<UsageLog>,
 }
@@ -263,6 +276,7 @@ impl UsageLine {
             output_tokens = u.output_tokens,
             cache_read_tokens = u.cache_read_input_tokens,
             cache_creation_tokens = u.cache_creation_input_tokens,
+            cost_usd = self.cost_usd,
             first_token_ms = self.first_token_ms,
             duration_ms = self.duration_ms,
             service_tier = r.service_tier.as_deref(),
@@ -387,6 +401,7 @@ mod tests {
             outcome: "ok",
             first_token_ms: None,
             duration_ms: 3,
+            cost_usd: 0.0,
             log: None,
         }
     }

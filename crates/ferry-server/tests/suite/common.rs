@@ -147,6 +147,7 @@ pub(crate) fn config(base_url: &str) -> Config {
     c.client_keys = vec![ClientKey {
         name: "alice".to_owned(),
         key: Secret::new(TEST_CLIENT_KEY),
+        budget: Default::default(),
     }];
     c.gateway.stream_keepalive_interval = Some(Duration::from_secs(5));
     c.gateway.stream_data_interval_timeout = Some(Duration::from_secs(5));

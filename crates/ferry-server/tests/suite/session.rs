@@ -425,6 +425,7 @@ async fn client_keys_never_share_an_upstream_prompt_cache_key() {
     c.client_keys.push(ferry_server::config::ClientKey {
         name: "bob".to_owned(),
         key: ferry_server::config::Secret::new("sk-ferry-test-bob"),
+        budget: Default::default(),
     });
     let server = TestServer::start(c).await;
     // (client key, session_id header): the same conversation each time.

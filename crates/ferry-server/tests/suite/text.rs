@@ -111,6 +111,10 @@ async fn one_usage_record_per_request_with_every_field() {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(session_id.as_bytes());
     let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(obj.remove("session").unwrap(), json!(tag));
+    // The price table's gpt-5.1 line: 500 uncached × $1.25/M + 1500 cached × $0.125/M
+    // + 7 output × $10/M = $0.0008825.
+    let cost = obj.remove("cost_usd").unwrap().as_f64().unwrap();
+    assert!((cost - 0.000_882_5).abs() < 1e-12, "cost_usd {cost}");
     assert_eq!(
         u,
         json!({
@@ -122,6 +126,10 @@ async fn one_usage_record_per_request_with_every_field() {
             "continued": false, "response_id": "resp_u", "failovers": 0, "usage_implausible": false
         })
     );
+    let metric = server
+        .metric("ferry_cost_usd_total{client=\"alice\",model=\"gpt-5.1\"}")
+        .await;
+    assert!((metric - 0.000_882_5).abs() < 1e-12, "cost metric {metric}");
     // 1500 of 2000 prompt tokens from the cache: a hit, not a miss.
     assert_eq!(
         server

@@ -226,6 +226,7 @@ async fn another_keys_thread_is_not_found() {
     cfg.client_keys.push(ClientKey {
         name: "bob".to_owned(),
         key: ferry_server::config::Secret::new("sk-ferry-bob-key"),
+        budget: Default::default(),
     });
     let server = TestServer::start(cfg).await;
     let (id1, tool1) = reply_ids(server.messages(&create(false)).await, false).await;

@@ -1,12 +1,10 @@
 //! Frames to upstream events: `[DONE]`, injected types, typed errors.
 
-use ferry_apicompat::responses::{DecodeError, StreamEvent};
-use ferry_sse::Frame;
+use ferry_apicompat::responses::StreamEvent;
+use ferry_sse::{Frame, ParseError, decode_event};
 use pretty_assertions::assert_eq;
 
-use super::support::{
-    UPSTREAM_MAX, decode_event, events, fixtures_root, parse_chunks, payload_with_type,
-};
+use super::support::{UPSTREAM_MAX, events, fixtures_root, parse_chunks};
 
 #[test]
 fn done_and_blank_frames_carry_no_event() {
@@ -69,7 +67,7 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
     let err = decode_event(&bad_delta).unwrap().unwrap_err();
     assert!(matches!(
         &err,
-        DecodeError { event: None, kind: Some(k), .. } if k == "response.output_text.delta"
+        ParseError::InvalidEvent { event: None, kind: Some(k), .. } if k == "response.output_text.delta"
     ));
     assert!(!err.is_terminal_event());
 
@@ -85,7 +83,7 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
     // Not JSON at all: no kind, judged by the event name.
     let garbage = Frame::new(Some("error"), "not json");
     let err = decode_event(&garbage).unwrap().unwrap_err();
-    assert!(matches!(&err, DecodeError { kind: None, .. }));
+    assert!(matches!(&err, ParseError::InvalidEvent { kind: None, .. }));
     assert!(err.is_terminal_event());
     let garbage = Frame::new(None, "not json");
     assert!(
@@ -93,6 +91,17 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
             .unwrap()
             .unwrap_err()
             .is_terminal_event()
+    );
+}
+
+#[test]
+fn parse_errors_are_never_terminal_events() {
+    assert!(
+        !ParseError::LineTooLong {
+            limit: 1,
+            offset: 0
+        }
+        .is_terminal_event()
     );
 }
 
@@ -120,10 +129,10 @@ fn decode_event_agrees_with_from_json() {
             assert!(decode_event(frame).is_none());
             continue;
         }
-        let expected = StreamEvent::from_json(&payload_with_type(frame));
+        let expected = StreamEvent::from_json(&frame.payload_with_type());
         match (decode_event(frame).unwrap(), expected) {
             (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{}", frame.data),
-            (Err(DecodeError { source, .. }), Err(expected)) => {
+            (Err(ParseError::InvalidEvent { source, .. }), Err(expected)) => {
                 assert_eq!(source, expected, "{}", frame.data);
             }
             (got, expected) => panic!("{}: {got:?} vs {expected:?}", frame.data),

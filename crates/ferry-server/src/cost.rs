@@ -1,0 +1,422 @@
+//! What requests cost, and budgets per client key.
+//!
+//! **Prices.** [`PriceTable`] holds USD per million tokens (input, cached input, output, and
+//! optional long-context prices above a prompt size) for model-name prefixes: the longest
+//! prefix of the billed model wins, so `gpt-5.1-codex-mini-2026…` takes the
+//! `gpt-5.1-codex-mini` row. Built-in rows ([`DEFAULT_PRICES`]) are OpenAI's list prices of
+//! the catalog's models; `[prices."MODEL"]` rows in the config replace or add rows. A model
+//! with no row costs 0 (and is counted in tokens only).
+//!
+//! **Budgets.** A client key's `[client_keys.budget]` caps tokens and/or USD per UTC day and
+//! per UTC month. Spending is counted in the session store ([`ferry_session::Store::add`],
+//! shared by replicas on Redis) under `budget:{client}:{window}:{period}` in tokens and in
+//! micro-USD, when a request's usage is known. A request is refused before it goes upstream
+//! when a window is already spent: 429 `rate_limit_error` (the status and type a client
+//! already retries on, as for an exhausted quota) with `retry-after` at the window's end. A
+//! request under the limit runs to its end even if it crosses it, so a budget can be
+//! overshot by the requests in flight when it ran out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_apicompat::anthropic;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// USD per million tokens of one model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// Uncached input (cache writes included: OpenAI bills them as input).
+    pub input: f64,
+    /// Cached input (Anthropic's `cache_read_input_tokens`).
+    pub cached_input: f64,
+    /// Output (reasoning included).
+    pub output: f64,
+    /// Prompts above this many tokens are billed at `long` prices, when set.
+    pub long_context: Option<(u64, LongPrice)>,
+}
+
+/// The long-context prices of a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LongPrice {
+    /// Uncached input.
+    pub input: f64,
+    /// Cached input.
+    pub cached_input: f64,
+    /// Output.
+    pub output: f64,
+}
+
+const fn p(input: f64, cached_input: f64, output: f64) -> Price {
+    Price {
+        input,
+        cached_input,
+        output,
+        long_context: None,
+    }
+}
+
+/// Built-in prices (USD per million tokens; OpenAI list prices, standard tier). Config
+/// `[prices."MODEL"]` rows replace these.
+pub const DEFAULT_PRICES: &[(&str, Price)] = &[
+    ("gpt-5", p(1.25, 0.125, 10.0)),
+    ("gpt-5-codex", p(1.25, 0.125, 10.0)),
+    ("gpt-5-mini", p(0.25, 0.025, 2.0)),
+    ("gpt-5-nano", p(0.05, 0.005, 0.4)),
+    ("gpt-5-pro", p(15.0, 15.0, 120.0)),
+    ("gpt-5.1", p(1.25, 0.125, 10.0)),
+    ("gpt-5.1-codex", p(1.25, 0.125, 10.0)),
+    ("gpt-5.1-codex-max", p(1.25, 0.125, 10.0)),
+    ("gpt-5.1-codex-mini", p(0.25, 0.025, 2.0)),
+    ("gpt-5.2", p(1.75, 0.175, 14.0)),
+    ("gpt-5.2-codex", p(1.75, 0.175, 14.0)),
+    (
+        "gpt-5.4",
+        Price {
+            input: 2.5,
+            cached_input: 0.25,
+            output: 15.0,
+            // Prompts over 272K tokens: 2x input, 1.5x output for the whole request.
+            long_context: Some((
+                272_000,
+                LongPrice {
+                    input: 5.0,
+                    cached_input: 0.5,
+                    output: 22.5,
+                },
+            )),
+        },
+    ),
+    ("gpt-4.1", p(2.0, 0.5, 8.0)),
+    ("gpt-4.1-mini", p(0.4, 0.1, 1.6)),
+    ("gpt-4o", p(2.5, 1.25, 10.0)),
+    ("gpt-4o-mini", p(0.15, 0.075, 0.6)),
+    ("o3", p(2.0, 0.5, 8.0)),
+    ("o4-mini", p(1.1, 0.275, 4.4)),
+];
+
+/// Prices by model-name prefix.
+#[derive(Debug, Clone)]
+pub struct PriceTable {
+    rows: BTreeMap<String, Price>,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        Self {
+            rows: DEFAULT_PRICES
+                .iter()
+                .map(|(m, p)| ((*m).to_owned(), *p))
+                .collect(),
+        }
+    }
+}
+
+impl PriceTable {
+    /// The built-in table with these rows replacing or adding to it.
+    pub fn with_overrides(overrides: impl IntoIterator<Item = (String, Price)>) -> Self {
+        let mut t = Self::default();
+        t.rows.extend(overrides);
+        t
+    }
+
+    /// The row of the longest prefix of `model` (a model name followed by `-…` or exact).
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        self.rows
+            .iter()
+            .filter(|(prefix, _)| {
+                model == prefix.as_str()
+                    || model
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, p)| p)
+    }
+
+    /// USD of one request's usage on `model` (0 without a price).
+    pub fn cost(&self, model: &str, usage: &anthropic::Usage) -> f64 {
+        let Some(price) = self.price(model) else {
+            return 0.0;
+        };
+        let uncached = usage.input_tokens + usage.cache_creation_input_tokens;
+        let cached = usage.cache_read_input_tokens;
+        let (input, cached_input, output) = match price.long_context {
+            Some((threshold, long)) if uncached + cached > threshold => {
+                (long.input, long.cached_input, long.output)
+            }
+            _ => (price.input, price.cached_input, price.output),
+        };
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "token counts are far below 2^52"
+        )]
+        let usd = (uncached as f64 * input
+            + cached as f64 * cached_input
+            + usage.output_tokens as f64 * output)
+            / 1e6;
+        usd
+    }
+}
+
+/// A client key's limits (all optional).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Budget {
+    /// Tokens (prompt + output) per UTC day.
+    pub daily_tokens: Option<u64>,
+    /// Tokens per UTC month.
+    pub monthly_tokens: Option<u64>,
+    /// USD per UTC day.
+    pub daily_usd: Option<f64>,
+    /// USD per UTC month.
+    pub monthly_usd: Option<f64>,
+}
+
+impl Budget {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A budget window: its name, the period it is in, and seconds until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) name: &'static str,
+    pub(crate) period: String,
+    pub(crate) ends_in: Duration,
+}
+
+/// Days since 1970-01-01 → (year, month 1..=12, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The day and month windows at unix time `now`.
+pub(crate) fn windows(now: u64) -> [Window; 2] {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let days = now.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let day_end = (days + 1) * 86_400;
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let month_end = days_from_civil(ny, nm, 1) * 86_400;
+    let secs = |end: i64| Duration::from_secs(u64::try_from(end - now).unwrap_or(0).max(1));
+    [
+        Window {
+            name: "day",
+            period: format!("{y:04}-{m:02}-{d:02}"),
+            ends_in: secs(day_end),
+        },
+        Window {
+            name: "month",
+            period: format!("{y:04}-{m:02}"),
+            ends_in: secs(month_end),
+        },
+    ]
+}
+
+fn key(client: &str, w: &Window, unit: &str) -> String {
+    format!("budget:{client}:{}:{}:{unit}", w.name, w.period)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a client key spent in a window, and its limits there.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Spent {
+    pub(crate) window: Window,
+    pub(crate) tokens: u64,
+    pub(crate) usd: f64,
+    pub(crate) token_limit: Option<u64>,
+    pub(crate) usd_limit: Option<f64>,
+}
+
+/// The spending of `client` in the current day and month (store errors count as 0).
+pub(crate) async fn spent(state: &AppState, client: &str, budget: &Budget) -> Vec<Spent> {
+    let mut out = Vec::with_capacity(2);
+    for w in windows(unix_now()) {
+        let tokens = state
+            .store
+            .counter(&key(client, &w, "tokens"))
+            .await
+            .unwrap_or(0);
+        let micros = state
+            .store
+            .counter(&key(client, &w, "micro_usd"))
+            .await
+            .unwrap_or(0);
+        let (token_limit, usd_limit) = if w.name == "day" {
+            (budget.daily_tokens, budget.daily_usd)
+        } else {
+            (budget.monthly_tokens, budget.monthly_usd)
+        };
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "micro-USD counts are far below 2^52"
+        )]
+        let usd = micros as f64 / 1e6;
+        out.push(Spent {
+            window: w,
+            tokens,
+            usd,
+            token_limit,
+            usd_limit,
+        });
+    }
+    out
+}
+
+/// Refuses the request when the client key's budget is spent in some window.
+pub(crate) async fn check_budget(state: &AppState, client: Option<&str>) -> Result<(), Error> {
+    let Some(client) = client else { return Ok(()) };
+    let Some(budget) = state.budget(client) else {
+        return Ok(());
+    };
+    for s in spent(state, client, budget).await {
+        let over_tokens = s.token_limit.filter(|l| s.tokens >= *l);
+        let over_usd = s.usd_limit.filter(|l| s.usd >= *l);
+        let what = match (over_tokens, over_usd) {
+            (Some(limit), _) => format!("{} of {limit} tokens", s.tokens),
+            (None, Some(limit)) => format!("${:.4} of ${limit}", s.usd),
+            (None, None) => continue,
+        };
+        state
+            .metrics
+            .budget_rejections_total
+            .inc([client, s.window.name]);
+        return Err(Error::BudgetExceeded {
+            message: format!(
+                "the {} budget of client key {client:?} is spent ({what}); it resets in {} s",
+                if s.window.name == "day" {
+                    "daily"
+                } else {
+                    "monthly"
+                },
+                s.window.ends_in.as_secs()
+            ),
+            retry_after: s.window.ends_in,
+        });
+    }
+    Ok(())
+}
+
+/// Adds a finished request's tokens and cost to its client key's budget counters (only for
+/// keys with a budget).
+pub(crate) fn record(state: &AppState, client: &str, tokens: u64, usd: f64) {
+    if state.budget(client).is_none() || (tokens == 0 && usd <= 0.0) {
+        return;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a request's cost in micro-USD is positive and far below 2^64"
+    )]
+    let micros = (usd * 1e6).round() as u64;
+    let store = Arc::clone(&state.store);
+    let client = client.to_owned();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "outlives the request on purpose: the usage is counted after the response went out; two store round trips per window, bounded by the store's timeouts"
+    )]
+    tokio::spawn(async move {
+        for w in windows(unix_now()) {
+            // A day's counters live a day past their window so the admin view can show them.
+            let ttl = w.ends_in + Duration::from_secs(86_400);
+            let a = store.add(&key(&client, &w, "tokens"), tokens, ttl).await;
+            let b = store.add(&key(&client, &w, "micro_usd"), micros, ttl).await;
+            if a.is_err() || b.is_err() {
+                tracing::warn!(client = %client, window = w.name, "cannot count the request in the budget (session store error)");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    #[test]
+    fn the_longest_prefix_prices_a_model() {
+        let t = PriceTable::default();
+        assert_eq!(t.price("gpt-5.1-codex-mini").map(|p| p.input), Some(0.25));
+        assert_eq!(t.price("gpt-5.1-2026-01-01").map(|p| p.input), Some(1.25));
+        assert_eq!(t.price("gpt-5.1x"), None);
+        assert_eq!(t.price("unknown"), None);
+    }
+
+    #[test]
+    fn cost_counts_uncached_cached_and_output_and_the_long_tier() {
+        let t = PriceTable::default();
+        let usage = anthropic::Usage {
+            input_tokens: 1_000_000,
+            cache_read_input_tokens: 2_000_000,
+            output_tokens: 100_000,
+            ..anthropic::Usage::default()
+        };
+        // 1M × 1.25 + 2M × 0.125 + 0.1M × 10 = 2.5
+        assert!((t.cost("gpt-5.1", &usage) - 2.5).abs() < 1e-9);
+        // gpt-5.4 above 272K prompt tokens: 1M × 5 + 2M × 0.5 + 0.1M × 22.5 = 8.25
+        assert!((t.cost("gpt-5.4", &usage) - 8.25).abs() < 1e-9);
+        let small = anthropic::Usage {
+            input_tokens: 1000,
+            output_tokens: 1000,
+            ..anthropic::Usage::default()
+        };
+        assert!((t.cost("gpt-5.4", &small) - (0.0025 + 0.015)).abs() < 1e-12);
+        let o = PriceTable::with_overrides([("gpt-5.1".to_owned(), p(2.0, 0.0, 0.0))]);
+        assert!((o.cost("gpt-5.1", &usage) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn windows_end_at_utc_midnight_and_the_first_of_the_month() {
+        // 2026-12-31T23:00:00Z
+        let now = days_from_civil(2026, 12, 31) as u64 * 86_400 + 23 * 3600;
+        let [day, month] = windows(now);
+        assert_eq!(
+            (day.period.as_str(), day.ends_in.as_secs()),
+            ("2026-12-31", 3600)
+        );
+        assert_eq!(
+            (month.period.as_str(), month.ends_in.as_secs()),
+            ("2026-12", 3600)
+        );
+        // 2024-02-10T00:00:00Z: a leap February has 19 more days after the 10th.
+        let now = days_from_civil(2024, 2, 10) as u64 * 86_400;
+        let [day, month] = windows(now);
+        assert_eq!(day.period, "2024-02-10");
+        assert_eq!(month.ends_in.as_secs(), 20 * 86_400);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+    }
+}
