@@ -8,7 +8,7 @@ target/e2e-node, starts ferry and sets:
   FERRY_E2E_CLAUDE    the `claude` executable
   FERRY_E2E_LOG       ferry's log file (JSON lines; the `ferry::usage` records are read back)
 The upstream is ferry's simulated Responses upstream; the prompts use its directives
-(`[[tool:NAME:ARG]]`, `[[fail:MESSAGE]]`, ...) documented in crates/ferry-server/src/sim.rs.
+(`[[tool:NAME:ARG]]`, `[[fail:MESSAGE]]`, ...) documented in crates/ferry-sim/src/lib.rs.
 
 Each run gets an empty HOME and working directory, a clean environment (no ANTHROPIC_* or
 CLAUDE_* variable of the caller leaks in), stdin closed and a timeout; Claude Code's own

@@ -181,7 +181,7 @@ def test_usage_records_show_one_continued_session():
     # Each turn continued the upstream response of the turn before, whichever replica got it:
     # the simulated upstream's response ids end with the conversation's token count (8 hex),
     # and it prices a continuation as all of that read from the cache, in steps of 128
-    # (crates/ferry-server/src/sim.rs).
+    # (crates/ferry-sim/src/lib.rs).
     for prev, r in zip(records, records[1:]):
         tokens = int(prev["response_id"][-8:], 16)
         assert r["cache_read_tokens"] == tokens // 128 * 128, (prev["response_id"], summary)

@@ -6,7 +6,7 @@ Run by `cargo xtask e2e` (and `cargo xtask test`), which starts ferry and sets:
   FERRY_E2E_SCENARIO  `simulated` (in-process upstream) or `sim-upstream` (external upstream
                       reached over HTTP through an api_key account)
 The upstream is ferry's simulated Responses upstream in both scenarios; its prompt directives
-(`[[tool:NAME:ARG]]`, `[[status:CODE]]`, ...) are documented in crates/ferry-server/src/sim.rs.
+(`[[tool:NAME:ARG]]`, `[[status:CODE]]`, ...) are documented in crates/ferry-sim/src/lib.rs.
 
 Plain asserts, no test framework: prints one line per test and `N passed, M failed`, and exits
 non-zero if anything failed.

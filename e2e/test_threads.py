@@ -4,7 +4,7 @@ Python SDK's own tool runner, defaults untouched (threads on), against a running
 Run by `cargo xtask e2e` / `cargo xtask test` like `test_sdk.py` (same environment:
 FERRY_E2E_BASE_URL, FERRY_E2E_KEY, FERRY_E2E_SCENARIO).
 
-The simulated upstream's `[[tool-loop:probe:2]]` directive (crates/ferry-server/src/sim.rs)
+The simulated upstream's `[[tool-loop:probe:2]]` directive (crates/ferry-sim/src/lib.rs)
 calls `probe` until the input holds two tool outputs, and each call's `note` reports what
 that upstream request carried. After the first turn the SDK sends only the tool result with
 `thread: continue`, so the reports show whether ferry rebuilt the whole conversation.

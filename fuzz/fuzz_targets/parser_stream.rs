@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
                 done = true;
                 break;
             }
-            let payload = frame.payload_with_type();
+            let payload =
+                ferry_apicompat::responses::payload_with_type(frame.event.as_deref(), &frame.data);
             if payload.trim().is_empty() {
                 continue;
             }

@@ -129,7 +129,8 @@ pub(crate) fn stream_bytes(body: &[u8], client_model: Option<&str>) -> anyhow::R
         if frame.is_done() {
             break;
         }
-        let payload = frame.payload_with_type();
+        let payload =
+            ferry_apicompat::responses::payload_with_type(frame.event.as_deref(), &frame.data);
         match responses::StreamEvent::from_json(&payload) {
             Ok(ev) => events.push(ev),
             Err(e) => {

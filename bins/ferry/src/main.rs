@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_server::sim::{SimOptions, run_sim_upstream};
+use ferry_sim::{SimOptions, run_sim_upstream};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc instead of glibc malloc: glibc keeps what a burst of streams freed in its
@@ -95,7 +95,7 @@ enum Command {
         /// Loopback port of the browser callback (the Codex CLI's client id expects 1455).
         #[arg(long, value_name = "PORT", default_value_t = ferry_accounts::DEFAULT_CALLBACK_PORT)]
         port: u16,
-        /// OAuth issuer (default https://auth.openai.com).
+        /// OAuth issuer (default `https://auth.openai.com`).
         #[arg(long, value_name = "URL")]
         issuer: Option<String>,
         /// Write here instead of the config's gateway.oauth_state_dir.

@@ -18,8 +18,8 @@
 //!   end with an `error` event.
 //! - [`Error`]: `status()`, `anthropic_type()` and `kind()` are the only mapping from a
 //!   failure to HTTP in the workspace.
-//! - [`sim`]: the simulated Responses upstream (in process for `simulated` accounts, and as
-//!   a standalone server for `ferry sim-upstream`).
+//! - `simulated` accounts are answered in process by `ferry_sim::simulate` (the simulated
+//!   Responses upstream, its own crate).
 //!
 //! # The request path
 //!
@@ -72,7 +72,6 @@ mod models;
 mod redact;
 mod routes;
 mod server;
-pub mod sim;
 mod state;
 mod tokens;
 

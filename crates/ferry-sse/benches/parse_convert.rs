@@ -23,7 +23,12 @@ use ferry_apicompat::convert::{
     ToolNames,
     stream::{Options, StreamConverter},
 };
-use ferry_sse::{Frame, Parser, decode_event, encode_event};
+use ferry_apicompat::responses;
+use ferry_sse::{Frame, Parser, encode_event};
+
+fn decode_event(frame: &Frame) -> Option<Result<responses::StreamEvent, responses::DecodeError>> {
+    responses::decode(frame.event.as_deref(), &frame.data)
+}
 use serde_json::{Value, json};
 
 const CHUNK: usize = 4096;

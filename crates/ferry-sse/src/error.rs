@@ -1,7 +1,5 @@
 //! The crate's error type.
 
-use ferry_apicompat::ConvertError;
-
 /// Input that the SSE layer cannot turn into frames or events.
 ///
 /// A parse error never leaves the [`Parser`](crate::Parser) in a broken state: the frame
@@ -34,18 +32,4 @@ pub enum ParseError {
         /// Stream offset of the start of the line.
         offset: u64,
     },
-    /// A frame's payload is not a Responses stream event of a known shape.
-    #[error("invalid upstream event{}: {source}", event_suffix(.kind.as_deref().or(.event.as_deref())))]
-    InvalidEvent {
-        /// The frame's `event:` name, if it had one.
-        event: Option<String>,
-        /// The payload's `type`, if it has a string one.
-        kind: Option<String>,
-        /// Why the payload did not parse.
-        source: ConvertError,
-    },
-}
-
-fn event_suffix(event: Option<&str>) -> String {
-    event.map(|e| format!(" `{e}`")).unwrap_or_default()
 }

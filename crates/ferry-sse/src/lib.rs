@@ -1,9 +1,9 @@
 //! Streaming plumbing between upstream bytes and client bytes: an incremental SSE frame
-//! parser, an exact Anthropic SSE encoder, and an accumulator that rebuilds a Responses
-//! response from its stream.
+//! parser and an exact SSE encoder.
 //!
 //! `ferry-sse` sits on both sides of the stream converter in `ferry-apicompat`: upstream
-//! bytes, in chunks of any size, become [`Frame`]s and then `responses::StreamEvent`s, and
+//! bytes, in chunks of any size, become [`Frame`]s (which `ferry_apicompat::responses::decode`
+//! turns into `responses::StreamEvent`s), and
 //! the converter's `anthropic::StreamEvent`s become `event: …\ndata: …\n\n` bytes. It does
 //! no I/O and needs no async runtime: it works on byte slices, so the caller decides how
 //! bytes are read and written (and the tests can split a stream at every byte). Upstream
@@ -18,14 +18,11 @@
 //!   SSE field rules: comments, LF/CRLF/CR line ends split anywhere, a leading BOM, several
 //!   `data:` lines joined with `\n`, and [`Parser::finish`] for a last frame without its
 //!   blank line.
-//! * [`decode_event`] turns a frame into a `responses::StreamEvent`: it skips `[DONE]`
-//!   ([`Frame::is_done`]) and takes the event name as the `type` when the payload has none
-//!   ([`Frame::payload_with_type`]).
+//! * [`Frame::is_done`] recognises the `[DONE]` sentinel. Decoding a frame's data into an
+//!   event is not this crate's job: `ferry_apicompat::responses::decode` takes the event
+//!   name and the data, so the parser knows no event type.
 //! * [`encode_event`], [`encode_error`], [`PING_FRAME`] and [`encode_frame`] write exact
 //!   Anthropic SSE.
-//! * [`Accumulator`] collects a stream's events so that
-//!   [`supplement`](Accumulator::supplement) can fill an empty or partial terminal `output`
-//!   for a client that asked for a non-streamed answer.
 //! * [`ParseError`] is the crate's one error type.
 //!
 //! # Example
@@ -36,10 +33,11 @@
 //!
 //! ```
 //! use ferry_apicompat::convert::{
-//!     ToolNames,
+//!     Accumulator, ToolNames,
 //!     stream::{Options, StreamConverter},
 //! };
-//! use ferry_sse::{Accumulator, Parser, decode_event, encode_event};
+//! use ferry_apicompat::responses;
+//! use ferry_sse::{Parser, encode_event};
 //!
 //! let upstream = concat!(
 //!     "event: response.created\n",
@@ -66,7 +64,7 @@
 //! let mut events = Vec::new();
 //! let mut terminal = None;
 //! for frame in &frames {
-//!     let Some(event) = decode_event(frame) else {
+//!     let Some(event) = responses::decode(frame.event.as_deref(), &frame.data) else {
 //!         continue; // `[DONE]` or a blank payload
 //!     };
 //!     let event = event?;
@@ -99,16 +97,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod accumulate;
-mod decode;
 mod encode;
 mod error;
 mod frame;
 mod parser;
 
 pub use crate::{
-    accumulate::Accumulator,
-    decode::decode_event,
     encode::{PING_FRAME, encode_error, encode_event, encode_frame},
     error::ParseError,
     frame::Frame,

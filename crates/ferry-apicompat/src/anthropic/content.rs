@@ -204,7 +204,8 @@ pub enum DocumentSource {
 }
 
 /// A tool call made by the assistant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "ToolUseWire")]
 pub struct ToolUseBlock {
     /// Call id, echoed by the matching `tool_result`.
     pub id: String,
@@ -216,6 +217,170 @@ pub struct ToolUseBlock {
     /// Prompt-caching hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
+    /// `input` as compact JSON with the client's key order, when the block was parsed from a
+    /// request. [`Value`] sorts object keys, so re-serialising `input` would change the bytes
+    /// of arguments the model produced (and break the upstream's cached prefix).
+    #[serde(skip)]
+    pub input_json: Option<String>,
+}
+
+impl PartialEq for ToolUseBlock {
+    /// Compares the call, not how its input was spelt.
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.input == other.input
+            && self.cache_control == other.cache_control
+    }
+}
+
+impl ToolUseBlock {
+    /// The input as the upstream's `arguments` string: the client's text (key order kept)
+    /// when known, else `input` serialised; `{}` for a missing input.
+    pub fn arguments(&self) -> String {
+        if let Some(text) = &self.input_json
+            && text != "null"
+        {
+            return text.clone();
+        }
+        match &self.input {
+            Value::Null => "{}".to_owned(),
+            input => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
+        }
+    }
+}
+
+/// The wire shape of a [`ToolUseBlock`], whose input keeps its key order.
+#[derive(Deserialize)]
+struct ToolUseWire {
+    id: String,
+    name: String,
+    #[serde(default)]
+    input: Option<OrderedJson>,
+    #[serde(default)]
+    cache_control: Option<CacheControl>,
+}
+
+impl From<ToolUseWire> for ToolUseBlock {
+    fn from(w: ToolUseWire) -> Self {
+        let (input, input_json) = match w.input {
+            Some(j) => (
+                serde_json::to_value(&j).unwrap_or(Value::Null),
+                serde_json::to_string(&j).ok(),
+            ),
+            None => (Value::Null, None),
+        };
+        Self {
+            id: w.id,
+            name: w.name,
+            input,
+            cache_control: w.cache_control,
+            input_json,
+        }
+    }
+}
+
+/// A JSON value whose objects keep their key order. It deserializes through any
+/// deserializer (serde buffers the fields of an internally tagged enum, which rules out
+/// `RawValue`), and serializes back as compact JSON in the same order.
+enum OrderedJson {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    String(String),
+    Array(Vec<OrderedJson>),
+    Object(Vec<(String, OrderedJson)>),
+}
+
+impl Serialize for OrderedJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Self::Null => s.serialize_unit(),
+            Self::Bool(b) => s.serialize_bool(*b),
+            Self::U64(n) => s.serialize_u64(*n),
+            Self::I64(n) => s.serialize_i64(*n),
+            Self::F64(n) => s.serialize_f64(*n),
+            Self::String(t) => s.serialize_str(t),
+            Self::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Self::Object(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderedJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor;
+
+        impl<'de> Visitor<'de> for OrderedVisitor {
+            type Value = OrderedJson;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OrderedJson::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OrderedJson::Null)
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+                OrderedJson::deserialize(d)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(OrderedJson::Bool(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(OrderedJson::U64(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(OrderedJson::I64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(OrderedJson::F64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OrderedJson::String(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(OrderedJson::String(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OrderedJson::Array(items))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields: Vec<(String, OrderedJson)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, OrderedJson>()? {
+                    // A repeated key keeps its first place and its last value, as `Value` does.
+                    match fields.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = v,
+                        None => fields.push((k, v)),
+                    }
+                }
+                Ok(OrderedJson::Object(fields))
+            }
+        }
+
+        d.deserialize_any(OrderedVisitor)
+    }
 }
 
 /// The result of a tool call.

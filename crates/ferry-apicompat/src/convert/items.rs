@@ -5,7 +5,7 @@
 //! `output_index` alone, by both, by neither (the Codex CLI's own fixture), with an id that
 //! changes on every event (a GitHub Copilot capture), or with a terminal response whose
 //! items carry no ids or other ids than the stream's. [`ItemIndex`] is the one place that
-//! decides; the stream converter and the `ferry-sse` accumulator both use it, so a streamed
+//! decides; the stream converter and the [`Accumulator`](super::Accumulator) both use it, so a streamed
 //! and a buffered answer can never disagree on what is one item.
 
 use crate::responses;

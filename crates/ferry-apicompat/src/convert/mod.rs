@@ -1,6 +1,7 @@
 //! Conversions between the two APIs: [`request`] (Anthropic → Responses), [`response`]
 //! (Responses JSON → Anthropic message) and [`stream`] (Responses events → Anthropic events).
 
+mod accumulate;
 mod failure;
 mod items;
 mod overflow;
@@ -10,6 +11,7 @@ mod stop;
 pub mod stream;
 mod tool_names;
 
+pub use self::accumulate::Accumulator;
 pub use self::failure::{FailureKind, UpstreamFailure};
 pub use self::items::{ItemIndex, ItemRef, Seen};
 pub use self::overflow::{is_context_overflow, prompt_too_long_message};

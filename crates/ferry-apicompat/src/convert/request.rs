@@ -488,10 +488,7 @@ impl Cx {
                 ContentBlock::ToolUse(call) => {
                     flush_assistant(&mut text, out);
                     self.cache_hint(&path, call.cache_control.is_some());
-                    let arguments = match &call.input {
-                        Value::Null => "{}".to_owned(),
-                        input => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
-                    };
+                    let arguments = call.arguments();
                     let name = self.names.to_upstream(&call.name).into_owned();
                     let call_id = self.names.call_id_to_upstream(&call.id).into_owned();
                     out.push(InputItem::FunctionCall(FunctionCall::new(

@@ -389,6 +389,7 @@ fn tool_use_block(id: String, name: String, input: Value) -> anthropic::ContentB
         name,
         input,
         cache_control: None,
+        input_json: None,
     })
 }
 

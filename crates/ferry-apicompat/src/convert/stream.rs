@@ -926,6 +926,7 @@ impl StreamConverter {
                 name: item.name.clone(),
                 input: Value::Object(serde_json::Map::new()),
                 cache_control: None,
+                input_json: None,
             }),
             BlockKind::ServerToolUse | BlockKind::Fixed => block
                 .payload

@@ -4,10 +4,12 @@
 //! or skipped), exact on what is emitted (absent optional fields are not serialised, so the
 //! upstream never sees a `null` it might reject).
 
+mod decode;
 mod request;
 mod response;
 mod stream;
 
+pub use self::decode::{DecodeError, decode, is_done, payload_with_type};
 pub use self::request::*;
 pub use self::response::*;
 pub use self::stream::*;

@@ -9,129 +9,140 @@ use super::response::{json_text, null_default};
 use super::{ErrorBody, OutputItem, Response, Usage};
 use crate::ConvertError;
 
-/// One event of a Responses stream (the JSON `data:` of an SSE frame).
-///
-/// Parse it with [`StreamEvent::from_json`], in two steps: the envelope's `type` first, then
-/// the typed payload of a kind this crate models. A kind it does not model becomes
-/// [`StreamEvent::Unknown`] (never an error); a known kind whose payload does not parse is
-/// an error, which the caller skips for a delta and treats as a failure for a terminal
-/// event ([`is_terminal_kind`](StreamEvent::is_terminal_kind) tells them apart).
-///
-/// Every payload field is optional on the wire: a missing `output_index` is `None`, not 0.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
-#[non_exhaustive]
-pub enum StreamEvent {
-    /// `response.created`: the response exists.
-    #[serde(rename = "response.created")]
-    Created(ResponseEvent),
-    /// `response.in_progress`.
-    #[serde(rename = "response.in_progress")]
-    InProgress(ResponseEvent),
-    /// `response.queued`.
-    #[serde(rename = "response.queued")]
-    Queued(ResponseEvent),
-    /// `response.completed` (terminal).
-    #[serde(rename = "response.completed")]
-    Completed(TerminalEvent),
-    /// `response.incomplete` (terminal).
-    #[serde(rename = "response.incomplete")]
-    Incomplete(TerminalEvent),
-    /// `response.failed` (terminal).
-    #[serde(rename = "response.failed")]
-    Failed(TerminalEvent),
-    /// `response.done`, an alias of `response.completed` used by websocket relays (terminal).
-    #[serde(rename = "response.done")]
-    Done(TerminalEvent),
-    /// `response.output_item.added`: an output item begins.
-    #[serde(rename = "response.output_item.added")]
-    OutputItemAdded(ItemEvent),
-    /// `response.output_item.done`: an output item is complete (full payload).
-    #[serde(rename = "response.output_item.done")]
-    OutputItemDone(ItemEvent),
-    /// `response.content_part.added`.
-    #[serde(rename = "response.content_part.added")]
-    ContentPartAdded(PartEvent),
-    /// `response.content_part.done`.
-    #[serde(rename = "response.content_part.done")]
-    ContentPartDone(PartEvent),
-    /// `response.output_text.delta`.
-    #[serde(rename = "response.output_text.delta")]
-    OutputTextDelta(DeltaEvent),
-    /// `response.output_text.done` (full text of the part).
-    #[serde(rename = "response.output_text.done")]
-    OutputTextDone(TextDoneEvent),
-    /// `response.output_text.annotation.added`.
-    #[serde(rename = "response.output_text.annotation.added")]
-    OutputTextAnnotationAdded(AnnotationEvent),
-    /// `response.refusal.delta`.
-    #[serde(rename = "response.refusal.delta")]
-    RefusalDelta(DeltaEvent),
-    /// `response.refusal.done` (full refusal text).
-    #[serde(rename = "response.refusal.done")]
-    RefusalDone(RefusalDoneEvent),
-    /// `response.function_call_arguments.delta`.
-    #[serde(rename = "response.function_call_arguments.delta")]
-    FunctionCallArgumentsDelta(DeltaEvent),
-    /// `response.function_call_arguments.done` (full arguments).
-    #[serde(rename = "response.function_call_arguments.done")]
-    FunctionCallArgumentsDone(ArgumentsDoneEvent),
-    /// `response.custom_tool_call_input.delta`.
-    #[serde(rename = "response.custom_tool_call_input.delta")]
-    CustomToolCallInputDelta(DeltaEvent),
-    /// `response.custom_tool_call_input.done` (full input).
-    #[serde(rename = "response.custom_tool_call_input.done")]
-    CustomToolCallInputDone(InputDoneEvent),
-    /// `response.reasoning_summary_part.added`.
-    #[serde(rename = "response.reasoning_summary_part.added")]
-    ReasoningSummaryPartAdded(PartEvent),
-    /// `response.reasoning_summary_part.done`.
-    #[serde(rename = "response.reasoning_summary_part.done")]
-    ReasoningSummaryPartDone(PartEvent),
-    /// `response.reasoning_summary_text.delta`.
-    #[serde(rename = "response.reasoning_summary_text.delta")]
-    ReasoningSummaryTextDelta(DeltaEvent),
-    /// `response.reasoning_summary_text.done` (full text of the summary part).
-    #[serde(rename = "response.reasoning_summary_text.done")]
-    ReasoningSummaryTextDone(TextDoneEvent),
-    /// `response.reasoning_text.delta` (raw reasoning of open-weight models).
-    #[serde(rename = "response.reasoning_text.delta")]
-    ReasoningTextDelta(DeltaEvent),
-    /// `response.reasoning_text.done`.
-    #[serde(rename = "response.reasoning_text.done")]
-    ReasoningTextDone(TextDoneEvent),
-    /// `response.web_search_call.in_progress`.
-    #[serde(rename = "response.web_search_call.in_progress")]
-    WebSearchCallInProgress(ProgressEvent),
-    /// `response.web_search_call.searching`.
-    #[serde(rename = "response.web_search_call.searching")]
-    WebSearchCallSearching(ProgressEvent),
-    /// `response.web_search_call.completed`.
-    #[serde(rename = "response.web_search_call.completed")]
-    WebSearchCallCompleted(ProgressEvent),
-    /// A top-level `error` event: the stream failed.
-    #[serde(rename = "error")]
-    Error(ErrorEvent),
-    /// An event kind this crate does not model, kept as received.
-    #[serde(untagged)]
-    Unknown {
-        /// The event's `type`.
-        #[serde(rename = "type")]
-        kind: String,
-        /// The rest of the event.
-        #[serde(flatten)]
-        data: Map<String, Value>,
-    },
+/// Declares [`StreamEvent`] from the one table of event wire names: each row gives the
+/// name, the variant and its payload type, and `terminal` for a kind that ends the
+/// response. The serde names, [`StreamEvent::parse_kind`], [`StreamEvent::kind`] and
+/// [`StreamEvent::is_terminal_kind`] all come from it.
+macro_rules! stream_events {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum StreamEvent {
+            $(
+                $(#[doc = $doc:literal])*
+                $name:literal => $variant:ident($payload:ty) $($terminal:ident)?;
+            )*
+        }
+    ) => {
+        $(#[$enum_meta])*
+        pub enum StreamEvent {
+            $(
+                $(#[doc = $doc])*
+                #[serde(rename = $name)]
+                $variant($payload),
+            )*
+        /// An event kind this crate does not model, kept as received.
+        #[serde(untagged)]
+        Unknown {
+            /// The event's `type`.
+            #[serde(rename = "type")]
+            kind: String,
+            /// The rest of the event.
+            #[serde(flatten)]
+            data: Map<String, Value>,
+        },
+        }
+
+        /// The event kinds that end a response.
+        const TERMINAL_KINDS: &[&str] = &[$($(stream_events!(@terminal $terminal $name),)?)*];
+
+        impl StreamEvent {
+            /// Parses `data` as an event of `kind` (its `type`, already read).
+            fn parse_kind(kind: &str, data: &str, parse: Parse) -> Result<Self, ConvertError> {
+                let event = match kind {
+                    $($name => Self::$variant(parse.typed(kind, data)?),)*
+                    _ => Self::unknown(kind, data)?,
+                };
+                Ok(event)
+            }
+
+            /// The event's `type` as it appears on the wire.
+            pub fn kind(&self) -> &str {
+                match self {
+                    $(Self::$variant(_) => $name,)*
+                    Self::Unknown { kind, .. } => kind,
+                }
+            }
+        }
+    };
+    (@terminal terminal $name:literal) => { $name };
 }
 
-/// The event kinds that end a response.
-const TERMINAL_KINDS: &[&str] = &[
-    "response.completed",
-    "response.incomplete",
-    "response.failed",
-    "response.done",
-    "error",
-];
+stream_events! {
+    /// One event of a Responses stream (the JSON `data:` of an SSE frame).
+    ///
+    /// Parse it with [`StreamEvent::from_json`], in two steps: the envelope's `type` first, then
+    /// the typed payload of a kind this crate models. A kind it does not model becomes
+    /// [`StreamEvent::Unknown`] (never an error); a known kind whose payload does not parse is
+    /// an error, which the caller skips for a delta and treats as a failure for a terminal
+    /// event ([`is_terminal_kind`](StreamEvent::is_terminal_kind) tells them apart).
+    ///
+    /// Every payload field is optional on the wire: a missing `output_index` is `None`, not 0.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[serde(tag = "type")]
+    #[non_exhaustive]
+    pub enum StreamEvent {
+        /// `response.created`: the response exists.
+        "response.created" => Created(ResponseEvent);
+        /// `response.in_progress`.
+        "response.in_progress" => InProgress(ResponseEvent);
+        /// `response.queued`.
+        "response.queued" => Queued(ResponseEvent);
+        /// `response.completed` (terminal).
+        "response.completed" => Completed(TerminalEvent) terminal;
+        /// `response.incomplete` (terminal).
+        "response.incomplete" => Incomplete(TerminalEvent) terminal;
+        /// `response.failed` (terminal).
+        "response.failed" => Failed(TerminalEvent) terminal;
+        /// `response.done`, an alias of `response.completed` used by websocket relays (terminal).
+        "response.done" => Done(TerminalEvent) terminal;
+        /// `response.output_item.added`: an output item begins.
+        "response.output_item.added" => OutputItemAdded(ItemEvent);
+        /// `response.output_item.done`: an output item is complete (full payload).
+        "response.output_item.done" => OutputItemDone(ItemEvent);
+        /// `response.content_part.added`.
+        "response.content_part.added" => ContentPartAdded(PartEvent);
+        /// `response.content_part.done`.
+        "response.content_part.done" => ContentPartDone(PartEvent);
+        /// `response.output_text.delta`.
+        "response.output_text.delta" => OutputTextDelta(DeltaEvent);
+        /// `response.output_text.done` (full text of the part).
+        "response.output_text.done" => OutputTextDone(TextDoneEvent);
+        /// `response.output_text.annotation.added`.
+        "response.output_text.annotation.added" => OutputTextAnnotationAdded(AnnotationEvent);
+        /// `response.refusal.delta`.
+        "response.refusal.delta" => RefusalDelta(DeltaEvent);
+        /// `response.refusal.done` (full refusal text).
+        "response.refusal.done" => RefusalDone(RefusalDoneEvent);
+        /// `response.function_call_arguments.delta`.
+        "response.function_call_arguments.delta" => FunctionCallArgumentsDelta(DeltaEvent);
+        /// `response.function_call_arguments.done` (full arguments).
+        "response.function_call_arguments.done" => FunctionCallArgumentsDone(ArgumentsDoneEvent);
+        /// `response.custom_tool_call_input.delta`.
+        "response.custom_tool_call_input.delta" => CustomToolCallInputDelta(DeltaEvent);
+        /// `response.custom_tool_call_input.done` (full input).
+        "response.custom_tool_call_input.done" => CustomToolCallInputDone(InputDoneEvent);
+        /// `response.reasoning_summary_part.added`.
+        "response.reasoning_summary_part.added" => ReasoningSummaryPartAdded(PartEvent);
+        /// `response.reasoning_summary_part.done`.
+        "response.reasoning_summary_part.done" => ReasoningSummaryPartDone(PartEvent);
+        /// `response.reasoning_summary_text.delta`.
+        "response.reasoning_summary_text.delta" => ReasoningSummaryTextDelta(DeltaEvent);
+        /// `response.reasoning_summary_text.done` (full text of the summary part).
+        "response.reasoning_summary_text.done" => ReasoningSummaryTextDone(TextDoneEvent);
+        /// `response.reasoning_text.delta` (raw reasoning of open-weight models).
+        "response.reasoning_text.delta" => ReasoningTextDelta(DeltaEvent);
+        /// `response.reasoning_text.done`.
+        "response.reasoning_text.done" => ReasoningTextDone(TextDoneEvent);
+        /// `response.web_search_call.in_progress`.
+        "response.web_search_call.in_progress" => WebSearchCallInProgress(ProgressEvent);
+        /// `response.web_search_call.searching`.
+        "response.web_search_call.searching" => WebSearchCallSearching(ProgressEvent);
+        /// `response.web_search_call.completed`.
+        "response.web_search_call.completed" => WebSearchCallCompleted(ProgressEvent);
+        /// A top-level `error` event: the stream failed.
+        "error" => Error(ErrorEvent) terminal;
+    }
+}
 
 impl StreamEvent {
     /// Parses the JSON `data` of one SSE frame.
@@ -178,114 +189,18 @@ impl StreamEvent {
         Self::parse_kind(kind, data, Parse::WithPath)
     }
 
-    /// Parses `data` as an event of `kind` (its `type`, already read).
-    fn parse_kind(kind: &str, data: &str, parse: Parse) -> Result<Self, ConvertError> {
-        let event = match kind {
-            "response.created" => Self::Created(parse.typed(kind, data)?),
-            "response.in_progress" => Self::InProgress(parse.typed(kind, data)?),
-            "response.queued" => Self::Queued(parse.typed(kind, data)?),
-            "response.completed" => Self::Completed(parse.typed(kind, data)?),
-            "response.incomplete" => Self::Incomplete(parse.typed(kind, data)?),
-            "response.failed" => Self::Failed(parse.typed(kind, data)?),
-            "response.done" => Self::Done(parse.typed(kind, data)?),
-            "response.output_item.added" => Self::OutputItemAdded(parse.typed(kind, data)?),
-            "response.output_item.done" => Self::OutputItemDone(parse.typed(kind, data)?),
-            "response.content_part.added" => Self::ContentPartAdded(parse.typed(kind, data)?),
-            "response.content_part.done" => Self::ContentPartDone(parse.typed(kind, data)?),
-            "response.output_text.delta" => Self::OutputTextDelta(parse.typed(kind, data)?),
-            "response.output_text.done" => Self::OutputTextDone(parse.typed(kind, data)?),
-            "response.output_text.annotation.added" => {
-                Self::OutputTextAnnotationAdded(parse.typed(kind, data)?)
-            }
-            "response.refusal.delta" => Self::RefusalDelta(parse.typed(kind, data)?),
-            "response.refusal.done" => Self::RefusalDone(parse.typed(kind, data)?),
-            "response.function_call_arguments.delta" => {
-                Self::FunctionCallArgumentsDelta(parse.typed(kind, data)?)
-            }
-            "response.function_call_arguments.done" => {
-                Self::FunctionCallArgumentsDone(parse.typed(kind, data)?)
-            }
-            "response.custom_tool_call_input.delta" => {
-                Self::CustomToolCallInputDelta(parse.typed(kind, data)?)
-            }
-            "response.custom_tool_call_input.done" => {
-                Self::CustomToolCallInputDone(parse.typed(kind, data)?)
-            }
-            "response.reasoning_summary_part.added" => {
-                Self::ReasoningSummaryPartAdded(parse.typed(kind, data)?)
-            }
-            "response.reasoning_summary_part.done" => {
-                Self::ReasoningSummaryPartDone(parse.typed(kind, data)?)
-            }
-            "response.reasoning_summary_text.delta" => {
-                Self::ReasoningSummaryTextDelta(parse.typed(kind, data)?)
-            }
-            "response.reasoning_summary_text.done" => {
-                Self::ReasoningSummaryTextDone(parse.typed(kind, data)?)
-            }
-            "response.reasoning_text.delta" => Self::ReasoningTextDelta(parse.typed(kind, data)?),
-            "response.reasoning_text.done" => Self::ReasoningTextDone(parse.typed(kind, data)?),
-            "response.web_search_call.in_progress" => {
-                Self::WebSearchCallInProgress(parse.typed(kind, data)?)
-            }
-            "response.web_search_call.searching" => {
-                Self::WebSearchCallSearching(parse.typed(kind, data)?)
-            }
-            "response.web_search_call.completed" => {
-                Self::WebSearchCallCompleted(parse.typed(kind, data)?)
-            }
-            "error" => Self::Error(parse.typed(kind, data)?),
-            _ => {
-                let mut data: Map<String, Value> =
-                    serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
-                        path: "event".to_owned(),
-                        message: e.to_string(),
-                    })?;
-                data.remove("type");
-                Self::Unknown {
-                    kind: kind.to_owned(),
-                    data,
-                }
-            }
-        };
-        Ok(event)
-    }
-
-    /// The event's `type` as it appears on the wire.
-    pub fn kind(&self) -> &str {
-        match self {
-            Self::Created(_) => "response.created",
-            Self::InProgress(_) => "response.in_progress",
-            Self::Queued(_) => "response.queued",
-            Self::Completed(_) => "response.completed",
-            Self::Incomplete(_) => "response.incomplete",
-            Self::Failed(_) => "response.failed",
-            Self::Done(_) => "response.done",
-            Self::OutputItemAdded(_) => "response.output_item.added",
-            Self::OutputItemDone(_) => "response.output_item.done",
-            Self::ContentPartAdded(_) => "response.content_part.added",
-            Self::ContentPartDone(_) => "response.content_part.done",
-            Self::OutputTextDelta(_) => "response.output_text.delta",
-            Self::OutputTextDone(_) => "response.output_text.done",
-            Self::OutputTextAnnotationAdded(_) => "response.output_text.annotation.added",
-            Self::RefusalDelta(_) => "response.refusal.delta",
-            Self::RefusalDone(_) => "response.refusal.done",
-            Self::FunctionCallArgumentsDelta(_) => "response.function_call_arguments.delta",
-            Self::FunctionCallArgumentsDone(_) => "response.function_call_arguments.done",
-            Self::CustomToolCallInputDelta(_) => "response.custom_tool_call_input.delta",
-            Self::CustomToolCallInputDone(_) => "response.custom_tool_call_input.done",
-            Self::ReasoningSummaryPartAdded(_) => "response.reasoning_summary_part.added",
-            Self::ReasoningSummaryPartDone(_) => "response.reasoning_summary_part.done",
-            Self::ReasoningSummaryTextDelta(_) => "response.reasoning_summary_text.delta",
-            Self::ReasoningSummaryTextDone(_) => "response.reasoning_summary_text.done",
-            Self::ReasoningTextDelta(_) => "response.reasoning_text.delta",
-            Self::ReasoningTextDone(_) => "response.reasoning_text.done",
-            Self::WebSearchCallInProgress(_) => "response.web_search_call.in_progress",
-            Self::WebSearchCallSearching(_) => "response.web_search_call.searching",
-            Self::WebSearchCallCompleted(_) => "response.web_search_call.completed",
-            Self::Error(_) => "error",
-            Self::Unknown { kind, .. } => kind,
-        }
+    /// A kind this crate does not model, kept as received.
+    fn unknown(kind: &str, data: &str) -> Result<Self, ConvertError> {
+        let mut data: Map<String, Value> =
+            serde_json::from_str(data).map_err(|e| ConvertError::InvalidShape {
+                path: "event".to_owned(),
+                message: e.to_string(),
+            })?;
+        data.remove("type");
+        Ok(Self::Unknown {
+            kind: kind.to_owned(),
+            data,
+        })
     }
 
     /// Whether this event ends the response: `response.completed`, `.incomplete`,
@@ -386,7 +301,7 @@ fn one_type_key(data: &[u8]) -> bool {
 const WS: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// `{"type":"K"` at the front: `K`, which has no escape.
-fn front_kind(data: &str) -> Option<&str> {
+pub(super) fn front_kind(data: &str) -> Option<&str> {
     let rest = data.trim_start_matches(WS).strip_prefix('{')?;
     let rest = rest.trim_start_matches(WS).strip_prefix("\"type\"")?;
     let rest = rest.trim_start_matches(WS).strip_prefix(':')?;
@@ -399,7 +314,7 @@ fn front_kind(data: &str) -> Option<&str> {
 ///
 /// In valid JSON, a string just before the final `}` is the value of the top-level object's
 /// last member, and the quote before an escape-free string value is its opening quote.
-fn back_kind(data: &str) -> Option<&str> {
+pub(super) fn back_kind(data: &str) -> Option<&str> {
     let rest = data.trim_end_matches(WS).strip_suffix('}')?;
     let rest = rest.trim_end_matches(WS).strip_suffix('"')?;
     let (rest, kind) = rest.split_at(rest.rfind(['"', '\\'])?);

@@ -507,3 +507,95 @@ fn long_call_ids_are_shortened_and_mapped_back() {
     let block = serde_json::to_value(&message.content[0]).unwrap();
     assert_eq!(block["id"], json!("mcp.github/create issue#1"));
 }
+
+/// A re-sent tool call goes up with its arguments in the client's key order (nested objects
+/// too), not re-serialised with sorted keys: the bytes the model produced stay the cached
+/// prefix.
+#[test]
+fn tool_use_arguments_keep_the_client_key_order() {
+    let body = r#"{"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f",
+            "input": {"b": 1, "a": {"z": 1, "y": [2, {"q": null, "p": 1.5}]}}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+            "content": "ok"}]}
+    ]}"#;
+    let req = anthropic::parse_request(body.as_bytes()).unwrap();
+    let converted = request::convert(&req, &Options::new()).unwrap().value;
+    let args: Vec<&str> = converted
+        .input
+        .iter()
+        .filter_map(|item| match item {
+            responses::InputItem::FunctionCall(c) => Some(c.arguments.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(args, [r#"{"b":1,"a":{"z":1,"y":[2,{"q":null,"p":1.5}]}}"#]);
+}
+
+/// A call id the request shortened comes back in a streamed `tool_use` as the client's own
+/// long id.
+#[test]
+fn streamed_tool_use_with_a_shortened_call_id_gets_the_client_id() {
+    use ferry_apicompat::convert::{ToolNames, stream};
+    let long = "exec_command:call_9f8e7d6c5b4a39281706f5e4d3c2b1a0ffeeddccbbaa99887766554433221100";
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": long, "name": "exec",
+            "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": long,
+            "content": "ok"}]}
+    ]});
+    let req = anthropic::parse_request(body.to_string().as_bytes()).unwrap();
+    let converted = request::convert(&req, &Options::new()).unwrap().value;
+    let short = converted
+        .input
+        .iter()
+        .find_map(|item| match item {
+            responses::InputItem::FunctionCall(c) => Some(c.call_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_ne!(short, long);
+
+    // The upstream streams a call under the short id (as an upstream echoing history would).
+    let item = json!({"type": "function_call", "id": "fc_1", "call_id": short, "name": "exec",
+        "arguments": "", "status": "in_progress"});
+    let mut done = item.clone();
+    done["arguments"] = json!("{\"cmd\":\"ls\"}");
+    done["status"] = json!("completed");
+    let events: Vec<responses::StreamEvent> = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1",
+            "object": "response", "status": "in_progress", "model": "gpt-5.1", "output": []}}),
+        json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+            "item": item}),
+        json!({"type": "response.function_call_arguments.delta", "sequence_number": 2,
+            "output_index": 0, "item_id": "fc_1", "delta": "{\"cmd\":\"ls\"}"}),
+        json!({"type": "response.output_item.done", "sequence_number": 3, "output_index": 0,
+            "item": done}),
+        json!({"type": "response.completed", "sequence_number": 4, "response": {"id": "resp_1",
+            "object": "response", "status": "completed", "model": "gpt-5.1", "output": [done],
+            "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+    ]
+    .into_iter()
+    .map(|v| responses::StreamEvent::from_json(&v.to_string()).unwrap())
+    .collect();
+    let mut conv = stream::StreamConverter::new(stream::Options::new(
+        "claude-sonnet-4-5",
+        ToolNames::from_request(&req),
+    ));
+    let mut out = Vec::new();
+    for ev in &events {
+        conv.on_event(ev, &mut out);
+    }
+    conv.finish(&mut out);
+    let starts: Vec<Value> = out
+        .iter()
+        .map(|ev| serde_json::to_value(ev).unwrap())
+        .filter(|ev| ev["type"] == "content_block_start")
+        .map(|ev| ev["content_block"].clone())
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert_eq!(starts[0]["type"], json!("tool_use"));
+    assert_eq!(starts[0]["id"], json!(long));
+}

@@ -176,7 +176,7 @@ impl EventSource {
                     self.eof = true;
                     return Poll::Ready(Pulled::Eof);
                 }
-                let Some(decoded) = ferry_sse::decode_event(&frame) else {
+                let Some(decoded) = responses::decode(frame.event.as_deref(), &frame.data) else {
                     continue;
                 };
                 // Only an event is upstream progress: bytes alone (SSE comments such as

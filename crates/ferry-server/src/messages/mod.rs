@@ -1124,7 +1124,7 @@ async fn respond_json(
     client_headers: HeaderMap,
     same_account_retries: u32,
 ) -> Attempt {
-    let mut acc = ferry_sse::Accumulator::new();
+    let mut acc = ferry_apicompat::convert::Accumulator::new();
     // What the answer may take in memory: as much as one JSON answer may be.
     let cap = ctx.state.config.gateway.max_line_bytes as u64;
     let terminal = loop {

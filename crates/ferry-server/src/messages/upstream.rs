@@ -180,7 +180,7 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
 
 /// The simulated upstream, answered in process (no network).
 pub(crate) fn simulated(request: &serde_json::Value) -> UpstreamReply {
-    let reply = crate::sim::simulate(request, &crate::sim::SimOptions::default());
+    let reply = ferry_sim::simulate(request, &ferry_sim::SimOptions::default());
     let mut headers = HeaderMap::new();
     for (k, v) in reply.headers {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -188,11 +188,11 @@ pub(crate) fn simulated(request: &serde_json::Value) -> UpstreamReply {
         }
     }
     let (content_type, chunks): (&'static str, Vec<Result<Bytes, String>>) = match reply.body {
-        crate::sim::SimBody::Events(frames) => (
+        ferry_sim::SimBody::Events(frames) => (
             "text/event-stream; charset=utf-8",
             frames.into_iter().map(Ok).collect(),
         ),
-        crate::sim::SimBody::Json(v) => ("application/json", vec![Ok(Bytes::from(v.to_string()))]),
+        ferry_sim::SimBody::Json(v) => ("application/json", vec![Ok(Bytes::from(v.to_string()))]),
     };
     headers.insert(
         http::header::CONTENT_TYPE,

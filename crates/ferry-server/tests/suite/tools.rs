@@ -1,6 +1,6 @@
 //! Tool calls (single, parallel, round trip) and reasoning.
 
-use ferry_testkit::upstream::{mount_sse_once, start};
+use ferry_testkit::upstream::{mount_sequence, mount_sse_once, sse_response, start};
 use ferry_testkit::*;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -256,4 +256,77 @@ async fn streams_reasoning_as_thinking() {
     let sent = mock.single_request();
     assert_eq!(sent.body["reasoning"]["effort"], json!("medium"));
     assert_eq!(sent.body["include"], json!(["reasoning.encrypted_content"]));
+}
+
+/// A tool call the model produced with unsorted keys goes back upstream, on the next turn,
+/// with arguments byte-for-byte as the model streamed them (a client keeps the input's key
+/// order), so the upstream's cached prefix survives the re-sent call.
+#[tokio::test]
+async fn a_re_sent_tool_call_keeps_the_models_argument_bytes() {
+    let upstream = start().await;
+    let produced =
+        r#"{"path":"src/b.rs","command":"cat","opts":{"z":1,"a":[2,{"y":true,"x":null}]}}"#;
+    let mut evs = vec![ev_created("resp_1")];
+    evs.extend(function_call_events(
+        0,
+        "fc_1",
+        "call_1",
+        "Bash",
+        &[&produced[..20], &produced[20..45], &produced[45..]],
+    ));
+    evs.push(ev_completed("resp_1", Usage::new(20, 7)));
+    let mock = mount_sequence(
+        &upstream,
+        vec![
+            sse_response(sse(evs)),
+            sse_response(sse(text_events("resp_2", &["done"], Usage::new(40, 1)))),
+        ],
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let events = parse_sse(
+        &server
+            .messages(&request_with_tools("show the file", true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let streamed: String = events
+        .iter()
+        .filter(|e| {
+            e.name == "content_block_delta" && e.data["delta"]["type"] == "input_json_delta"
+        })
+        .map(|e| e.data["delta"]["partial_json"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, produced);
+
+    // Turn 2, sent as raw JSON text with the input exactly as streamed (as a client that
+    // keeps key order does).
+    let mut req = request_with_tools("show the file", true);
+    req["messages"] = json!([
+        {"role": "user", "content": "show the file"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "Bash", "input": "__INPUT__"}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "fn main() {}"}]}
+    ]);
+    let body = req.to_string().replace("\"__INPUT__\"", &streamed);
+    let resp = server
+        .post("/v1/messages")
+        .body(body.into_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        streamed_text(&parse_sse(&resp.text().await.unwrap())),
+        "done"
+    );
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    let call = reqs[1]
+        .input()
+        .into_iter()
+        .find(|i| i["type"] == "function_call")
+        .expect("the call is re-sent");
+    assert_eq!(call["arguments"].as_str(), Some(produced));
 }

@@ -1,12 +1,13 @@
 //! The accumulator rebuilds a response's output from its stream (gateway.md §7 case 40,
 //! conversion.md B12 "SupplementResponseOutput").
 
+use ferry_apicompat::convert::Accumulator;
 use ferry_apicompat::responses::{self, StreamEvent};
-use ferry_sse::{Accumulator, Frame, decode_event};
+use ferry_sse::Frame;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-use super::support::{events, upstream_fixtures};
+use super::support::{decode_event, events, upstream_fixtures};
 
 #[expect(
     clippy::unwrap_used,

@@ -1,10 +1,12 @@
 //! Frames to upstream events: `[DONE]`, injected types, typed errors.
 
-use ferry_apicompat::responses::StreamEvent;
-use ferry_sse::{Frame, ParseError, decode_event};
+use ferry_apicompat::responses::{DecodeError, StreamEvent};
+use ferry_sse::Frame;
 use pretty_assertions::assert_eq;
 
-use super::support::{UPSTREAM_MAX, events, fixtures_root, parse_chunks};
+use super::support::{
+    UPSTREAM_MAX, decode_event, events, fixtures_root, parse_chunks, payload_with_type,
+};
 
 #[test]
 fn done_and_blank_frames_carry_no_event() {
@@ -67,7 +69,7 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
     let err = decode_event(&bad_delta).unwrap().unwrap_err();
     assert!(matches!(
         &err,
-        ParseError::InvalidEvent { event: None, kind: Some(k), .. } if k == "response.output_text.delta"
+        DecodeError { event: None, kind: Some(k), .. } if k == "response.output_text.delta"
     ));
     assert!(!err.is_terminal_event());
 
@@ -83,7 +85,7 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
     // Not JSON at all: no kind, judged by the event name.
     let garbage = Frame::new(Some("error"), "not json");
     let err = decode_event(&garbage).unwrap().unwrap_err();
-    assert!(matches!(&err, ParseError::InvalidEvent { kind: None, .. }));
+    assert!(matches!(&err, DecodeError { kind: None, .. }));
     assert!(err.is_terminal_event());
     let garbage = Frame::new(None, "not json");
     assert!(
@@ -91,17 +93,6 @@ fn a_known_kind_that_does_not_parse_is_a_typed_error() {
             .unwrap()
             .unwrap_err()
             .is_terminal_event()
-    );
-}
-
-#[test]
-fn parse_errors_are_never_terminal_events() {
-    assert!(
-        !ParseError::LineTooLong {
-            limit: 1,
-            offset: 0
-        }
-        .is_terminal_event()
     );
 }
 
@@ -129,10 +120,10 @@ fn decode_event_agrees_with_from_json() {
             assert!(decode_event(frame).is_none());
             continue;
         }
-        let expected = StreamEvent::from_json(&frame.payload_with_type());
+        let expected = StreamEvent::from_json(&payload_with_type(frame));
         match (decode_event(frame).unwrap(), expected) {
             (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{}", frame.data),
-            (Err(ParseError::InvalidEvent { source, .. }), Err(expected)) => {
+            (Err(DecodeError { source, .. }), Err(expected)) => {
                 assert_eq!(source, expected, "{}", frame.data);
             }
             (got, expected) => panic!("{}: {got:?} vs {expected:?}", frame.data),

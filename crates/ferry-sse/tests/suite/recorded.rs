@@ -23,12 +23,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ferry_apicompat::convert::Accumulator;
 use ferry_apicompat::convert::{self, FailureKind, ToolNames, UpstreamFailure, stream};
 use ferry_apicompat::responses;
-use ferry_sse::{Accumulator, Frame, Parser, decode_event};
+use ferry_sse::{Frame, Parser};
 use serde_json::Value;
 
-use crate::suite::support::{UPSTREAM_MAX, fixtures_root};
+use crate::suite::support::{UPSTREAM_MAX, decode_event, fixtures_root, payload_with_type};
 
 const MODEL: &str = "claude-sonnet-4-5";
 const MESSAGE_ID: &str = "msg_01recordedfixture";
@@ -80,7 +81,7 @@ fn load(path: &Path) -> Input {
 fn raw_events(frames: &[Frame]) -> Vec<Value> {
     frames
         .iter()
-        .filter_map(|f| serde_json::from_str::<Value>(&f.payload_with_type()).ok())
+        .filter_map(|f| serde_json::from_str::<Value>(&payload_with_type(f)).ok())
         .collect()
 }
 

@@ -10,7 +10,7 @@ use ferry_apicompat::{
     },
     responses,
 };
-use ferry_sse::{Frame, ParseError, Parser, decode_event};
+use ferry_sse::{Frame, ParseError, Parser};
 
 /// Line limit for the parser-only fixtures in `fixtures/sse` (small, so the malformed ones
 /// can go over it).
@@ -225,4 +225,16 @@ pub(crate) fn render(outcome: &Outcome) -> String {
         text.push_str(&format!("error {error:?}: {error}\n"));
     }
     text
+}
+
+/// A frame decoded as the server decodes it: `responses::decode` on its event name and data.
+pub(crate) fn decode_event(
+    frame: &Frame,
+) -> Option<Result<responses::StreamEvent, responses::DecodeError>> {
+    responses::decode(frame.event.as_deref(), &frame.data)
+}
+
+/// A frame's payload with its event name as `type` when it has none.
+pub(crate) fn payload_with_type(frame: &Frame) -> std::borrow::Cow<'_, str> {
+    responses::payload_with_type(frame.event.as_deref(), &frame.data)
 }

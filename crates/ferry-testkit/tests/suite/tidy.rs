@@ -10,7 +10,7 @@ fn rank(package: &str) -> Option<u8> {
     Some(match package {
         "ferry-apicompat" => 0,
         "ferry-sse" => 1,
-        "ferry-session" => 2,
+        "ferry-session" | "ferry-sim" => 2,
         "ferry-accounts" => 3,
         "ferry-server" => 4,
         "ferry" | "xtask" | "ferry-bench" => 5,

@@ -1,9 +1,12 @@
 //! Rebuilding a Responses response from its stream events.
+//!
+//! Pure, like the rest of this crate: it lives here (not in `ferry-sse`, which knows only
+//! frames) because it needs the Responses types and the [`ItemIndex`] item matcher.
 
 use std::collections::BTreeMap;
 
-use ferry_apicompat::convert::{ItemIndex, ItemRef, Seen};
-use ferry_apicompat::responses::{
+use super::{ItemIndex, ItemRef, Seen};
+use crate::responses::{
     self, CustomToolCallItem, FunctionCallItem, ItemStatus, MessageItem, OutputContent, OutputItem,
     ReasoningContent, ReasoningItem, StreamEvent, SummaryPart,
 };
