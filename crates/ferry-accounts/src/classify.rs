@@ -237,7 +237,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposi
 
 /// Classifies an upstream error response (gateway.md §3b/§3c).
 ///
-/// Never a failover (request-scoped, [`Disposition::Fatal`]): cyber-policy blocks,
+/// Never a failover (request-scoped, [`Disposition::Fatal`]): policy refusals (cyber, bio, data residency),
 /// continuation-state errors (`previous_response_not_found`, `invalid_encrypted_content`),
 /// context-window errors, and any other 4xx not listed below.
 ///
@@ -469,7 +469,12 @@ impl ErrorInfo {
     }
 
     fn is_cyber_policy(&self) -> bool {
-        self.has_code(&["cyber_policy", "cyber_policy_violation"]) || self.contains("cyber_policy")
+        self.has_code(&[
+            "cyber_policy",
+            "cyber_policy_violation",
+            "bio_policy",
+            "data_residency_mismatch",
+        ]) || self.contains("cyber_policy")
     }
 
     fn is_continuation_state_error(&self) -> bool {
@@ -543,4 +548,22 @@ impl ErrorInfo {
 
 fn lookup<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    /// Policy refusals are the request's own fault at any status: no failover, no retry.
+    #[test]
+    fn policy_refusals_never_fail_over() {
+        for code in ["cyber_policy", "bio_policy", "data_residency_mismatch"] {
+            for status in [400u16, 403, 429] {
+                let body = format!(r#"{{"error":{{"code":"{code}","message":"refused"}}}}"#);
+                let status = StatusCode::from_u16(status).unwrap();
+                let d = classify(status, &HeaderMap::new(), body.as_bytes());
+                assert!(matches!(d, Disposition::Fatal), "{code} at {status}: {d:?}");
+            }
+        }
+    }
 }
