@@ -43,11 +43,11 @@ pub struct Options {
     /// The tool-name mapping of the request, to give tools back their client names.
     pub tool_names: ToolNames,
     /// The request's `stop_sequences`: the text is cut at the first one (the Responses API
-    /// has none, so ferry emulates them; see [`super::stop`]).
+    /// has none, so ferry emulates them; `convert::stop` in the source).
     pub stop_sequences: Vec<String>,
     /// The message id `message_start` reports when it has to be sent before the upstream
     /// named its response; normally the id is made from the upstream response id
-    /// ([`message_id`](crate::convert::response::message_id)).
+    /// ([`crate::convert::response::message_id`]).
     pub message_id: Option<String>,
 }
 
