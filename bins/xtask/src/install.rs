@@ -78,29 +78,11 @@ pub(crate) fn claude_code(root: &Path) -> anyhow::Result<PathBuf> {
         say!("claude code: {} is {CLAUDE_CODE_VERSION}", claude.display());
         return Ok(claude);
     }
-    if !on_path("npm") || !on_path("node") {
-        say!("node/npm: not on PATH, installing them with apt-get");
-        apt_install(&["nodejs", "npm"])?;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    say!(
-        "claude code: installing {CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION} into {}",
-        dir.display()
-    );
-    run::status(
-        Command::new("npm")
-            .arg("install")
-            .arg("--prefix")
-            .arg(&dir)
-            .args([
-                "--save-exact",
-                "--include=optional",
-                "--no-audit",
-                "--no-fund",
-                "--no-update-notifier",
-                "--loglevel=error",
-            ])
-            .arg(format!("{CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION}")),
+    npm_install(
+        &dir,
+        "claude code",
+        &format!("{CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION}"),
+        "--include=optional",
     )
     .context("cannot install Claude Code with npm")?;
     match claude_version(&claude) {
@@ -242,29 +224,11 @@ pub(crate) fn ts_sdk(root: &Path) -> anyhow::Result<PathBuf> {
         say!("typescript sdk: {} is {TS_SDK_VERSION}", dir.display());
         return Ok(dir);
     }
-    if !on_path("npm") || !on_path("node") {
-        say!("node/npm: not on PATH, installing them with apt-get");
-        apt_install(&["nodejs", "npm"])?;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    say!(
-        "typescript sdk: installing {TS_SDK_PACKAGE}@{TS_SDK_VERSION} into {}",
-        dir.display()
-    );
-    run::status(
-        Command::new("npm")
-            .arg("install")
-            .arg("--prefix")
-            .arg(&dir)
-            .args([
-                "--save-exact",
-                "--prefer-offline",
-                "--no-audit",
-                "--no-fund",
-                "--no-update-notifier",
-                "--loglevel=error",
-            ])
-            .arg(format!("{TS_SDK_PACKAGE}@{TS_SDK_VERSION}")),
+    npm_install(
+        &dir,
+        "typescript sdk",
+        &format!("{TS_SDK_PACKAGE}@{TS_SDK_VERSION}"),
+        "--prefer-offline",
     )
     .context("cannot install the TypeScript SDK with npm")?;
     match installed() {
@@ -274,6 +238,33 @@ pub(crate) fn ts_sdk(root: &Path) -> anyhow::Result<PathBuf> {
             manifest.display()
         ),
     }
+}
+
+/// Installs the npm package `spec` (`name@version`) into `dir` with `--save-exact` and the quiet
+/// flags, plus `extra` (e.g. `--include=optional`); installs node and npm with apt-get first
+/// when they are not on PATH. `what` names the install in the progress line.
+fn npm_install(dir: &Path, what: &str, spec: &str, extra: &str) -> anyhow::Result<()> {
+    if !on_path("npm") || !on_path("node") {
+        say!("node/npm: not on PATH, installing them with apt-get");
+        apt_install(&["nodejs", "npm"])?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    say!("{what}: installing {spec} into {}", dir.display());
+    run::status(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(dir)
+            .args([
+                "--save-exact",
+                extra,
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+                "--loglevel=error",
+            ])
+            .arg(spec),
+    )
 }
 
 #[cfg(test)]
