@@ -204,7 +204,11 @@ pub enum DocumentSource {
 }
 
 /// A tool call made by the assistant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// It serializes `input` in the key order it was received in (from a client request, or
+/// from the model's arguments through [`ToolUseBlock::set_input_json`]) for as long as that
+/// text still means `input`; a changed `input` serializes as [`Value`] does, keys sorted.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(from = "ToolUseWire")]
 pub struct ToolUseBlock {
     /// Call id, echoed by the matching `tool_result`.
@@ -240,6 +244,7 @@ impl ToolUseBlock {
     pub fn arguments(&self) -> String {
         if let Some(text) = &self.input_json
             && text != "null"
+            && self.ordered_input().is_some()
         {
             return text.clone();
         }
@@ -247,6 +252,44 @@ impl ToolUseBlock {
             Value::Null => "{}".to_owned(),
             input => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
         }
+    }
+}
+
+impl ToolUseBlock {
+    /// Sets `input` from JSON text (the model's arguments) and remembers the text, so the
+    /// block serializes with the model's key order. Fails, changing nothing, when the text
+    /// is not JSON.
+    pub fn set_input_json(&mut self, json: &str) -> Result<(), serde_json::Error> {
+        let ordered: OrderedJson = serde_json::from_str(json)?;
+        self.input = serde_json::to_value(&ordered)?;
+        self.input_json = Some(serde_json::to_string(&ordered)?);
+        Ok(())
+    }
+
+    /// `input_json` re-read with its key order, when it is set and still means `input`.
+    fn ordered_input(&self) -> Option<OrderedJson> {
+        let text = self.input_json.as_deref()?;
+        let ordered: OrderedJson = serde_json::from_str(text).ok()?;
+        let same = serde_json::to_value(&ordered).ok()? == self.input;
+        same.then_some(ordered)
+    }
+}
+
+impl Serialize for ToolUseBlock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = if self.cache_control.is_some() { 5 } else { 4 };
+        let mut st = s.serialize_struct("ToolUseBlock", fields)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("name", &self.name)?;
+        match self.ordered_input() {
+            Some(ordered) => st.serialize_field("input", &ordered)?,
+            None => st.serialize_field("input", &self.input)?,
+        }
+        if let Some(cc) = &self.cache_control {
+            st.serialize_field("cache_control", cc)?;
+        }
+        st.end()
     }
 }
 

@@ -145,7 +145,13 @@ pub fn convert(
                 };
                 let id = call_id(&f.call_id, &f.id, i);
                 let id = opts.tool_names.call_id_to_client(&id).into_owned();
-                content.push(tool_use_block(id, name, input));
+                let mut block = tool_use_block(id, name, input);
+                if let anthropic::ContentBlock::ToolUse(t) = &mut block {
+                    // The model's text, so the message keeps its key order; it is used only
+                    // while it still means `input` (not after a repair).
+                    t.input_json = Some(f.arguments.clone());
+                }
+                content.push(block);
             }
             responses::OutputItem::CustomToolCall(c) => {
                 tool_use = true;

@@ -533,6 +533,36 @@ fn tool_use_arguments_keep_the_client_key_order() {
     assert_eq!(args, [r#"{"b":1,"a":{"z":1,"y":[2,{"q":null,"p":1.5}]}}"#]);
 }
 
+/// A `tool_use` block serializes its input in the order it was received in (a stored thread
+/// replays what the client or the model wrote), and sorted once the input is changed.
+#[test]
+fn tool_use_block_serialises_in_received_key_order_until_changed() {
+    let text = r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{"z":1,"a":{"y":2,"b":3}}}"#;
+    let block: anthropic::ContentBlock = serde_json::from_str(text).unwrap();
+    assert_eq!(serde_json::to_string(&block).unwrap(), text);
+
+    let anthropic::ContentBlock::ToolUse(mut t) = block else {
+        panic!("not a tool_use block");
+    };
+    t.set_input_json(r#"{"q": 1, "c": [true]}"#).unwrap();
+    assert_eq!(t.input, json!({"c": [true], "q": 1}));
+    assert_eq!(t.arguments(), r#"{"q":1,"c":[true]}"#);
+    let v = serde_json::to_string(&anthropic::ContentBlock::ToolUse(t.clone())).unwrap();
+    assert!(v.contains(r#""input":{"q":1,"c":[true]}"#), "{v}");
+
+    assert!(t.set_input_json("not json").is_err());
+    assert_eq!(
+        t.input,
+        json!({"c": [true], "q": 1}),
+        "a failed set changes nothing"
+    );
+
+    t.input = json!({"x": 1, "a": 0});
+    assert_eq!(t.arguments(), r#"{"a":0,"x":1}"#, "stale text is not used");
+    let v = serde_json::to_string(&anthropic::ContentBlock::ToolUse(t)).unwrap();
+    assert!(v.contains(r#""input":{"a":0,"x":1}"#), "{v}");
+}
+
 /// A call id the request shortened comes back in a streamed `tool_use` as the client's own
 /// long id.
 #[test]

@@ -515,3 +515,22 @@ fn response_nulls_read_as_absent_and_duplicates_are_refused() {
     assert!(err.to_string().contains("invalid type"), "{err}");
     assert!(serde_json::from_str::<responses::Response>("[1]").is_err());
 }
+
+/// A JSON answer's `tool_use` input keeps the key order of the model's arguments, so a
+/// client (or a stored thread) that sends the call back re-sends the model's bytes.
+#[test]
+fn json_answer_tool_call_keeps_the_model_key_order() {
+    let resp: responses::Response = serde_json::from_value(json!({
+        "id": "resp_1", "object": "response", "status": "completed", "model": "gpt-5",
+        "output": [{"type": "function_call", "id": "fc_1", "call_id": "call_1",
+            "name": "Bash", "arguments": "{\"command\":\"ls\",\"description\":\"list\",\"a\":{\"z\":1,\"b\":2}}"}],
+        "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+    }))
+    .unwrap();
+    let (m, _) = convert(&resp).unwrap();
+    let text = serde_json::to_string(&m.content[0]).unwrap();
+    assert!(
+        text.contains(r#""input":{"command":"ls","description":"list","a":{"z":1,"b":2}}"#),
+        "{text}"
+    );
+}

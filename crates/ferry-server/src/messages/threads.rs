@@ -243,12 +243,16 @@ impl Capture {
             return;
         }
         let input: Value = serde_json::from_str(&self.partial_json).unwrap_or(Value::Null);
-        self.partial_json.clear();
         match self.blocks.last_mut() {
-            Some(ContentBlock::ToolUse(t)) => t.input = input,
+            // The streamed text, so the replayed call keeps the model's key order.
+            Some(ContentBlock::ToolUse(t)) => {
+                t.input = input;
+                t.input_json = Some(std::mem::take(&mut self.partial_json));
+            }
             Some(ContentBlock::ServerToolUse(t)) => t.input = input,
             _ => {}
         }
+        self.partial_json.clear();
     }
 
     /// The reply id and message, when the stream ended with `message_stop`.

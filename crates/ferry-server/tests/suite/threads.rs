@@ -13,19 +13,18 @@ use super::common::*;
 const SYSTEM: &str = "You are a careful shell assistant.";
 
 fn tool_turn(resp: &str, call: &str) -> wiremock::ResponseTemplate {
-    let args = r#"{"command":"ls"}"#;
+    tool_turn_with(resp, call, &[r#"{"command":"#, r#""ls"}"#])
+}
+
+/// A `Bash` call whose arguments stream in `parts`.
+fn tool_turn_with(resp: &str, call: &str, parts: &[&str]) -> wiremock::ResponseTemplate {
+    let args = parts.concat();
     let item = format!("fc_{call}");
     let mut evs = vec![ev_created(resp), ev_in_progress(resp)];
-    evs.extend(function_call_events(
-        0,
-        &item,
-        call,
-        "Bash",
-        &[r#"{"command":"#, r#""ls"}"#],
-    ));
+    evs.extend(function_call_events(0, &item, call, "Bash", parts));
     evs.push(ev_completed_with_output(
         resp,
-        vec![function_call_item(&item, call, "Bash", args, "completed")],
+        vec![function_call_item(&item, call, "Bash", &args, "completed")],
         Usage::new(40, 8),
     ));
     sse_response(sse(evs))
@@ -380,4 +379,53 @@ async fn with_continuation_a_thread_continues_its_own_upstream_response() {
     assert_eq!(reqs[1].body["previous_response_id"], json!("resp_1"));
     assert_eq!(types(&reqs[1].input()), ["function_call_output"]);
     assert_eq!(reqs[1].input()[0]["call_id"], json!("call_1"));
+}
+
+/// The model's arguments, keys not in sorted order, go back upstream byte for byte on the
+/// next turn of a thread (a re-serialised call would break the cached prefix there).
+async fn thread_replays_the_model_key_order(stream: bool) {
+    let args = r#"{"description":"list","command":"ls -la","b":{"z":1,"a":2}}"#;
+    let upstream = start().await;
+    let mock = mount_sequence(
+        &upstream,
+        vec![
+            tool_turn_with(
+                "resp_1",
+                "call_1",
+                &[
+                    r#"{"description":"list","comm"#,
+                    r#"and":"ls -la","b":{"z":1,"a":2}}"#,
+                ],
+            ),
+            text_turn("resp_2", "done"),
+        ],
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let (id1, tool1) = reply_ids(server.messages(&create(stream)).await, stream).await;
+    reply_ids(
+        server
+            .messages(&continue_with_result(&id1, &tool1.unwrap(), stream))
+            .await,
+        stream,
+    )
+    .await;
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    let input = reqs[1].input();
+    let call = input
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .expect("the replayed call");
+    assert_eq!(call["arguments"], json!(args));
+}
+
+#[tokio::test]
+async fn a_streamed_thread_replays_tool_arguments_in_the_model_key_order() {
+    thread_replays_the_model_key_order(true).await;
+}
+
+#[tokio::test]
+async fn a_json_thread_replays_tool_arguments_in_the_model_key_order() {
+    thread_replays_the_model_key_order(false).await;
 }
