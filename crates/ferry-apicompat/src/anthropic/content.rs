@@ -267,11 +267,12 @@ impl ToolUseBlock {
     }
 
     /// `input_json` re-read with its key order, when it is set and still means `input`.
+    /// One parse and an in-place comparison: no second tree is built (this runs on every
+    /// serialisation and every `arguments()`, and a Write call's input can be large).
     fn ordered_input(&self) -> Option<OrderedJson> {
         let text = self.input_json.as_deref()?;
         let ordered: OrderedJson = serde_json::from_str(text).ok()?;
-        let same = serde_json::to_value(&ordered).ok()? == self.input;
-        same.then_some(ordered)
+        ordered.means(&self.input).then_some(ordered)
     }
 }
 
@@ -335,6 +336,31 @@ enum OrderedJson {
     String(String),
     Array(Vec<OrderedJson>),
     Object(Vec<(String, OrderedJson)>),
+}
+
+impl OrderedJson {
+    /// Whether this is the same JSON value as `value`, object key order aside (what
+    /// comparing `serde_json::to_value(self)` with `value` would say, without building it).
+    fn means(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Self::Null, Value::Null) => true,
+            (Self::Bool(a), Value::Bool(b)) => a == b,
+            (Self::U64(a), Value::Number(n)) => n.as_u64() == Some(*a),
+            (Self::I64(a), Value::Number(n)) => n.as_i64() == Some(*a),
+            (Self::F64(a), Value::Number(n)) => n.is_f64() && n.as_f64() == Some(*a),
+            (Self::String(a), Value::String(b)) => a == b,
+            (Self::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.means(y))
+            }
+            (Self::Object(fields), Value::Object(map)) => {
+                fields.len() == map.len()
+                    && fields
+                        .iter()
+                        .all(|(k, v)| map.get(k).is_some_and(|other| v.means(other)))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Serialize for OrderedJson {

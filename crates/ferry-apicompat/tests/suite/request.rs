@@ -563,6 +563,37 @@ fn tool_use_block_serialises_in_received_key_order_until_changed() {
     assert!(v.contains(r#""input":{"a":0,"x":1}"#), "{v}");
 }
 
+/// The remembered text is used only when it means exactly `input`: a number of another kind,
+/// a missing or extra key, or a changed nested value falls back to `input`.
+#[test]
+fn tool_use_block_text_is_used_only_when_it_means_the_input() {
+    let text = r#"{"type":"tool_use","id":"t","name":"f","input":{"n":1,"f":1.5,"m":-2,"l":[{"b":null,"a":"x"}]}}"#;
+    let block: anthropic::ContentBlock = serde_json::from_str(text).unwrap();
+    let anthropic::ContentBlock::ToolUse(t) = block else {
+        panic!("not a tool_use block");
+    };
+    assert_eq!(
+        t.arguments(),
+        r#"{"n":1,"f":1.5,"m":-2,"l":[{"b":null,"a":"x"}]}"#
+    );
+    for changed in [
+        json!({"n": 1.0, "f": 1.5, "m": -2, "l": [{"b": null, "a": "x"}]}),
+        json!({"n": 1, "f": 1.5, "m": 2, "l": [{"b": null, "a": "x"}]}),
+        json!({"n": 1, "f": 1.5, "m": -2, "l": [{"b": null, "a": "y"}]}),
+        json!({"n": 1, "f": 1.5, "m": -2, "l": [{"a": "x"}]}),
+        json!({"n": 1, "f": 1.5, "m": -2, "l": [{"b": null, "a": "x"}], "k": 0}),
+        json!({"n": 1, "f": 1.5, "l": [{"b": null, "a": "x"}]}),
+    ] {
+        let mut t = t.clone();
+        t.input = changed.clone();
+        assert_eq!(
+            t.arguments(),
+            changed.to_string(),
+            "stale text used for {changed}"
+        );
+    }
+}
+
 /// A call id the request shortened comes back in a streamed `tool_use` as the client's own
 /// long id.
 #[test]
