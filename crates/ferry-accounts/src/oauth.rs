@@ -61,6 +61,9 @@ pub struct AccessToken {
     pub chatgpt_account_id: Option<String>,
     /// Which refresh generation this token belongs to (for [`OAuthTokens::invalidate`]).
     pub generation: u64,
+    /// The refresh token current with it (it rotates on refresh), so a caller can redact
+    /// it from upstream text by value.
+    pub refresh_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +115,7 @@ impl TokenState {
             token: token.clone(),
             chatgpt_account_id: self.account_id.clone(),
             generation: self.generation,
+            refresh_token: self.refresh.clone(),
         }
     }
 }

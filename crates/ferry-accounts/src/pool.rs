@@ -271,6 +271,9 @@ pub struct Credential {
     pub token: Secret,
     /// OAuth: the ChatGPT account id for the `chatgpt-account-id` header.
     pub chatgpt_account_id: Option<String>,
+    /// OAuth: the current refresh token. It is never sent upstream with a request; it is
+    /// here so the caller can redact it (it rotates on refresh) from upstream text.
+    pub refresh_token: Option<Secret>,
 }
 
 enum Pick {
@@ -687,6 +690,7 @@ impl Lease {
                 .map(|token| Credential {
                     token,
                     chatgpt_account_id: None,
+                    refresh_token: None,
                 })
                 .ok_or_else(|| AccountsError::MissingCredential {
                     account: account.config.name.clone(),
@@ -694,6 +698,7 @@ impl Lease {
             AccountKind::Simulated => Ok(Credential {
                 token: Secret::new("simulated"),
                 chatgpt_account_id: None,
+                refresh_token: None,
             }),
             AccountKind::Oauth => {
                 let Some(oauth) = &account.oauth else {
@@ -707,6 +712,7 @@ impl Lease {
                         Ok(Credential {
                             token: token.token,
                             chatgpt_account_id: token.chatgpt_account_id,
+                            refresh_token: token.refresh_token,
                         })
                     }
                     Err(err) => {

@@ -1,5 +1,5 @@
 //! Redaction by value: every secret ferry knows (account API keys, OAuth access and refresh
-//! tokens, including access tokens refreshed since start-up, client keys, the Redis
+//! tokens, including tokens refreshed or rotated since start-up, client keys, the Redis
 //! password) is cut out of upstream text before it reaches a client or a log line,
 //! whatever its shape. Pattern-based cleaning (`sk-…`, `eyJ…`) misses `key:<v>` and keys
 //! of any other shape; this does not.
@@ -12,7 +12,8 @@ use crate::config::{Config, SessionStoreKind};
 pub(crate) const REDACTED: &str = "[redacted]";
 /// Shorter values are not treated as secrets (they would match ordinary text).
 const MIN_SECRET_LEN: usize = 8;
-/// Tokens learnt at run time (refreshed access tokens) are kept up to this many.
+/// Tokens learnt at run time (refreshed access and rotated refresh tokens) are kept up to
+/// this many.
 const MAX_LEARNT: usize = 1024;
 
 /// The secrets to cut out of upstream text.
@@ -56,7 +57,7 @@ impl Redactor {
         }
     }
 
-    /// Adds a secret seen at run time (a refreshed access token).
+    /// Adds a secret seen at run time (a refreshed access token, a rotated refresh token).
     pub(crate) fn learn(&self, secret: &str) {
         if secret.len() < MIN_SECRET_LEN || self.configured.iter().any(|s| s == secret) {
             return;

@@ -623,8 +623,11 @@ async fn attempt(
 
     let credential = match lease.credential().await {
         Ok(c) => {
-            // A refreshed OAuth token is a secret too.
+            // Refreshed OAuth tokens (access, and the rotated refresh token) are secrets too.
             state.redactor.learn(c.token.expose());
+            if let Some(refresh) = &c.refresh_token {
+                state.redactor.learn(refresh.expose());
+            }
             c
         }
         Err(e) if e.is_account_failure() => {

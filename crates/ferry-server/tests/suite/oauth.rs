@@ -130,3 +130,63 @@ async fn a_401_refreshes_the_token_and_retries_once() {
         ]
     );
 }
+
+/// A refresh that rotates the refresh token, then an upstream 400 that echoes both new
+/// tokens: the client and the logs see neither. The rotated refresh token was never in the
+/// config, so only redaction by value of the token the pool now holds can catch it.
+#[tokio::test]
+async fn a_rotated_refresh_token_echoed_by_the_upstream_is_redacted() {
+    let (logs, _guard) = capture_logs();
+    let upstream = start().await;
+    let new_access = "oauth-access-rotated-77aa";
+    let new_refresh = "rt-rotated-never-configured-3c4d";
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(
+                json!({"access_token": new_access, "refresh_token": new_refresh, "expires_in": 3600})
+                    .to_string(),
+                "application/json",
+            ),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let echo = format!("bad grant refresh={new_refresh} token:{new_access}");
+    mount_sequence(
+        &upstream,
+        vec![
+            status_response(
+                401,
+                &[],
+                r#"{"error":{"message":"token expired","code":"token_expired"}}"#,
+            ),
+            status_response(
+                400,
+                &[],
+                &json!({"error": {"message": echo, "type": "invalid_request_error"}}).to_string(),
+            ),
+        ],
+    )
+    .await;
+    let mut c = config(&upstream.uri());
+    c.accounts = vec![oauth_account(
+        &upstream.uri(),
+        Some("rt-configured-0001"),
+        Some(format!("{}/oauth/token", upstream.uri())),
+    )];
+    let server = TestServer::start(c).await;
+    let resp = server.messages(&request("hi", false)).await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("bad grant refresh=[redacted] token:[redacted]"),
+        "{text}"
+    );
+    logs.wait_for("ferry::usage", 1).await;
+    let log = logs.text();
+    assert!(
+        !log.contains(new_refresh) && !log.contains(new_access),
+        "{log}"
+    );
+}
