@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use ferry_apicompat::convert::{CodeMeaning, code_meaning};
+
 use crate::config::AccountKind;
 use crate::ratelimit;
 
@@ -222,11 +224,8 @@ pub fn is_invalid_encrypted_content(status: u16, body: &[u8]) -> bool {
         return false;
     }
     let info = ErrorInfo::parse(body);
-    info.has_code(&["invalid_encrypted_content"])
-        || info.contains("invalid_encrypted_content")
-        || info.contains("encrypted content could not be decrypted")
-        || info.contains("encrypted_content could not be verified")
-        || (info.contains("encrypted content") && info.contains("could not be verified"))
+    info.has_meaning(CodeMeaning::RejectedReasoning)
+        || ferry_apicompat::convert::is_rejected_reasoning(None, &info.text)
 }
 
 /// Classifies an error response for a plain API-key account on its first attempt, at the
@@ -241,10 +240,13 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposi
 /// continuation-state errors (`previous_response_not_found`, `invalid_encrypted_content`),
 /// context-window errors, and any other 4xx not listed below.
 ///
-/// Failover: 401, 402, 403, 405, 408, 429, 529, every 5xx, model-not-supported and
-/// account-state messages, request-too-large, and transient processing errors
-/// (`server_is_overloaded`/`slow_down` codes, "servers are overloaded" texts, and at 400 only
-/// "an error occurred while processing your request" / "selected model is at capacity").
+/// Failover: 401, 402, 403, 405, 408, 429, 529, every 5xx, an account-limit code at any
+/// other status (treated as a 429), an overload or server-error code at any status,
+/// model-not-supported and account-state messages,
+/// request-too-large, and transient processing errors (overload codes, "servers are
+/// overloaded" texts, and at 400 only "an error occurred while processing your request" /
+/// "selected model is at capacity"). What a code means comes from the one code table,
+/// [`ferry_apicompat::convert::UPSTREAM_ERROR_CODES`].
 ///
 /// Cooldowns (not in pool mode): 429 → until the reset ([`ratelimit::rate_limit_cooldown`]);
 /// 529 → `retry-after` or 30 s; 401 on an API-key account → benched with back-off
@@ -285,10 +287,13 @@ pub fn classify_with(
         403 => FailoverReason::Forbidden,
         405 => FailoverReason::Other,
         408 => FailoverReason::Timeout,
+        // A limit code is a limit whatever status it came with (relays send 400 or 5xx).
+        _ if info.has_meaning(CodeMeaning::AccountLimit) => FailoverReason::RateLimited,
         _ if info.is_account_state_error() => FailoverReason::AccountState,
         _ if info.is_model_unsupported() => FailoverReason::ModelUnsupported,
         _ if info.is_request_too_large() || code == 413 => FailoverReason::RequestTooLarge,
         _ if transient && info.is_overload() => FailoverReason::Overloaded,
+        _ if info.has_meaning(CodeMeaning::ServerError) => FailoverReason::ServerError,
         500..=599 => FailoverReason::ServerError,
         _ if transient => FailoverReason::Transient,
         _ => return Disposition::Fatal,
@@ -304,7 +309,7 @@ pub fn classify_with(
         }
         let cooldown = match code {
             401 | 403 => temporary(AUTH_COOLDOWN, CooldownKind::Error),
-            429 => rate_limited(ctx, headers, body),
+            _ if reason == FailoverReason::RateLimited => rate_limited(ctx, headers, body),
             500..=599 => temporary(OVERLOAD_COOLDOWN, CooldownKind::Overloaded),
             _ => temporary(POOL_SOFT_COOLDOWN, CooldownKind::Error),
         };
@@ -312,7 +317,7 @@ pub fn classify_with(
     }
 
     let cooldown = match code {
-        429 => rate_limited(ctx, headers, body),
+        _ if reason == FailoverReason::RateLimited => rate_limited(ctx, headers, body),
         529 => temporary(
             ratelimit::retry_after(headers, ctx.now_unix)
                 .filter(|d| !d.is_zero())
@@ -356,16 +361,11 @@ pub fn classify_with(
 /// request-scoped errors and anything else are fatal.
 pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Disposition {
     let info = ErrorInfo::parse(error);
-    let status = if info.has_code(&[
-        "rate_limit_exceeded",
-        "usage_limit_reached",
-        "insufficient_quota",
-        "subscription_sharing_usage_limit_exceeded",
-    ]) {
+    let status = if info.has_meaning(CodeMeaning::AccountLimit) {
         StatusCode::TOO_MANY_REQUESTS
     } else if info.is_overload() {
         StatusCode::SERVICE_UNAVAILABLE
-    } else if info.has_code(&["server_error", "internal_error", "internal_server_error"]) {
+    } else if info.has_meaning(CodeMeaning::ServerError) {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         return Disposition::Fatal;
@@ -456,6 +456,12 @@ impl ErrorInfo {
         self.codes.iter().any(|c| wanted.contains(&c.as_str()))
     }
 
+    /// Whether a code of the body has this meaning in the one code table
+    /// ([`ferry_apicompat::convert::UPSTREAM_ERROR_CODES`]).
+    fn has_meaning(&self, meaning: CodeMeaning) -> bool {
+        self.codes.iter().any(|c| code_meaning(c) == Some(meaning))
+    }
+
     fn contains(&self, needle: &str) -> bool {
         self.text.contains(needle)
     }
@@ -469,35 +475,22 @@ impl ErrorInfo {
     }
 
     fn is_cyber_policy(&self) -> bool {
-        self.has_code(&[
-            "cyber_policy",
-            "cyber_policy_violation",
-            "bio_policy",
-            "data_residency_mismatch",
-        ]) || self.contains("cyber_policy")
+        self.has_meaning(CodeMeaning::PolicyRefusal) || self.contains("cyber_policy")
     }
 
     fn is_continuation_state_error(&self) -> bool {
-        self.has_code(&["previous_response_not_found", "invalid_encrypted_content"])
+        self.has_meaning(CodeMeaning::StaleContinuation)
+            || self.has_meaning(CodeMeaning::RejectedReasoning)
             || self.contains("previous_response_not_found")
-            || self.contains("invalid_encrypted_content")
+            || ferry_apicompat::convert::is_rejected_reasoning(None, &self.text)
             || (self.contains("previous response") && self.contains("not found"))
-            || self.contains("encrypted content could not be decrypted")
-            || self.contains("encrypted_content could not be verified")
     }
 
+    /// The codes and wordings of [`ferry_apicompat::convert::is_context_overflow`]: the
+    /// classifier and the converter agree on what an overflow is.
     fn is_context_window_error(&self) -> bool {
-        self.has_code(&["context_length_exceeded", "context_too_large"])
-            || self.contains("context_length_exceeded")
-            || self.contains("context_too_large")
-            || self.contains("maximum context length")
-            || ((self.contains("context window") || self.contains("context length"))
-                && (self.contains("exceed")
-                    || self.contains("too large")
-                    || self.contains("too long")))
-            || (self.contains("token limit")
-                && self.contains("context")
-                && self.contains("exceeded"))
+        self.has_meaning(CodeMeaning::ContextOverflow)
+            || ferry_apicompat::convert::is_context_overflow(None, &self.text)
     }
 
     fn is_model_unsupported(&self) -> bool {
@@ -527,7 +520,7 @@ impl ErrorInfo {
     }
 
     fn is_overload(&self) -> bool {
-        self.has_code(&["server_is_overloaded", "slow_down"])
+        self.has_meaning(CodeMeaning::Overloaded)
             || self.contains("server is overloaded")
             || self.contains("servers are overloaded")
             || self.contains("servers are currently overloaded")

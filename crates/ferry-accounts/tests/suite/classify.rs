@@ -709,3 +709,81 @@ fn reason_labels_are_stable() {
         ]
     );
 }
+
+/// Every row of the one code table (`ferry_apicompat::convert::UPSTREAM_ERROR_CODES`), in an
+/// HTTP 400 body and in a failed stream, with its disposition written out: account limits
+/// cool the account down as a 429 would and fail over, overload and server errors fail over
+/// without a penalty, every request fault is fatal (no failover, no retry storm). A new row
+/// fails here until it is given its expected disposition.
+#[test]
+fn every_table_code_has_its_disposition_at_http_400_and_in_a_stream() {
+    use ferry_testkit::ev_failed;
+    let limit = failover(rl(5), FailoverReason::RateLimited);
+    let busy = failover(Cooldown::None, FailoverReason::Overloaded);
+    let server = failover(Cooldown::None, FailoverReason::ServerError);
+    let fatal = Disposition::Fatal;
+    let expected = [
+        ("rate_limit_exceeded", limit),
+        ("rate_limit_error", limit),
+        ("insufficient_quota", limit),
+        ("usage_limit_reached", limit),
+        ("usage_not_included", limit),
+        ("subscription_sharing_usage_limit_exceeded", limit),
+        ("server_is_overloaded", busy),
+        ("overloaded", busy),
+        ("overloaded_error", busy),
+        ("slow_down", busy),
+        ("server_error", server),
+        ("internal_error", server),
+        ("internal_server_error", server),
+        ("vector_store_timeout", server),
+        ("cyber_policy", fatal),
+        ("cyber_policy_violation", fatal),
+        ("bio_policy", fatal),
+        ("data_residency_mismatch", fatal),
+        ("context_length_exceeded", fatal),
+        ("context_too_large", fatal),
+        ("context_window_exceeded", fatal),
+        ("previous_response_not_found", fatal),
+        ("invalid_encrypted_content", fatal),
+        ("invalid_prompt", fatal),
+        ("invalid_request_error", fatal),
+        ("invalid_value", fatal),
+        ("unsupported_parameter", fatal),
+        ("string_above_max_length", fatal),
+        ("invalid_image", fatal),
+        ("invalid_image_format", fatal),
+        ("invalid_base64_image", fatal),
+        ("invalid_image_url", fatal),
+        ("invalid_image_mode", fatal),
+        ("image_too_large", fatal),
+        ("image_too_small", fatal),
+        ("image_parse_error", fatal),
+        ("image_content_policy_violation", fatal),
+        ("image_file_too_large", fatal),
+        ("image_file_not_found", fatal),
+        ("unsupported_image_media_type", fatal),
+        ("empty_image_file", fatal),
+        ("failed_to_download_image", fatal),
+    ];
+    let listed: Vec<&str> = ferry_apicompat::convert::UPSTREAM_ERROR_CODES
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    let tested: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
+    assert_eq!(tested, listed, "every table row is tested, in table order");
+    for (code, want) in expected {
+        // The message says nothing, so the code alone decides.
+        let body = json!({"error": {"code": code, "message": "m"}}).to_string();
+        let http = classify_with(
+            &ctx(),
+            StatusCode::BAD_REQUEST,
+            &headers(&[]),
+            body.as_bytes(),
+        );
+        assert_eq!(http, want, "{code} at HTTP 400");
+        let event = ev_failed("r1", code, "m").to_string();
+        let stream = classify_stream_failure(&ctx(), event.as_bytes());
+        assert_eq!(stream, want, "{code} in a failed stream");
+    }
+}

@@ -103,58 +103,26 @@ impl UpstreamFailure {
 
     /// The Anthropic error type to report this failure with.
     ///
-    /// Rate and quota limits are `rate_limit_error`, overload is `overloaded_error`, a
-    /// request the upstream rejects (context too long, invalid prompt) is
-    /// `invalid_request_error`, everything else `api_error`.
+    /// A failed response or an `error` event is typed by its code, through the one table
+    /// of upstream codes ([`super::UPSTREAM_ERROR_CODES`]); a context overflow recognised by
+    /// its wording is `invalid_request_error` whatever its code. An unknown code, and every
+    /// other kind of failure (a cut or unreadable stream), is `api_error`.
     pub fn error_kind(&self) -> anthropic::ErrorKind {
-        let code = self.code.as_deref().unwrap_or("");
-        if matches!(self.kind, FailureKind::Failed | FailureKind::ErrorEvent)
-            && self.is_context_overflow()
-        {
+        if !matches!(self.kind, FailureKind::Failed | FailureKind::ErrorEvent) {
+            return anthropic::ErrorKind::ApiError;
+        }
+        if self.is_context_overflow() {
             return anthropic::ErrorKind::InvalidRequestError;
         }
-        match self.kind {
-            FailureKind::Failed | FailureKind::ErrorEvent => match code {
-                "rate_limit_exceeded"
-                | "rate_limit_error"
-                | "insufficient_quota"
-                | "usage_limit_reached"
-                | "usage_not_included"
-                | "subscription_sharing_usage_limit_exceeded" => {
-                    anthropic::ErrorKind::RateLimitError
-                }
-                // Policy refusals are the request's fault, not the gateway's.
-                "cyber_policy"
-                | "cyber_policy_violation"
-                | "bio_policy"
-                | "data_residency_mismatch" => anthropic::ErrorKind::PermissionError,
-                "server_is_overloaded" | "overloaded" | "overloaded_error" | "slow_down" => {
-                    anthropic::ErrorKind::OverloadedError
-                }
-                "context_length_exceeded"
-                | "invalid_prompt"
-                | "invalid_request_error"
-                | "invalid_value"
-                | "invalid_image"
-                | "invalid_image_url"
-                | "invalid_image_format"
-                | "invalid_base64_image"
-                | "invalid_image_mode"
-                | "image_too_large"
-                | "image_too_small"
-                | "image_parse_error"
-                | "image_content_policy_violation"
-                | "image_file_too_large"
-                | "image_file_not_found"
-                | "unsupported_image_media_type"
-                | "empty_image_file"
-                | "failed_to_download_image"
-                | "unsupported_parameter"
-                | "string_above_max_length" => anthropic::ErrorKind::InvalidRequestError,
-                _ => anthropic::ErrorKind::ApiError,
-            },
-            _ => anthropic::ErrorKind::ApiError,
-        }
+        self.meaning().map_or(
+            anthropic::ErrorKind::ApiError,
+            super::CodeMeaning::error_kind,
+        )
+    }
+
+    /// What the failure's code means ([`super::code_meaning`]), when the table knows it.
+    pub fn meaning(&self) -> Option<super::CodeMeaning> {
+        self.code.as_deref().and_then(super::code_meaning)
     }
 
     /// Whether the upstream said the prompt does not fit the context window
@@ -162,6 +130,12 @@ impl UpstreamFailure {
     /// `prompt is too long` error.
     pub fn is_context_overflow(&self) -> bool {
         super::is_context_overflow(self.code.as_deref(), &self.message)
+    }
+
+    /// Whether the upstream rejected replayed encrypted reasoning
+    /// ([`super::is_rejected_reasoning`]): the turn can be sent again without it.
+    pub fn is_rejected_reasoning(&self) -> bool {
+        super::is_rejected_reasoning(self.code.as_deref(), &self.message)
     }
 
     /// The Anthropic error body for this failure.
@@ -265,16 +239,40 @@ fn sanitize_word(word: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every row of the code table, with the type a client gets, written out: a new row
+    /// fails here until it is given its expected type.
     #[test]
     fn failed_response_codes_map_to_the_anthropic_type() {
         use anthropic::ErrorKind::*;
-        for (code, kind) in [
-            ("server_error", ApiError),
+        let expected = [
             ("rate_limit_exceeded", RateLimitError),
+            ("rate_limit_error", RateLimitError),
             ("insufficient_quota", RateLimitError),
+            ("usage_limit_reached", RateLimitError),
+            ("usage_not_included", RateLimitError),
             ("subscription_sharing_usage_limit_exceeded", RateLimitError),
-            ("invalid_prompt", InvalidRequestError),
+            ("server_is_overloaded", OverloadedError),
+            ("overloaded", OverloadedError),
+            ("overloaded_error", OverloadedError),
+            ("slow_down", OverloadedError),
+            ("server_error", ApiError),
+            ("internal_error", ApiError),
+            ("internal_server_error", ApiError),
+            ("vector_store_timeout", ApiError),
+            ("cyber_policy", PermissionError),
+            ("cyber_policy_violation", PermissionError),
+            ("bio_policy", PermissionError),
+            ("data_residency_mismatch", PermissionError),
             ("context_length_exceeded", InvalidRequestError),
+            ("context_too_large", InvalidRequestError),
+            ("context_window_exceeded", InvalidRequestError),
+            ("previous_response_not_found", InvalidRequestError),
+            ("invalid_encrypted_content", InvalidRequestError),
+            ("invalid_prompt", InvalidRequestError),
+            ("invalid_request_error", InvalidRequestError),
+            ("invalid_value", InvalidRequestError),
+            ("unsupported_parameter", InvalidRequestError),
+            ("string_above_max_length", InvalidRequestError),
             ("invalid_image", InvalidRequestError),
             ("invalid_image_format", InvalidRequestError),
             ("invalid_base64_image", InvalidRequestError),
@@ -289,12 +287,25 @@ mod tests {
             ("unsupported_image_media_type", InvalidRequestError),
             ("empty_image_file", InvalidRequestError),
             ("failed_to_download_image", InvalidRequestError),
-            ("cyber_policy", PermissionError),
-            ("bio_policy", PermissionError),
-            ("data_residency_mismatch", PermissionError),
-        ] {
-            let failure = UpstreamFailure::new(FailureKind::Failed, Some(code.to_owned()), "m");
-            assert_eq!(failure.error_kind(), kind, "{code}");
+            ("a_code_nobody_knows", ApiError),
+        ];
+        let listed: Vec<&str> = super::super::UPSTREAM_ERROR_CODES
+            .iter()
+            .map(|(c, _)| *c)
+            .collect();
+        let tested: Vec<&str> = expected
+            .iter()
+            .map(|(c, _)| *c)
+            .take(listed.len())
+            .collect();
+        assert_eq!(tested, listed, "every table row is tested, in table order");
+        for (code, kind) in expected {
+            for failure_kind in [FailureKind::Failed, FailureKind::ErrorEvent] {
+                let failure = UpstreamFailure::new(failure_kind, Some(code.to_owned()), "m");
+                assert_eq!(failure.error_kind(), kind, "{code}");
+            }
+            let cut = UpstreamFailure::new(FailureKind::Truncated, Some(code.to_owned()), "m");
+            assert_eq!(cut.error_kind(), ApiError, "{code}: a cut stream");
         }
     }
 }

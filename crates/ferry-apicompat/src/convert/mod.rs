@@ -2,6 +2,7 @@
 //! (Responses JSON → Anthropic message) and [`stream`] (Responses events → Anthropic events).
 
 mod accumulate;
+mod codes;
 mod failure;
 mod items;
 mod overflow;
@@ -12,6 +13,9 @@ pub mod stream;
 mod tool_names;
 
 pub use self::accumulate::Accumulator;
+pub use self::codes::{
+    CodeMeaning, UPSTREAM_ERROR_CODES, code_meaning, codes_meaning, is_rejected_reasoning,
+};
 pub use self::failure::{FailureKind, UpstreamFailure};
 pub use self::items::{ItemIndex, ItemRef, Seen};
 pub use self::overflow::{is_context_overflow, prompt_too_long_message};

@@ -7,23 +7,18 @@
 //! the size of the gap) to compact the conversation and retry instead of stopping, so an
 //! upstream overflow, however the upstream words it, reaches the client in exactly that shape.
 
-/// Upstream error codes that mean the prompt does not fit the model's context window.
-const OVERFLOW_CODES: &[&str] = &[
-    "context_length_exceeded",
-    "context_too_large",
-    "context_window_exceeded",
-];
+use super::codes::{CodeMeaning, code_meaning, codes_meaning};
 
 /// Whether an upstream error (its `code` and message) says the prompt does not fit the
 /// model's context window: an overflow code, or the phrasings OpenAI and relays use
 /// ("maximum context length", "exceeds the context window", "input is too long", ...).
 pub fn is_context_overflow(code: Option<&str>, message: &str) -> bool {
-    if code.is_some_and(|c| OVERFLOW_CODES.contains(&c.trim().to_ascii_lowercase().as_str())) {
+    if code.and_then(code_meaning) == Some(CodeMeaning::ContextOverflow) {
         return true;
     }
     let text = message.to_lowercase();
     let has = |needle: &str| text.contains(needle);
-    OVERFLOW_CODES.iter().any(|c| has(c))
+    codes_meaning(CodeMeaning::ContextOverflow).any(has)
         || has("maximum context length")
         || has("prompt is too long")
         || has("input is too long")

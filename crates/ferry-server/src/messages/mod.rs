@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_accounts::{AccountKind, Disposition, Lease, Selection};
+use ferry_accounts::{AccountKind, Disposition, FailoverReason, Lease, Selection};
 use ferry_apicompat::convert::{self, FailureKind, ToolNames, UpstreamFailure};
 use ferry_apicompat::{anthropic, responses};
 use ferry_session::{MissFacts, ResolvedKey, SessionRef, StickyBinding, keys};
@@ -775,8 +775,22 @@ async fn attempt(
         let retry_after = ferry_accounts::retry_after(&reply_headers, unix_now())
             .map(|d| d.min(state.pool.max_cooldown()));
         let failover = !matches!(disposition, Disposition::Fatal);
+        // A code means the same on every channel (the one table, `convert::code_meaning`): a
+        // limit or overload code is answered as one whatever 4xx carried it (a relay's 400
+        // `insufficient_quota` is the client's 429, not a 502), a policy refusal is 403
+        // `permission_error` as it is when a stream fails with it.
+        let client_status = match disposition.reason() {
+            Some(FailoverReason::RateLimited) if status < 500 => 429,
+            Some(FailoverReason::Overloaded) if status < 500 => 529,
+            None if upstream_code.as_deref().and_then(convert::code_meaning)
+                == Some(convert::CodeMeaning::PolicyRefusal) =>
+            {
+                403
+            }
+            _ => status,
+        };
         let error = Error::UpstreamStatus {
-            status,
+            status: client_status,
             failover,
             message,
             retry_after,
@@ -848,6 +862,7 @@ async fn attempt(
             sticky: ctx.sticky.clone(),
             reset: replay.reset,
         }),
+        reasoning_retry: !replay.strip_reasoning && (built.reasoning_items > 0 || built.continued),
     };
     let mut client_headers = headers::filter_response_headers(&reply_headers);
     if !built.dropped.is_empty()
@@ -944,6 +959,18 @@ fn pre_output_failure(
     let Some(held) = finisher.lease.as_ref() else {
         return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
     };
+    // Encrypted reasoning rejected in the stream (`response.failed` or an `error` event)
+    // rather than with a 400: the same single retry without it (docs/RELIABILITY.md).
+    if finisher.reasoning_retry && failure.is_rejected_reasoning() {
+        tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, "encrypted reasoning rejected in the stream; retrying without it");
+        let Finisher {
+            lease: Some(lease), ..
+        } = finisher
+        else {
+            return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
+        };
+        return Attempt::ReasoningReset(lease);
+    }
     let disposition =
         state
             .pool
@@ -1394,6 +1421,9 @@ pub(crate) struct Finisher {
     binding: Option<SessionBinding>,
     /// The message-thread turn to store once the reply is complete.
     thread: Option<threads::Pending>,
+    /// The request replays encrypted reasoning (items, or a continued chain) that a retry
+    /// could leave out, and has not been retried without it yet.
+    reasoning_retry: bool,
 }
 
 impl Finisher {
@@ -1426,6 +1456,7 @@ impl Finisher {
             lease,
             binding,
             thread,
+            reasoning_retry: _,
         } = self;
         // The upstream is done with this request: free the account's slot.
         drop(lease);

@@ -510,3 +510,146 @@ async fn a_second_encrypted_content_rejection_is_a_clear_400() {
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(mock.count(), 1);
 }
+
+/// Every row of the one code table, through the server, in an HTTP 400 body and in a
+/// failed stream before any output: the status and type the client gets, and how many
+/// upstream requests it took (one: a single account, no retry storm). Written out row by
+/// row; a new table row fails here until it has its expected answer.
+#[tokio::test]
+async fn every_upstream_code_reaches_the_client_as_the_table_says() {
+    const LIMIT: (u16, &str) = (429, "rate_limit_error");
+    const BUSY: (u16, &str) = (529, "overloaded_error");
+    const SERVER: (u16, &str) = (502, "api_error");
+    const POLICY: (u16, &str) = (403, "permission_error");
+    const BAD: (u16, &str) = (400, "invalid_request_error");
+    let expected = [
+        ("rate_limit_exceeded", LIMIT),
+        ("rate_limit_error", LIMIT),
+        ("insufficient_quota", LIMIT),
+        ("usage_limit_reached", LIMIT),
+        ("usage_not_included", LIMIT),
+        ("subscription_sharing_usage_limit_exceeded", LIMIT),
+        ("server_is_overloaded", BUSY),
+        ("overloaded", BUSY),
+        ("overloaded_error", BUSY),
+        ("slow_down", BUSY),
+        ("server_error", SERVER),
+        ("internal_error", SERVER),
+        ("internal_server_error", SERVER),
+        ("vector_store_timeout", SERVER),
+        ("cyber_policy", POLICY),
+        ("cyber_policy_violation", POLICY),
+        ("bio_policy", POLICY),
+        ("data_residency_mismatch", POLICY),
+        ("context_length_exceeded", BAD),
+        ("context_too_large", BAD),
+        ("context_window_exceeded", BAD),
+        ("previous_response_not_found", BAD),
+        ("invalid_encrypted_content", BAD),
+        ("invalid_prompt", BAD),
+        ("invalid_request_error", BAD),
+        ("invalid_value", BAD),
+        ("unsupported_parameter", BAD),
+        ("string_above_max_length", BAD),
+        ("invalid_image", BAD),
+        ("invalid_image_format", BAD),
+        ("invalid_base64_image", BAD),
+        ("invalid_image_url", BAD),
+        ("invalid_image_mode", BAD),
+        ("image_too_large", BAD),
+        ("image_too_small", BAD),
+        ("image_parse_error", BAD),
+        ("image_content_policy_violation", BAD),
+        ("image_file_too_large", BAD),
+        ("image_file_not_found", BAD),
+        ("unsupported_image_media_type", BAD),
+        ("empty_image_file", BAD),
+        ("failed_to_download_image", BAD),
+    ];
+    let listed: Vec<&str> = ferry_apicompat::convert::UPSTREAM_ERROR_CODES
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    let tested: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
+    assert_eq!(tested, listed, "every table row is tested, in table order");
+    for (code, (status, kind)) in expected {
+        let body = json!({"error": {"code": code, "message": "refused"}}).to_string();
+        let (got, _, answer, calls) = answer_for(400, &[], &body, false).await;
+        assert_eq!(
+            (got, answer["error"]["type"].as_str(), calls),
+            (status, Some(kind), 1),
+            "{code} at HTTP 400: {answer}"
+        );
+
+        let upstream = start().await;
+        let mock = mount_sse_once(
+            &upstream,
+            sse(vec![
+                ev_created("resp_c"),
+                ev_failed("resp_c", code, "refused"),
+            ]),
+        )
+        .await;
+        let server = TestServer::start(config(&upstream.uri())).await;
+        let resp = server.messages(&request("hi", true)).await;
+        let got = resp.status().as_u16();
+        let answer = json_body(resp).await;
+        assert_eq!(
+            (got, answer["error"]["type"].as_str(), mock.count()),
+            (status, Some(kind), 1),
+            "{code} in a failed stream: {answer}"
+        );
+    }
+}
+
+/// Encrypted reasoning rejected inside the stream (a `response.failed` or an `error` event
+/// before any output, as relays and the Codex backend send it) gets the same single retry
+/// without the reasoning items as a 400 does: the client gets its answer.
+#[tokio::test]
+async fn encrypted_reasoning_rejected_in_the_stream_is_retried_once_without_it() {
+    for failed in [
+        ev_failed(
+            "resp_1",
+            "invalid_encrypted_content",
+            "The encrypted content could not be verified.",
+        ),
+        ev_error(
+            "invalid_request_error",
+            "The encrypted content gAAA==. could not be verified.",
+        ),
+    ] {
+        let upstream = start().await;
+        let rejected = sse_response(sse(vec![ev_created("resp_1"), failed.clone()]));
+        let ok = sse_response(sse(text_events("resp_2", &["ok"], Usage::new(2, 1))));
+        let mock = mount_sequence(&upstream, vec![rejected, ok]).await;
+        let server = TestServer::start(config(&upstream.uri())).await;
+        let mut req = with_foreign_thinking();
+        req["stream"] = json!(true);
+        let resp = server.messages(&req).await;
+        assert_eq!(resp.status().as_u16(), 200, "{failed}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("\"ok\""), "{failed}: {text}");
+        let reqs = mock.requests();
+        assert_eq!(reqs.len(), 2, "{failed}");
+        assert!(has_reasoning(&reqs[0].input()));
+        assert!(!has_reasoning(&reqs[1].input()));
+    }
+    // Without reasoning to leave out, the rejection is the client's 400 after one request.
+    let upstream = start().await;
+    let mock = mount_sse_once(
+        &upstream,
+        sse(vec![
+            ev_created("resp_1"),
+            ev_failed(
+                "resp_1",
+                "invalid_encrypted_content",
+                "could not be verified",
+            ),
+        ]),
+    )
+    .await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(mock.count(), 1);
+}
