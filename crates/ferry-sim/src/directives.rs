@@ -128,22 +128,28 @@ pub(crate) struct ToolDef<'a> {
     pub(crate) parameters: Option<&'a Value>,
 }
 
+/// Top-level `tools`, and (Codex Responses Lite) the tools of `additional_tools` input items.
 pub(crate) fn declared_tools(req: &Value) -> Vec<ToolDef<'_>> {
+    let lite = req
+        .get("input")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("additional_tools"))
+        .filter_map(|item| item.get("tools").and_then(Value::as_array));
     req.get("tools")
         .and_then(Value::as_array)
-        .map(|tools| {
-            tools
-                .iter()
-                .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
-                .filter_map(|t| {
-                    Some(ToolDef {
-                        name: t.get("name")?.as_str()?,
-                        parameters: t.get("parameters"),
-                    })
-                })
-                .collect()
+        .into_iter()
+        .chain(lite)
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| {
+            Some(ToolDef {
+                name: t.get("name")?.as_str()?,
+                parameters: t.get("parameters"),
+            })
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// The first declared tool the prompt asks for by name ("use the Bash tool", "call get_weather").

@@ -19,7 +19,12 @@
 //! - [`PacedBody`]: an `http_body::Body` over frames that waits `ttft` before the first and
 //!   `event_interval` between the others (zero delays: everything in one chunk).
 //! - [`run_sim_upstream`]`(listener, opts, shutdown)`: serves `POST …/responses` (so both
-//!   `/v1/responses` and `/responses`), `GET /health`, until `shutdown` resolves.
+//!   `/v1/responses` and `/responses`), `GET /health`, until `shutdown` resolves. On a
+//!   `…/backend-api/codex/responses` path (an OAuth account's base URL pointed at the
+//!   simulator) it first applies the Codex backend's rules ([`codex_refusal`]: client
+//!   version, service tier, the Responses Lite shape for [`needs_lite`] models) and answers
+//!   a request that breaks one with the backend's HTTP 400; under Lite the declared tools are
+//!   read from the `additional_tools` input item.
 //!
 //! # What it answers
 //! Deterministic for a given request body and options (ids are derived from a hash of the
@@ -76,8 +81,10 @@
 //! - `plan`: everything decided about one answer before any event is written.
 //! - `render`: the plan as Responses events (framed by `ferry_sse::encode_frame`) or one
 //!   response object, and the OpenAI error body.
+//! - `codex`: the Codex backend's request rules.
 //! - `serve`: the paced body and the hyper accept loop.
 
+mod codex;
 mod directives;
 mod plan;
 mod render;
@@ -88,6 +95,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
+pub use codex::{MIN_CLIENT_VERSION, codex_refusal, needs_lite};
 use plan::Plan;
 use render::{error_body, overflow_body};
 pub use serve::{PacedBody, run_sim_upstream};

@@ -1,4 +1,5 @@
-//! Serving: a paced SSE body and the hyper accept loop (`POST …/responses`, `GET /health`).
+//! Serving: a paced SSE body and the hyper accept loop (`POST …/responses`, `GET /health`;
+//! on a `…/backend-api/codex/responses` path the Codex backend's rules, [`crate::codex_refusal`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -188,6 +189,8 @@ async fn handle(
     if req.method() != http::Method::POST {
         return openai_error(405, "invalid_request_error", "Use POST.");
     }
+    let codex = path.ends_with("/backend-api/codex/responses");
+    let headers = req.headers().clone();
     let collected = http_body_util::Limited::new(req.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await;
@@ -211,6 +214,19 @@ async fn handle(
             );
         }
     };
+    if codex
+        && let Some(message) = crate::codex_refusal(
+            |name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            },
+            &body,
+        )
+    {
+        return openai_error(400, "invalid_request_error", &message);
+    }
     let reply = simulate(&body, opts);
     let mut resp = match reply.body {
         SimBody::Json(v) => json_response(reply.status, &v),

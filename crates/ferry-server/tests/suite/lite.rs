@@ -1,7 +1,9 @@
-//! The Codex backend's current rules through the gateway: a fake backend (wiremock) that
-//! refuses what the real one refuses — an old client version, the plain request shape for
-//! a Responses Lite model, a Lite request that still carries top-level tools or
-//! instructions, hosted tools under Lite — and the shapes ferry sends it.
+//! The Codex backend's current rules through the gateway: a fake backend (wiremock, which
+//! records what ferry sends) and the simulated upstream (`ferry-sim` on a
+//! `/backend-api/codex` path) both refuse what the real one refuses — an old client
+//! version, the plain request shape for a Responses Lite model, a Lite request that still
+//! carries top-level tools or instructions, hosted tools under Lite — and the shapes ferry
+//! sends them.
 
 use ferry_accounts::{AccountConfig, ModelOverride, ModelOverrides, Secret};
 use ferry_testkit::upstream::{CapturedRequest, mount_fn, sse_response, start, status_response};
@@ -11,73 +13,15 @@ use serde_json::{Value, json};
 
 use super::common::*;
 
-const LITE_MODELS: &[&str] = &["gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna"];
-
 fn refuse(message: &str) -> wiremock::ResponseTemplate {
     let body = json!({"error": {"type": "invalid_request_error", "message": message}});
     status_response(400, &[], &body.to_string())
 }
 
-fn version_at_least(v: &str, min: &[u64]) -> bool {
-    let parts: Vec<u64> = v.split('.').filter_map(|p| p.parse().ok()).collect();
-    parts.as_slice() >= min
-}
-
-/// The backend's rules; `None` when the request passes.
+/// The backend's rules (the simulator's copy of them, `ferry_sim::codex_refusal`); `None`
+/// when the request passes.
 fn backend_refusal(r: &CapturedRequest) -> Option<String> {
-    let version = r.header("version").unwrap_or("");
-    let ua_version = r
-        .header("user-agent")
-        .and_then(|ua| ua.split(' ').next())
-        .and_then(|first| first.split_once('/'))
-        .map_or("", |(_, v)| v);
-    if version != ua_version || !version_at_least(version, &[0, 148, 0]) {
-        return Some(format!(
-            "This model requires a newer version of Codex (got {version:?}). Please upgrade."
-        ));
-    }
-    let b = &r.body;
-    if let Some(tier) = b.get("service_tier").and_then(Value::as_str)
-        && !matches!(tier, "priority" | "default")
-    {
-        return Some(format!("Unsupported service_tier: {tier}"));
-    }
-    let model = b["model"].as_str().unwrap_or("");
-    let lite_header = r.header("x-openai-internal-codex-responses-lite") == Some("true");
-    let lite_model = LITE_MODELS.contains(&model) || model.starts_with("gpt-6");
-    if lite_model && !lite_header {
-        return Some("reasoning.context must be 'all_turns' for this model".into());
-    }
-    if !lite_header {
-        return None;
-    }
-    if b.get("tools").is_some() || b.get("instructions").is_some() {
-        return Some("Responses Lite takes no top-level tools or instructions".into());
-    }
-    if b["parallel_tool_calls"] != json!(false) || b["reasoning"]["context"] != json!("all_turns") {
-        return Some("Responses Lite needs parallel_tool_calls false and all_turns".into());
-    }
-    if b.get("previous_response_id").is_some() {
-        return Some("previous_response_id is not supported".into());
-    }
-    for item in b["input"].as_array().into_iter().flatten() {
-        if item["type"] == json!("additional_tools") {
-            let only_client = item["tools"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .all(|t| matches!(t["type"].as_str(), Some("function" | "custom")));
-            if !only_client {
-                return Some("X-OpenAI-Internal-Codex-Responses-Lite only supports function tools, custom tools, and client-executed tool search.".into());
-            }
-        }
-        for part in item["content"].as_array().into_iter().flatten() {
-            if part.get("detail").is_some() {
-                return Some("image detail is not supported".into());
-            }
-        }
-    }
-    None
+    ferry_sim::codex_refusal(|name| r.header(name).map(str::to_owned), &r.body)
 }
 
 async fn codex_backend() -> (wiremock::MockServer, ferry_testkit::upstream::UpstreamMock) {
@@ -338,4 +282,120 @@ async fn fast_mode_on_the_codex_backend_is_priority_within_the_account_policy() 
             (403, None),
         ]
     );
+}
+
+/// The simulated upstream, started on loopback with its Codex backend path.
+async fn sim_backend() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "http://{}/backend-api/codex",
+        listener.local_addr().unwrap()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the simulator serves for the test's length"
+    )]
+    tokio::spawn(ferry_sim::run_sim_upstream(
+        listener,
+        ferry_sim::SimOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (base, stop)
+}
+
+/// Against the simulated Codex backend: a Lite model completes a two-turn tool
+/// conversation in the Lite shape (the simulator finds the tools in `additional_tools`
+/// and calls one), a plain model in the plain shape; with Lite switched off for a Lite
+/// model, or an old client version presented, the simulator refuses and the client gets
+/// an Anthropic 400 with the backend's words.
+#[tokio::test]
+async fn the_simulated_codex_backend_serves_each_shape_and_refuses_the_wrong_one() {
+    let (base, _stop) = sim_backend().await;
+    let tool_turn = |prompt: &str| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+            "system": "You are a coding agent.",
+            "tools": [{"name": "Bash", "description": "Run a command",
+                "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
+                "required": ["command"]}}],
+            "messages": [{"role": "user", "content": prompt}]})
+    };
+    for model in ["gpt-5.6-sol", "gpt-6-astra", "gpt-5.5"] {
+        let server = server_for(oauth(&base, model), &base).await;
+        let resp = server.messages(&tool_turn("[[tool:Bash:ls]]")).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{model}: {text}");
+        assert!(text.contains(r#""name":"Bash""#), "{model}: {text}");
+        assert!(
+            text.contains(r#""stop_reason":"tool_use""#),
+            "{model}: {text}"
+        );
+        let id = text
+            .split(r#""type":"tool_use","id":""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("a tool_use id in {text}"))
+            .to_owned();
+        let mut turn2 = tool_turn("[[tool:Bash:ls]]");
+        turn2["messages"] = json!([
+            {"role": "user", "content": "[[tool:Bash:ls]]"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "Bash",
+                "input": {"command": "ls"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id,
+                "content": "Cargo.toml"}]}
+        ]);
+        let resp = server.messages(&turn2).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{model} turn 2: {text}");
+        let said = streamed_text(&parse_sse(&text));
+        assert!(
+            said.contains("The tool returned: Cargo.toml"),
+            "{model} turn 2: {said}"
+        );
+    }
+
+    let mut plain = oauth(&base, "gpt-5.6-terra");
+    plain.models = ModelOverrides::from_entries([(
+        "gpt-5.6-*",
+        ModelOverride {
+            responses_lite: Some(false),
+            ..ModelOverride::default()
+        },
+    )]);
+    let server = server_for(plain, &base).await;
+    let resp = server.messages(&request("hi", false)).await;
+    assert_eq!(resp.status(), 400);
+    let body = json_body(resp).await;
+    assert_eq!(
+        body["error"]["type"],
+        json!("invalid_request_error"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("all_turns"),
+        "{body}"
+    );
+
+    // An old Codex client calling through ferry is presented as the current version, so
+    // the backend does not refuse it.
+    let server = server_for(oauth(&base, "gpt-5.6-sol"), &base).await;
+    let resp = server
+        .client
+        .post(server.url("/v1/messages"))
+        .header("x-api-key", TEST_CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .header("user-agent", "codex_cli_rs/0.144.0 (Linux; x86_64)")
+        .body(request("hi", false).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
