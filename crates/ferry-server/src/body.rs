@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::messages::stream::MessageStream;
+use crate::messages::respond::stream::MessageStream;
 
 /// A complete body, or a live Anthropic SSE stream driven by the upstream.
 pub(crate) enum ResponseBody {

@@ -11,10 +11,17 @@ use ferry_apicompat::anthropic;
 use ferry_apicompat::convert::stream::StreamConverter;
 use http_body::{Body, Frame};
 
-use super::events::{EventSource, Fault, Pulled};
-use super::usage::Outcome;
-use super::{Bookkeeping, Finisher};
+use super::{Responder, client_message_id, pre_output_failure, pre_output_fault};
+use crate::body::ResponseBody;
+use crate::error::Error;
+use crate::messages::Bookkeeping;
+use crate::messages::events::{EventSource, Fault, Pulled};
+use crate::messages::failover::Attempt;
+use crate::messages::finish::Finisher;
+use crate::messages::usage::Outcome;
 use crate::state::AppState;
+use ferry_apicompat::convert::{self, FailureKind};
+use http::{HeaderName, HeaderValue, Response, header};
 
 /// Bound on how long a drain after a client disconnect may run (also when the data-interval
 /// timeout is longer or off).
@@ -302,4 +309,89 @@ fn spawn_detached(work: Bookkeeping) {
         reason = "outlives the request on purpose: the client left, and the upstream is drained to its terminal event so its usage is recorded (bounded by the idle timeout and DRAIN_LIMIT)"
     )]
     drop(tokio::spawn(work));
+}
+
+/// Streaming client: convert until the first content block (or a keep-alive, or the end),
+/// then commit the 200 and hand the rest to [`MessageStream`].
+pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Attempt {
+    let Responder {
+        ctx,
+        mut finisher,
+        client_headers,
+        same_account_retries,
+    } = r;
+    let ctx = &*ctx;
+    let opts = convert::stream::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
+        .with_message_id(client_message_id(&ctx.request_id))
+        .with_stop_sequences(ctx.req.stop_sequences.clone().unwrap_or_default());
+    let mut conv = convert::stream::StreamConverter::new(opts);
+    let mut evs = Vec::new();
+    let mut prelude = Vec::new();
+    loop {
+        match source.pull().await {
+            Pulled::Event(ev) => {
+                conv.on_event(&ev, &mut evs);
+                redact_errors(&ctx.state, &mut evs);
+                if conv.is_finished()
+                    && !conv.started_output()
+                    && let Some(failure) = conv.failure()
+                {
+                    let failure = failure.clone();
+                    if failure.kind != FailureKind::Truncated {
+                        return pre_output_failure(
+                            ctx,
+                            finisher,
+                            &failure,
+                            conv.usage(),
+                            same_account_retries,
+                        );
+                    }
+                }
+                finisher.observe(&evs);
+                encode_events(&mut evs, &mut prelude);
+                if conv.is_finished() || conv.started_output() {
+                    break;
+                }
+            }
+            Pulled::KeepAlive => {
+                finisher.observe(&evs);
+                encode_events(&mut evs, &mut prelude);
+                prelude.extend_from_slice(ferry_sse::PING_FRAME);
+                break;
+            }
+            Pulled::Eof => {
+                // Ended before a terminal event and before any output: another account
+                // may do better (gateway.md §5 "missing terminal").
+                drop(finisher);
+                return Attempt::Failover {
+                    error: Error::UpstreamProtocol(
+                        "upstream stream ended before a terminal event".to_owned(),
+                    ),
+                    reason: "stream",
+                };
+            }
+            Pulled::Failed(fault) => return pre_output_fault(ctx, finisher, &fault),
+        }
+    }
+    let mut resp = Response::new(ResponseBody::Stream(Box::new(MessageStream::new(
+        Live {
+            state: ctx.state.clone(),
+            source,
+            conv,
+            finisher,
+        },
+        prelude,
+    ))));
+    let h = resp.headers_mut();
+    *h = client_headers;
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Attempt::Done(resp)
 }
