@@ -54,7 +54,7 @@ pub(crate) async fn attempt(
         Err(e) if e.is_account_failure() => {
             return Attempt::Failover {
                 error: Error::UpstreamConnect(e.to_string()),
-                reason: "token_refresh",
+                reason: FailoverReason::TokenRefresh,
             };
         }
         Err(e) => return Attempt::Fatal(Error::Internal(e.to_string())),
@@ -129,7 +129,7 @@ pub(crate) async fn attempt(
                     Disposition::Fatal => Attempt::Fatal(e),
                     _ => Attempt::Failover {
                         error: e,
-                        reason: "transport",
+                        reason: FailoverReason::Transport,
                     },
                 };
             }
@@ -149,6 +149,16 @@ pub(crate) async fn attempt(
     if !(200..300).contains(&status) {
         let err_body = upstream::read_error_body(&mut body, ERROR_BODY_TIMEOUT).await;
         drop(body);
+        // What the client gets for this status if it is not retried or failed over.
+        let as_is = || {
+            let (_, message) = upstream::extract_error_message(status, &err_body);
+            Error::UpstreamStatus {
+                status,
+                failover: false,
+                message: state.redactor.redact(&message),
+                retry_after: None,
+            }
+        };
         if built.continued
             && let Some(session) = &session
             && let Some(kind) = ferry_session::classify_continuation_error(status, &err_body)
@@ -161,7 +171,10 @@ pub(crate) async fn attempt(
                 }
                 _ => state.sessions.disable_continuation(session).await,
             }
-            return Attempt::ContinuationReset(lease);
+            return Attempt::ContinuationReset {
+                lease,
+                error: as_is(),
+            };
         }
         // Encrypted reasoning issued under another account or key (a failover, a rotation):
         // the answer does not need it, so the turn is sent once more without it
@@ -171,7 +184,10 @@ pub(crate) async fn attempt(
             && ferry_accounts::is_invalid_encrypted_content(status, &err_body)
         {
             tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, reasoning_items = built.reasoning_items, "encrypted reasoning rejected; retrying without it");
-            return Attempt::ReasoningReset(lease);
+            return Attempt::ReasoningReset {
+                lease,
+                error: as_is(),
+            };
         }
         let (upstream_code, message) = upstream::extract_error_message(status, &err_body);
         // The upstream may echo a credential in any shape (`key:<v>`): cut every known
@@ -217,18 +233,7 @@ pub(crate) async fn attempt(
             retry_after,
         };
         tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, status, error = %error, "upstream error status");
-        return match disposition {
-            Disposition::RetrySameAccount { after, reason } => Attempt::Retry {
-                after,
-                lease,
-                reason: reason.as_str(),
-            },
-            Disposition::Failover { reason, .. } => Attempt::Failover {
-                error,
-                reason: reason.as_str(),
-            },
-            Disposition::Fatal => Attempt::Fatal(error),
-        };
+        return Attempt::from_disposition(disposition, lease, error);
     }
 
     if oauth

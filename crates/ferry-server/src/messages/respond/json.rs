@@ -46,7 +46,7 @@ pub(crate) async fn respond_json(r: Responder, mut source: EventSource) -> Attem
                     error: Error::UpstreamProtocol(
                         "upstream stream ended without a terminal response event".to_owned(),
                     ),
-                    reason: "stream",
+                    reason: ferry_accounts::FailoverReason::Stream,
                 };
             }
             Pulled::Failed(fault) => return pre_output_fault(ctx, r.finisher, &fault),

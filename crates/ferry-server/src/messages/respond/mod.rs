@@ -73,7 +73,11 @@ pub(crate) fn pre_output_failure(
         else {
             return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
         };
-        return Attempt::ReasoningReset(lease);
+        let error = Error::UpstreamFailed {
+            kind: failure.error_kind(),
+            message: state.redactor.redact(&failure.message),
+        };
+        return Attempt::ReasoningReset { lease, error };
     }
     let disposition =
         state
@@ -104,15 +108,9 @@ pub(crate) fn pre_output_failure(
     };
     record.usage = usage;
     match disposition {
-        Disposition::RetrySameAccount { after, reason } => Attempt::Retry {
-            after,
-            lease,
-            reason: reason.as_str(),
-        },
-        Disposition::Failover { reason, .. } => Attempt::Failover {
-            error,
-            reason: reason.as_str(),
-        },
+        Disposition::RetrySameAccount { .. } | Disposition::Failover { .. } => {
+            Attempt::from_disposition(disposition, lease, error)
+        }
         Disposition::Fatal => {
             // The error answer is final: record the usage the upstream reported.
             drop(lease);
@@ -143,7 +141,7 @@ pub(crate) fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> 
             drop(finisher);
             Attempt::Failover {
                 error,
-                reason: "stream",
+                reason: ferry_accounts::FailoverReason::Stream,
             }
         }
         Fault::Idle | Fault::Deadline | Fault::ShuttingDown => {

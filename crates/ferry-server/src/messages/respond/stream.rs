@@ -367,7 +367,7 @@ pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Att
                     error: Error::UpstreamProtocol(
                         "upstream stream ended before a terminal event".to_owned(),
                     ),
-                    reason: "stream",
+                    reason: ferry_accounts::FailoverReason::Stream,
                 };
             }
             Pulled::Failed(fault) => return pre_output_fault(ctx, finisher, &fault),
