@@ -1,19 +1,22 @@
 //! The response body type every route returns.
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::messages::respond::stream::MessageStream;
+/// A live body produced while hyper polls it (the `/v1/messages` stream).
+pub(crate) type LiveBody = Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>;
 
 /// A complete body, or a live Anthropic SSE stream driven by the upstream.
 pub(crate) enum ResponseBody {
     /// A complete body (JSON, text, empty).
     Full(Option<Bytes>),
-    /// An SSE stream; the upstream is read only when hyper polls it.
-    Stream(Box<MessageStream>),
+    /// An SSE stream; the upstream is read only when hyper polls it. Boxed behind the
+    /// `Body` trait, so this module does not depend on the pipeline that builds it.
+    Stream(LiveBody),
 }
 
 impl ResponseBody {
@@ -29,7 +32,7 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -37,7 +40,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
+            Self::Stream(s) => s.as_mut().poll_frame(cx),
         }
     }
 

@@ -66,14 +66,17 @@ mod body;
 pub mod config;
 pub mod cost;
 mod error;
+mod http_util;
 mod messages;
 mod metrics;
 mod models;
+mod prices;
 mod redact;
 mod routes;
 mod server;
 mod state;
 mod tokens;
+mod upstream;
 
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},

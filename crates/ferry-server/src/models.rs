@@ -304,6 +304,15 @@ pub(crate) fn model_by_id(config: &Config, id: &str) -> Result<Value, Error> {
 }
 
 /// The whole list (every page), as [`models_page`] with the largest limit.
+/// A model that reached the upstream side still named as a Claude model: no mapping rule
+/// and no `default_model` applied to it, so the OpenAI upstream cannot serve it.
+pub(crate) fn is_unmapped(upstream_model: &str) -> bool {
+    upstream_model
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("claude")
+}
+
 #[cfg(test)]
 pub(crate) fn models_body(config: &Config) -> Value {
     let query = ListQuery {

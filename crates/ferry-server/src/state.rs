@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::config::{Config, SessionStoreKind};
 use crate::error::Error;
-use crate::messages::upstream::HttpClients;
 use crate::metrics::Metrics;
+use crate::upstream::HttpClients;
 
 /// Everything a request handler needs. Built at start-up, and again from a new config on
 /// reload ([`Live`]): a request keeps the state it started with, so a reload never changes
@@ -250,7 +250,7 @@ impl AppState {
     pub(crate) fn serves_model(&self, model: &str) -> bool {
         self.config.accounts.iter().any(|a| {
             a.kind == AccountKind::Simulated
-                || !crate::messages::is_unmapped(&a.route_model(model).upstream)
+                || !crate::models::is_unmapped(&a.route_model(model).upstream)
         })
     }
 }

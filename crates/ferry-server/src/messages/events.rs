@@ -16,7 +16,7 @@ use ferry_apicompat::responses;
 use ferry_sse::{Frame, Parser};
 use tokio::time::{Instant, Sleep};
 
-use super::upstream::ByteStream;
+use crate::upstream::ByteStream;
 
 /// Why reading the upstream stream stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::send::attempt;
 use super::usage::{Outcome, UsageRecord};
 use crate::body::ResponseBody;
 use crate::error::Error;
-use crate::routes::error_response;
+use crate::http_util::error_response;
 
 /// What one attempt on one account ended with.
 pub(crate) enum Attempt {

@@ -20,7 +20,6 @@ mod prepare;
 pub(crate) mod respond;
 mod send;
 pub(crate) mod threads;
-pub(crate) mod upstream;
 pub(crate) mod usage;
 
 use std::future::Future;
@@ -30,7 +29,6 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-pub(crate) use self::plan::is_unmapped;
 pub(crate) use self::usage::UsageLog;
 use self::usage::{Outcome, UsageRecord};
 use crate::body::ResponseBody;

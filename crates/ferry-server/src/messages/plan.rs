@@ -11,6 +11,7 @@ use super::failover::Attempt;
 use super::prepare::Ctx;
 use super::threads;
 use crate::error::Error;
+use crate::models::is_unmapped;
 
 /// How an attempt rebuilds the request after an upstream rejected part of it.
 #[derive(Debug, Clone, Copy)]
@@ -257,15 +258,6 @@ pub(crate) async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Bu
         reasoning_items,
         upstream_stream,
     })
-}
-
-/// A model that reached the upstream side still named as a Claude model: no mapping rule
-/// and no `default_model` applied to it, so the OpenAI upstream cannot serve it.
-pub(crate) fn is_unmapped(upstream_model: &str) -> bool {
-    upstream_model
-        .trim()
-        .to_ascii_lowercase()
-        .starts_with("claude")
 }
 
 /// A reasoning suffix on the model (`gpt-5.4-high`) becomes `output_config.effort` unless

@@ -11,12 +11,12 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::threads;
-use super::upstream;
 use super::usage::UsageRecord;
 use crate::auth;
 use crate::error::Error;
-use crate::routes::read_body;
+use crate::http_util::read_body;
 use crate::state::AppState;
+use crate::upstream;
 
 /// What every attempt of one request shares.
 pub(crate) struct Ctx {

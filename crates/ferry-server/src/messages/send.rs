@@ -16,9 +16,9 @@ use super::finish::Finisher;
 use super::plan::{Replay, build};
 use super::prepare::Ctx;
 use super::respond::{self, Reader, Responder, prompt_too_long};
-use super::upstream::{self, HttpRequest, UpstreamReply};
 use super::usage::{self, UsageRecord};
 use crate::error::Error;
+use crate::upstream::{self, HttpRequest, UpstreamReply};
 
 /// How long reading an upstream error body may take.
 pub(crate) const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);

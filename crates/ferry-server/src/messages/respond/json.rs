@@ -10,12 +10,12 @@ use tokio::time::Instant;
 
 use super::{JsonBody, Responder, client_message_id, pre_output_failure, pre_output_fault};
 use crate::error::Error;
+use crate::http_util::json_bytes_response;
 use crate::messages::events::{EventSource, Fault, Pulled};
 use crate::messages::failover::Attempt;
 use crate::messages::prepare::Ctx;
-use crate::messages::upstream;
 use crate::messages::usage::Outcome;
-use crate::routes::json_bytes_response;
+use crate::upstream;
 
 /// Non-streaming client: read the upstream stream to its terminal event, then answer one
 /// JSON message.

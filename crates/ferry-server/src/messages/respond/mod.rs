@@ -14,7 +14,7 @@ use ferry_apicompat::convert::{self, UpstreamFailure};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::routes::error_response;
+use crate::http_util::error_response;
 pub(crate) mod json;
 pub(crate) mod stream;
 
@@ -22,8 +22,8 @@ use super::events::{EventSource, Fault};
 use super::failover::Attempt;
 use super::finish::Finisher;
 use super::prepare::Ctx;
-use super::upstream;
 use super::usage::Outcome;
+use crate::upstream;
 
 /// The JSON `error` object of a failure, for [`ferry_accounts::Pool::on_stream_failure`].
 pub(crate) fn failure_json(f: &UpstreamFailure) -> Vec<u8> {

@@ -373,7 +373,7 @@ pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Att
             Pulled::Failed(fault) => return pre_output_fault(ctx, finisher, &fault),
         }
     }
-    let mut resp = Response::new(ResponseBody::Stream(Box::new(MessageStream::new(
+    let mut resp = Response::new(ResponseBody::Stream(Box::pin(MessageStream::new(
         Live {
             state: ctx.state.clone(),
             source,
