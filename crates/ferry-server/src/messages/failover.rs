@@ -11,7 +11,7 @@ use http::Response;
 use super::plan::Replay;
 use super::prepare::Ctx;
 use super::send::attempt;
-use super::usage::{Outcome, UsageRecord};
+use super::usage::UsageRecord;
 use crate::body::ResponseBody;
 use crate::error::Error;
 use crate::http_util::error_response;
@@ -291,11 +291,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<Res
             }
         }
     };
-    record.finish(
-        state,
-        error.status().as_u16(),
-        &Outcome::Error(error.kind()),
-    );
+    record.fail(state, &error);
     error_response(&error)
 }
 

@@ -9,10 +9,13 @@ use ferry_session::{MissFacts, ResolvedKey, SessionRef, StickyBinding};
 use tokio::time::Instant;
 
 use super::Bookkeeping;
+use super::failover::Attempt;
 use super::plan::{Built, Replay};
 use super::prepare::Ctx;
 use super::threads;
 use super::usage::{Outcome, UsageRecord};
+use crate::error::Error;
+use crate::http_util::error_response;
 use crate::state::AppState;
 use ferry_accounts::Lease;
 
@@ -89,6 +92,23 @@ impl Finisher {
     /// learn the usage, and the next client must not wait for that.
     pub(crate) fn release_slot(&mut self) {
         drop(self.lease.take());
+    }
+
+    /// Ends the attempt with `error` as the client's answer: frees the account's slot and
+    /// writes the usage record with the usage the upstream reported.
+    pub(crate) fn fail(
+        self,
+        state: &Arc<AppState>,
+        usage: anthropic::Usage,
+        error: &Error,
+    ) -> Attempt {
+        let Self {
+            mut record, lease, ..
+        } = self;
+        drop(lease);
+        record.usage = usage;
+        record.fail(state, error);
+        Attempt::Done(error_response(error))
     }
 
     /// Writes the usage record now; returns the session writes to await (on success).

@@ -30,7 +30,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub(crate) use self::usage::UsageLog;
-use self::usage::{Outcome, UsageRecord};
+use self::usage::UsageRecord;
 use crate::body::ResponseBody;
 use crate::error::Error;
 use crate::state::AppState;
@@ -53,7 +53,7 @@ pub(crate) async fn handle(
     match prepare::prepare(&state, req, &mut record).await {
         Ok(ctx) => Ok(failover::run(&Arc::new(ctx), record).await),
         Err(e) => {
-            record.finish(&state, e.status().as_u16(), &Outcome::Error(e.kind()));
+            record.fail(&state, &e);
             Err(e)
         }
     }

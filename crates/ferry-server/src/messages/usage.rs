@@ -153,6 +153,15 @@ impl UsageRecord {
         }
     }
 
+    /// Writes the record of a request answered with `error` (its status and kind).
+    pub(crate) fn fail(self, state: &Arc<AppState>, error: &crate::error::Error) {
+        self.finish(
+            state,
+            error.status().as_u16(),
+            &Outcome::Error(error.kind()),
+        );
+    }
+
     /// Updates the metrics and writes the record (through its [`UsageLog`] when it has
     /// one). `status` is the HTTP status the client got.
     /// Only the first `finish` of a request's copies writes.

@@ -14,7 +14,6 @@ use ferry_apicompat::convert::{self, UpstreamFailure};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::http_util::error_response;
 pub(crate) mod json;
 pub(crate) mod stream;
 
@@ -22,7 +21,6 @@ use super::events::{EventSource, Fault};
 use super::failover::Attempt;
 use super::finish::Finisher;
 use super::prepare::Ctx;
-use super::usage::Outcome;
 use crate::upstream;
 
 /// The JSON `error` object of a failure, for [`ferry_accounts::Pool::on_stream_failure`].
@@ -98,28 +96,17 @@ pub(crate) fn pre_output_failure(
         message: state.redactor.redact(&message),
     };
     tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %finisher.account, failure = %state.redactor.redact(&failure.to_string()), "upstream failed before any output");
-    let Finisher {
-        mut record,
-        lease: Some(lease),
-        ..
-    } = finisher
-    else {
-        return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
-    };
-    record.usage = usage;
     match disposition {
-        Disposition::RetrySameAccount { .. } | Disposition::Failover { .. } => {
+        // The error answer is final: record the usage the upstream reported.
+        Disposition::Fatal => finisher.fail(state, usage, &error),
+        _ => {
+            let Finisher {
+                lease: Some(lease), ..
+            } = finisher
+            else {
+                return Attempt::Fatal(Error::Internal("account lease released early".to_owned()));
+            };
             Attempt::from_disposition(disposition, lease, error)
-        }
-        Disposition::Fatal => {
-            // The error answer is final: record the usage the upstream reported.
-            drop(lease);
-            record.finish(
-                state,
-                error.status().as_u16(),
-                &Outcome::Error(error.kind()),
-            );
-            Attempt::Done(error_response(&error))
         }
     }
 }
@@ -145,14 +132,8 @@ pub(crate) fn pre_output_fault(ctx: &Ctx, finisher: Finisher, fault: &Fault) -> 
             }
         }
         Fault::Idle | Fault::Deadline | Fault::ShuttingDown => {
-            let Finisher { record, lease, .. } = finisher;
-            drop(lease);
-            record.finish(
-                &ctx.state,
-                error.status().as_u16(),
-                &Outcome::Error(error.kind()),
-            );
-            Attempt::Done(error_response(&error))
+            let usage = finisher.record.usage;
+            finisher.fail(&ctx.state, usage, &error)
         }
     }
 }
