@@ -1,35 +1,22 @@
-//! ChatGPT/Codex OAuth access tokens: refresh before expiry and after a 401, single flight,
-//! refreshed credentials persisted to a state file.
-//!
-//! **Persistence.** When a `state_dir` is configured, every successful refresh writes
-//! `{state_dir}/oauth-{account}.json` atomically (temporary file + rename, mode 0600). The file
-//! records a fingerprint of the *configured* refresh token it descends from; at start-up it is
-//! used only when that fingerprint matches, so editing the config with a fresh login wins over a
-//! stale file, while a restart keeps a rotated refresh token. Without a `state_dir`, refreshed
-//! tokens live in memory only (a warning is logged at start-up for accounts with a refresh
-//! token).
+//! The tokens of one OAuth account: what is held (access and refresh token, expiry, account
+//! id, refresh generation), when a token is usable, and the single-flight refresh that
+//! replaces it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-
+use super::jwt::jwt_claims;
+use super::refresh::{
+    DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, RefreshFailure, TokenResponse, request_refresh,
+};
+use super::state::{PersistedTokens, config_seed, load_state, state_file, write_state};
 use crate::classify::unix_now;
 use crate::config::{AccountConfig, Secret};
 use crate::error::AccountsError;
 
-/// The OpenAI OAuth token endpoint.
-pub const DEFAULT_TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
-/// The Codex CLI's OAuth client id, sent with refresh requests.
-pub const DEFAULT_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 /// Refresh this long before the access token expires.
 pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(5 * 60);
-/// Timeout of one refresh request.
-pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options shared by the OAuth accounts of a pool.
 #[derive(Clone, Debug)]
@@ -64,13 +51,6 @@ pub struct AccessToken {
     /// The refresh token current with it (it rotates on refresh), so a caller can redact
     /// it from upstream text by value.
     pub refresh_token: Option<Secret>,
-}
-
-#[derive(Clone, Debug)]
-struct RefreshFailure {
-    status: Option<u16>,
-    reason: String,
-    permanent: bool,
 }
 
 #[derive(Debug)]
@@ -132,19 +112,6 @@ pub struct OAuthTokens {
     seed: String,
     state: Mutex<TokenState>,
     refresh_lock: tokio::sync::Mutex<()>,
-}
-
-/// What is written to the state file. Secrets are plain here: the file is mode 0600.
-#[derive(Serialize, Deserialize)]
-struct PersistedTokens {
-    version: u32,
-    account: String,
-    seed: String,
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_at: Option<u64>,
-    chatgpt_account_id: Option<String>,
-    updated_at: u64,
 }
 
 impl OAuthTokens {
@@ -293,7 +260,7 @@ impl OAuthTokens {
                 }
             }
         };
-        let outcome = self.request_refresh(&refresh).await;
+        let outcome = request_refresh(&self.http, &self.token_url, &self.client_id, &refresh).await;
         let (token, persisted) = self.record_refresh(outcome)?;
         if let (Some(path), Some(persisted)) = (self.state_file.clone(), persisted) {
             self.persist(path, persisted).await;
@@ -386,225 +353,4 @@ impl OAuthTokens {
             }
         }
     }
-
-    async fn request_refresh(&self, refresh: &Secret) -> Result<TokenResponse, RefreshFailure> {
-        let body = serde_json::json!({
-            "client_id": self.client_id,
-            "grant_type": "refresh_token",
-            "refresh_token": refresh.expose(),
-            "scope": "openid profile email",
-        });
-        let transient = |reason: &str| RefreshFailure {
-            status: None,
-            reason: reason.to_owned(),
-            permanent: false,
-        };
-        let response = self
-            .http
-            .post(&self.token_url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
-            .timeout(REFRESH_TIMEOUT)
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                transient(if e.is_timeout() {
-                    "token endpoint timed out"
-                } else {
-                    "cannot reach the token endpoint"
-                })
-            })?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| transient("token endpoint response was cut off"))?;
-        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if (200..300).contains(&status) {
-            return json
-                .and_then(|v| serde_json::from_value::<TokenResponse>(v).ok())
-                .filter(|t| !t.access_token.trim().is_empty())
-                .ok_or(RefreshFailure {
-                    status: Some(status),
-                    reason: "token endpoint returned no access token".into(),
-                    permanent: false,
-                });
-        }
-        let code = json.as_ref().and_then(oauth_error_code);
-        let permanent = matches!(status, 400 | 401 | 403)
-            && code.as_deref().is_some_and(|c| {
-                matches!(
-                    c,
-                    "invalid_grant"
-                        | "invalid_client"
-                        | "unauthorized_client"
-                        | "refresh_token_expired"
-                        | "refresh_token_reused"
-                        | "refresh_token_invalidated"
-                        | "token_revoked"
-                )
-            });
-        Err(RefreshFailure {
-            status: Some(status),
-            reason: code.unwrap_or_else(|| format!("token endpoint answered {status}")),
-            permanent,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-/// The OAuth error code of a token-endpoint error body, restricted to safe characters.
-fn oauth_error_code(body: &Value) -> Option<String> {
-    let code = body
-        .get("error")
-        .and_then(|e| e.as_str().or_else(|| e.get("code").and_then(Value::as_str)))
-        .or_else(|| body.get("code").and_then(Value::as_str))?;
-    let safe: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(64)
-        .collect();
-    (!safe.is_empty()).then_some(safe)
-}
-
-fn fingerprint(secret: &str) -> String {
-    let digest = Sha256::digest(format!("ferry-oauth-seed\0{secret}").as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) struct JwtClaims {
-    pub(crate) exp: Option<u64>,
-    pub(crate) account_id: Option<String>,
-}
-
-/// Reads `exp` and the ChatGPT account id from a JWT's payload (no signature check: these
-/// only steer refresh timing and a header; the upstream verifies the token).
-pub(crate) fn jwt_claims(token: &str) -> Option<JwtClaims> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    Some(JwtClaims {
-        exp: claims.get("exp").and_then(Value::as_u64),
-        account_id: claims
-            .get("https://api.openai.com/auth")
-            .and_then(|a| a.get("chatgpt_account_id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
-/// The state file of an account: `{state_dir}/oauth-{account}.json`.
-pub fn state_file(state_dir: &Path, account: &str) -> PathBuf {
-    state_dir.join(format!("oauth-{account}.json"))
-}
-
-/// The seed a state file must carry to be used with this account's config: a fingerprint of
-/// the configured refresh token, else access token, else of nothing (a login-only account).
-fn config_seed(config: &AccountConfig) -> String {
-    let non_blank = |s: &Option<Secret>| s.clone().filter(|s| !s.is_blank());
-    fingerprint(
-        non_blank(&config.refresh_token)
-            .or_else(|| non_blank(&config.access_token))
-            .as_ref()
-            .map_or("", Secret::expose),
-    )
-}
-
-/// Writes the tokens of a login (`ferry login`, `ferry import-codex-auth`) as the account's
-/// state file (atomically, mode 0600), so the gateway uses them at its next start. The file is
-/// bound to the account's current config tokens like a refreshed one: putting other tokens in
-/// the config later makes the config win.
-pub fn store_login(
-    state_dir: &Path,
-    config: &AccountConfig,
-    tokens: &crate::login::LoginTokens,
-) -> Result<PathBuf, AccountsError> {
-    let path = state_file(state_dir, &config.name);
-    let persisted = PersistedTokens {
-        version: 1,
-        account: config.name.clone(),
-        seed: config_seed(config),
-        access_token: Some(tokens.access_token.expose().to_owned()),
-        refresh_token: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
-        expires_at: tokens.expires_at,
-        chatgpt_account_id: config
-            .chatgpt_account_id
-            .clone()
-            .or_else(|| tokens.chatgpt_account_id.clone()),
-        updated_at: unix_now(),
-    };
-    write_state(&path, &persisted)?;
-    Ok(path)
-}
-
-fn load_state(path: &Path) -> Result<Option<PersistedTokens>, AccountsError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(AccountsError::StateFile {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|err| AccountsError::StateFile {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err.to_string()),
-        })
-}
-
-/// Writes the state file atomically: a 0600 temporary file in the same directory, synced, then
-/// renamed over the old one.
-fn write_state(path: &Path, tokens: &PersistedTokens) -> Result<(), AccountsError> {
-    use std::io::Write as _;
-    let fail = |source| AccountsError::StateFile {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let json = serde_json::to_vec_pretty(tokens).map_err(|e| {
-        fail(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            e.to_string(),
-        ))
-    })?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
 }
