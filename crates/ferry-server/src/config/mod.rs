@@ -31,7 +31,7 @@ use serde::Deserialize;
 pub use self::client_keys::{ClientKey, RawBudget, RawClientKey};
 pub use self::gateway::{GatewayConfig, RawGateway};
 pub use self::prices::RawPrice;
-pub use self::problems::ConfigProblem;
+pub use self::problems::{ConfigProblem, Problems};
 pub use self::rate_limit::{RateLimitConfig, RawRateLimit};
 pub use self::server::{RawServer, ServerConfig};
 pub use self::session::{RawSession, SessionConfig, SessionStoreKind};
@@ -42,7 +42,6 @@ pub use ferry_accounts::{AccountConfig, AccountKind, ServiceTierPolicy};
 use self::accounts::validate_accounts;
 use self::client_keys::validate_client_keys;
 use self::prices::validate_prices;
-use self::problems::Problems;
 use self::session::{
     DEFAULT_MAX_THREAD_BYTES, DEFAULT_REDIS_PROBE_INTERVAL, DEFAULT_REDIS_TIMEOUT,
     DEFAULT_SESSION_MAX_BYTES, DEFAULT_SESSION_MAX_ENTRIES,

@@ -1,5 +1,5 @@
-//! What is wrong with a config: [`ConfigProblem`], the collector every section reports to,
-//! and the range checks the sections share.
+//! What is wrong with a config: [`ConfigProblem`], the [`Problems`] every section reports
+//! to, and the range checks the sections share.
 
 use std::fmt;
 use std::time::Duration;
@@ -19,18 +19,34 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-/// The problems found so far, in the order the checks found them.
-#[derive(Default)]
-pub(super) struct Problems(pub(super) Vec<ConfigProblem>);
+/// Every problem found, in the order the checks found them: the collector the sections
+/// report to, and (in `bins/ferry`) the error of loading a config. `Display` prints a
+/// count, then one `path: message` line each.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<ConfigProblem>);
 
 impl Problems {
-    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    /// Adds one problem at the dotted key `path`.
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigProblem {
             path: path.into(),
             message: message.into(),
         });
     }
 }
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} config problem{}:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
 
 /// One mebibyte, the unit of the size limits.
 pub(super) const MIB: u64 = 1024 * 1024;
