@@ -11,7 +11,7 @@
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
 //! format (coloured on a terminal), or JSON lines with `--log-format json` or
-//! `FERRY_LOG_FORMAT=json`. Config layering and `FERRY_*` overrides are in `config.rs`.
+//! `FERRY_LOG_FORMAT=json`. Config layering and `FERRY_*` overrides are in `config/`.
 #![forbid(unsafe_code)]
 
 mod config;

@@ -60,7 +60,7 @@ impl Live {
 
 impl AppState {
     /// The budget of the client key named `client`, when it has one.
-    pub(crate) fn budget(&self, client: &str) -> Option<&crate::cost::Budget> {
+    pub(crate) fn budget(&self, client: &str) -> Option<&crate::prices::Budget> {
         self.config
             .client_keys
             .iter()
