@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use ferry_apicompat::convert::{CodeMeaning, code_meaning};
+use ferry_apicompat::convert::{CodeMeaning, UpstreamFailure, code_meaning};
 
 use crate::config::AccountKind;
 use crate::ratelimit;
@@ -267,11 +267,21 @@ pub fn classify_with(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Disposition {
+    classify_info(ctx, status, headers, &ErrorInfo::parse(body), body)
+}
+
+/// [`classify_with`] on an error already read: `body` only feeds the rate-limit reset.
+fn classify_info(
+    ctx: &ClassifyContext,
+    status: StatusCode,
+    headers: &HeaderMap,
+    info: &ErrorInfo,
+    body: &[u8],
+) -> Disposition {
     let code = status.as_u16();
     if code < 400 {
         return Disposition::Fatal;
     }
-    let info = ErrorInfo::parse(body);
     if info.is_cyber_policy()
         || info.is_continuation_state_error()
         || info.is_context_window_error()
@@ -360,7 +370,17 @@ pub fn classify_with(
 /// overload message (failover without penalty), `server_error`-like codes like a 500;
 /// request-scoped errors and anything else are fatal.
 pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Disposition {
-    let info = ErrorInfo::parse(error);
+    classify_failed_stream(ctx, &ErrorInfo::parse(error), error)
+}
+
+/// Classifies a typed failure before any client output (a failed response, an `error`
+/// event): the rules of [`classify_stream_failure`], read from the failure's code and
+/// message without a JSON round trip.
+pub fn classify_failure(ctx: &ClassifyContext, failure: &UpstreamFailure) -> Disposition {
+    classify_failed_stream(ctx, &ErrorInfo::of_failure(failure), b"")
+}
+
+fn classify_failed_stream(ctx: &ClassifyContext, info: &ErrorInfo, body: &[u8]) -> Disposition {
     let status = if info.has_meaning(CodeMeaning::AccountLimit) {
         StatusCode::TOO_MANY_REQUESTS
     } else if info.is_overload() {
@@ -370,7 +390,7 @@ pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Dispositi
     } else {
         return Disposition::Fatal;
     };
-    classify_with(ctx, status, &HeaderMap::new(), error)
+    classify_info(ctx, status, &HeaderMap::new(), info, body)
 }
 
 /// The failover for a transport error (no response headers): no penalty, next account.
@@ -405,6 +425,22 @@ struct ErrorInfo {
 const SCAN_LIMIT: usize = 64 * 1024;
 
 impl ErrorInfo {
+    /// A typed failure's code and message, read as a body holding them would be.
+    fn of_failure(failure: &UpstreamFailure) -> Self {
+        let code = failure
+            .code
+            .as_deref()
+            .map(|c| c.trim().to_ascii_lowercase());
+        let mut text = code.clone().unwrap_or_default();
+        text.push('\n');
+        text.push_str(&failure.message.to_lowercase());
+        Self {
+            codes: code.into_iter().collect(),
+            text,
+            looks_like_html: false,
+        }
+    }
+
     fn parse(body: &[u8]) -> Self {
         let raw = &body[..body.len().min(SCAN_LIMIT)];
         let raw_text = String::from_utf8_lossy(raw);

@@ -77,8 +77,9 @@ pub use crate::{
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
         Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
-        POOL_SOFT_COOLDOWN, PoolRetry, SAME_ACCOUNT_RETRY_DELAY, classify, classify_stream_failure,
-        classify_transport_error, classify_with, is_invalid_encrypted_content,
+        POOL_SOFT_COOLDOWN, PoolRetry, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure,
+        classify_stream_failure, classify_transport_error, classify_with,
+        is_invalid_encrypted_content,
     },
     codex::{
         CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_MIN_CLIENT_VERSION, CODEX_ORIGINATOR,

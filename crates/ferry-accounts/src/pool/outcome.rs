@@ -70,6 +70,20 @@ impl Pool {
         disposition
     }
 
+    /// Applies a typed failure before any client output (a failed response, an `error`
+    /// event) to the lease's account: [`crate::classify_failure`], then its cooldown.
+    pub fn on_failure(
+        &self,
+        lease: &Lease,
+        failure: &ferry_apicompat::convert::UpstreamFailure,
+        same_account_retries: u32,
+    ) -> Disposition {
+        let ctx = self.context(lease, same_account_retries, Instant::now());
+        let disposition = crate::classify::classify_failure(&ctx, failure);
+        self.apply(lease, &disposition, None);
+        disposition
+    }
+
     /// Classifies a stream that failed before any client output (`response.failed` / `error`
     /// event; `error` is its JSON) and applies the outcome, as [`Self::on_upstream_error`].
     pub fn on_stream_failure(

@@ -787,3 +787,30 @@ fn every_table_code_has_its_disposition_at_http_400_and_in_a_stream() {
         assert_eq!(stream, want, "{code} in a failed stream");
     }
 }
+
+/// A typed failure is classified as the same failure read from its event JSON: every code
+/// of the table, and messages that alone decide (overload wording, context overflow).
+#[test]
+fn a_typed_failure_classifies_like_its_event() {
+    use ferry_apicompat::convert::{FailureKind, UpstreamFailure};
+    use ferry_testkit::ev_failed;
+    let mut cases: Vec<(Option<&str>, &str)> = ferry_apicompat::convert::UPSTREAM_ERROR_CODES
+        .iter()
+        .map(|(c, _)| (Some(*c), "m"))
+        .collect();
+    cases.push((None, "The server is overloaded, try again"));
+    cases.push((
+        Some("weird"),
+        "Your input exceeds the context window of this model.",
+    ));
+    cases.push((Some("server_error"), "cyber_policy refusal"));
+    for (code, message) in cases {
+        let typed = UpstreamFailure::new(FailureKind::Failed, code.map(str::to_owned), message);
+        let event = ev_failed("r1", code.unwrap_or(""), message).to_string();
+        assert_eq!(
+            ferry_accounts::classify_failure(&ctx(), &typed),
+            classify_stream_failure(&ctx(), event.as_bytes()),
+            "{code:?} {message}"
+        );
+    }
+}

@@ -23,12 +23,6 @@ use super::finish::Finisher;
 use super::prepare::Ctx;
 use crate::upstream;
 
-/// The JSON `error` object of a failure, for [`ferry_accounts::Pool::on_stream_failure`].
-pub(crate) fn failure_json(f: &UpstreamFailure) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "error": { "code": f.code, "message": f.message } }))
-        .unwrap_or_default()
-}
-
 /// The Anthropic API's message for an upstream context overflow,
 /// `prompt is too long: N tokens > M maximum`, with the upstream's figures when it gives
 /// them, else ferry's count of the request and the catalog's context window of the model.
@@ -77,10 +71,7 @@ pub(crate) fn pre_output_failure(
         };
         return Attempt::ReasoningReset { lease, error };
     }
-    let disposition =
-        state
-            .pool
-            .on_stream_failure(held, &failure_json(failure), same_account_retries);
+    let disposition = state.pool.on_failure(held, failure, same_account_retries);
     let message = if failure.is_context_overflow() {
         prompt_too_long(
             ctx,
