@@ -5,6 +5,7 @@
 //! Exact on what is emitted: optional fields are skipped when absent.
 
 mod content;
+mod parse;
 mod request;
 mod response;
 mod stream;
@@ -14,6 +15,8 @@ pub use self::content::{
     RedactedThinkingBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolResultBlock,
     ToolResultContent, ToolUseBlock, WebSearchToolResultBlock,
 };
+pub use self::parse::parse_request;
+pub(crate) use self::parse::validate_request;
 pub use self::request::*;
 pub use self::response::*;
 pub use self::stream::*;
