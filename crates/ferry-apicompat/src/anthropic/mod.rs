@@ -17,6 +17,11 @@ pub use self::content::{
 };
 pub use self::parse::parse_request;
 pub(crate) use self::parse::validate_request;
-pub use self::request::*;
-pub use self::response::*;
-pub use self::stream::*;
+pub use self::request::{
+    Effort, InputMessage, MessageContent, MessagesRequest, Metadata, OutputConfig, Role, System,
+    Thinking, Tool, ToolChoice,
+};
+pub use self::response::{
+    ErrorBody, ErrorKind, ErrorResponse, Message, ServerToolUsage, StopReason, Usage,
+};
+pub use self::stream::{ContentDelta, MessageDelta, StreamEvent};
