@@ -8,6 +8,7 @@ mod content;
 mod parse;
 mod request;
 mod response;
+mod sse;
 mod stream;
 
 pub use self::content::{
@@ -24,4 +25,5 @@ pub use self::request::{
 pub use self::response::{
     ErrorBody, ErrorKind, ErrorResponse, Message, ServerToolUsage, StopReason, Usage,
 };
+pub use self::sse::{PING_FRAME, encode_error, encode_event};
 pub use self::stream::{ContentDelta, MessageDelta, StreamEvent};

@@ -1105,7 +1105,7 @@ async fn respond_stream(
             Pulled::KeepAlive => {
                 finisher.observe(&evs);
                 encode_events(&mut evs, &mut prelude);
-                prelude.extend_from_slice(ferry_sse::PING_FRAME);
+                prelude.extend_from_slice(ferry_apicompat::anthropic::PING_FRAME);
                 break;
             }
             Pulled::Eof => {
