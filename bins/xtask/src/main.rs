@@ -8,7 +8,7 @@
 //! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, `cargo doc -D warnings`, unit/integration tests, doctests, and the end-to-end suites (Anthropic Python SDK and Claude Code, three scenarios) |
 //! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
 //! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
-//! | `cargo xtask bench` | `cargo bench -p ferry-sse` |
+//! | `cargo xtask bench` | `cargo bench -p ferry-apicompat` |
 //! | `cargo xtask bench-gateway [--quick \| --sparse]` | ferry against LiteLLM and the upstream alone (`--sparse`: only the sparse, paced scenario, short); writes the Gateway section of `docs/BENCHMARKS.md` |
 #![forbid(unsafe_code)]
 
@@ -49,7 +49,7 @@ fn try_main() -> anyhow::Result<()> {
         "test" => test(&root),
         "lint" => lint(),
         "e2e" => e2e_only(&root),
-        "bench" => run::status(cargo().args(["bench", "-p", "ferry-sse"])),
+        "bench" => run::status(cargo().args(["bench", "-p", "ferry-apicompat"])),
         "bench-gateway" => bench_gateway::run(&root, &rest),
         "" | "help" | "-h" | "--help" => {
             say!("{USAGE}");
@@ -63,7 +63,7 @@ const USAGE: &str = "usage: cargo xtask <task>
   test   install what is missing, then fmt, clippy, doc, tests, doctests and the e2e suites
   lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
   e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`
-  bench  cargo bench -p ferry-sse
+  bench  cargo bench -p ferry-apicompat
   bench-gateway [--quick | --sparse]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
 
 /// The workspace root: two levels above this crate's manifest (`bins/xtask`).

@@ -23,6 +23,10 @@
 //! * [`convert::response::convert`] turns a buffered [`responses::Response`] into an
 //!   [`anthropic::Message`]; [`convert::stream::StreamConverter`] turns Responses stream
 //!   events into Anthropic stream events, one at a time.
+//! * [`anthropic::encode_event`] writes an Anthropic stream event as exact SSE bytes
+//!   (framed by [`ferry_sse::encode_frame_with`], the crate's one dependency on another
+//!   ferry crate, itself pure); [`anthropic::encode_error`] and [`anthropic::PING_FRAME`]
+//!   are the `error` and keep-alive frames.
 //! * [`Converted`] carries a value and the [`Dropped`] parts; [`ConvertError`] is input
 //!   that cannot be converted (an `invalid_request_error` for the client).
 //!

@@ -1,10 +1,9 @@
-//! The Anthropic SSE encoder.
+//! The SSE encoder: frames as `event: NAME\ndata: PAYLOAD\n\n` bytes.
+//!
+//! [`encode_frame_with`] is the one place a frame is written; [`encode_frame`] is it for a
+//! payload that is already bytes.
 
-use ferry_apicompat::anthropic;
-use serde::Serialize;
-
-/// The keep-alive frame Anthropic clients expect, byte for byte.
-pub const PING_FRAME: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+use std::convert::Infallible;
 
 /// Appends one SSE frame, `event: NAME\ndata: JSON\n\n`, to `buf`.
 ///
@@ -13,11 +12,44 @@ pub const PING_FRAME: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
 /// payload. Line breaks in `event_name` are dropped, since they would end the field.
 pub fn encode_frame(event_name: &str, json: &[u8], buf: &mut Vec<u8>) {
     buf.reserve(event_name.len() + json.len() + 16);
-    buf.extend_from_slice(b"event: ");
-    buf.extend(event_name.bytes().filter(|&b| b != b'\n' && b != b'\r'));
-    buf.push(b'\n');
-    write_data_lines(json, buf);
+    let Ok(()) = encode_frame_with(Some(event_name), buf, |buf| {
+        buf.extend_from_slice(json);
+        Ok::<(), Infallible>(())
+    });
+}
+
+/// Appends one SSE frame to `buf` whose payload `write` appends in place (for example
+/// `serde_json::to_writer`, so that no intermediate string is built): `event: NAME\n`
+/// when `event_name` is given, then `data: PAYLOAD\n\n`.
+///
+/// Line breaks in `event_name` are dropped, since they would end the field. A payload with
+/// line breaks gets one `data:` line per line, so the frame still reads back as the same
+/// payload. If `write` fails, `buf` is left as it was and the error is returned.
+pub fn encode_frame_with<E>(
+    event_name: Option<&str>,
+    buf: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = buf.len();
+    if let Some(name) = event_name {
+        buf.extend_from_slice(b"event: ");
+        buf.extend(name.bytes().filter(|&b| b != b'\n' && b != b'\r'));
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"data: ");
+    let payload_start = buf.len();
+    if let Err(e) = write(buf) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    // Compact JSON never has a line break, so this scan normally finds nothing.
+    if memchr::memchr2(b'\n', b'\r', &buf[payload_start..]).is_some() {
+        let payload = buf.split_off(payload_start);
+        buf.truncate(payload_start - b"data: ".len());
+        write_data_lines(&payload, buf);
+    }
     buf.extend_from_slice(b"\n\n");
+    Ok(())
 }
 
 /// Writes `data: …` lines for `payload`, one per line of it, without the final line end.
@@ -38,56 +70,4 @@ fn write_data_lines(payload: &[u8], buf: &mut Vec<u8>) {
             }
         }
     }
-}
-
-/// Appends one Anthropic stream event to `buf` as `event: NAME\ndata: JSON\n\n`, with the
-/// JSON serialised straight into `buf` (no intermediate string).
-///
-/// `Ping` encodes to exactly [`PING_FRAME`]. Serialising the wire types cannot fail; if it
-/// ever did, the partial frame is removed and an `api_error` event written instead, so the
-/// client never sees a broken frame.
-pub fn encode_event(event: &anthropic::StreamEvent, buf: &mut Vec<u8>) {
-    let start = buf.len();
-    buf.extend_from_slice(b"event: ");
-    buf.extend(
-        event
-            .event_name()
-            .bytes()
-            .filter(|&b| b != b'\n' && b != b'\r'),
-    );
-    buf.extend_from_slice(b"\ndata: ");
-    if serde_json::to_writer(&mut *buf, event).is_err() {
-        buf.truncate(start);
-        encode_error("api_error", "failed to encode a stream event", buf);
-        return;
-    }
-    buf.extend_from_slice(b"\n\n");
-}
-
-/// Appends an Anthropic `error` event to `buf`:
-/// `event: error\ndata: {"type":"error","error":{"type":KIND,"message":MESSAGE}}\n\n`.
-///
-/// `kind` is an Anthropic error type such as `api_error` or `overloaded_error`. The message
-/// is written as given, so it must already be free of secrets.
-pub fn encode_error(kind: &str, message: &str, buf: &mut Vec<u8>) {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        error: Inner<'a>,
-    }
-    #[derive(Serialize)]
-    struct Inner<'a> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        message: &'a str,
-    }
-    let body = Body {
-        kind: "error",
-        error: Inner { kind, message },
-    };
-    buf.extend_from_slice(b"event: error\ndata: ");
-    // Serialising `&str` fields into a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, &body);
-    buf.extend_from_slice(b"\n\n");
 }

@@ -2,7 +2,7 @@
 //! `core/tests/common/responses.rs`).
 //!
 //! Each `ev_*` returns one event as JSON; [`sse`] frames a list of them the way the OpenAI
-//! API does (`event: <type>` + `data: <json>`). The model in `response` objects is
+//! API does (`event: <type>` + `data: <json>`, through `ferry_sse`'s one framing function). The model in `response` objects is
 //! [`MODEL`].
 
 use serde_json::{Value, json};
@@ -63,30 +63,32 @@ fn response(id: &str, status: &str, output: &[Value], usage: Option<Usage>) -> V
     })
 }
 
-/// Frames events as an SSE body: `event: <type>\ndata: <json>\n\n` each.
+/// Frames events as an SSE body: `event: <type>\ndata: <json>\n\n` each (framed by
+/// [`ferry_sse::encode_frame`]).
 pub fn sse(events: Vec<Value>) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     for ev in events {
-        let kind = ev
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("message")
-            .to_owned();
-        out.push_str("event: ");
-        out.push_str(&kind);
-        out.push_str("\ndata: ");
-        out.push_str(&ev.to_string());
-        out.push_str("\n\n");
+        let kind = ev.get("type").and_then(Value::as_str).unwrap_or("message");
+        ferry_sse::encode_frame(kind, ev.to_string().as_bytes(), &mut out);
     }
-    out
+    into_text(out)
 }
 
 /// Frames events with `data:` lines only (some compatible upstreams omit `event:`).
 pub fn sse_data_only(events: Vec<Value>) -> String {
-    events
-        .into_iter()
-        .map(|ev| format!("data: {ev}\n\n"))
-        .collect()
+    let mut out = Vec::new();
+    for ev in events {
+        let Ok(()) = ferry_sse::encode_frame_with(None, &mut out, |buf| {
+            buf.extend_from_slice(ev.to_string().as_bytes());
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+    into_text(out)
+}
+
+/// SSE built from `String`s is UTF-8.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `response.created`

@@ -5,8 +5,10 @@
 //! Exact on what is emitted: optional fields are skipped when absent.
 
 mod content;
+mod parse;
 mod request;
 mod response;
+mod sse;
 mod stream;
 
 pub use self::content::{
@@ -14,6 +16,14 @@ pub use self::content::{
     RedactedThinkingBlock, ServerToolUseBlock, TextBlock, ThinkingBlock, ToolResultBlock,
     ToolResultContent, ToolUseBlock, WebSearchToolResultBlock,
 };
-pub use self::request::*;
-pub use self::response::*;
-pub use self::stream::*;
+pub use self::parse::parse_request;
+pub(crate) use self::parse::validate_request;
+pub use self::request::{
+    Effort, InputMessage, MessageContent, MessagesRequest, Metadata, OutputConfig, Role, System,
+    Thinking, Tool, ToolChoice,
+};
+pub use self::response::{
+    ErrorBody, ErrorKind, ErrorResponse, Message, ServerToolUsage, StopReason, Usage,
+};
+pub use self::sse::{PING_FRAME, encode_error, encode_event};
+pub use self::stream::{ContentDelta, MessageDelta, StreamEvent};

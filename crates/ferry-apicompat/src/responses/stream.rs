@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::response::{json_text, null_default};
+use super::de::{json_text, null_default};
 use super::{ErrorBody, OutputItem, Response, Usage};
 use crate::ConvertError;
 

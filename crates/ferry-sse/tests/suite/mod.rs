@@ -1,11 +1,7 @@
-mod accumulate;
-mod decode;
 mod encode;
 mod malformed;
 mod parser;
-mod pipeline;
 mod props;
-mod recorded;
 mod splits;
 #[expect(
     clippy::unwrap_used,

@@ -2,14 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_apicompat::{
-    anthropic,
-    convert::{
-        FailureKind, ToolNames, UpstreamFailure,
-        stream::{Options, StreamConverter},
-    },
-    responses,
-};
 use ferry_sse::{Frame, ParseError, Parser};
 
 /// Line limit for the parser-only fixtures in `fixtures/sse` (small, so the malformed ones
@@ -78,68 +70,6 @@ pub(crate) fn all_fixtures() -> Vec<Fixture> {
             max: max_for(&path),
         })
         .collect()
-}
-
-/// Upstream stream fixtures only (complete Responses streams).
-pub(crate) fn upstream_fixtures() -> Vec<Fixture> {
-    let fixtures: Vec<_> = all_fixtures()
-        .into_iter()
-        .filter(|f| f.name.starts_with("upstream"))
-        .collect();
-    assert!(!fixtures.is_empty(), "no fixtures/upstream/*.sse");
-    fixtures
-}
-
-/// The upstream events of a whole stream, as the server would see them: frames decoded,
-/// `[DONE]` and blank frames skipped, events that do not parse dropped.
-pub(crate) fn events(bytes: &[u8]) -> Vec<responses::StreamEvent> {
-    let outcome = parse_chunks(UPSTREAM_MAX, [bytes]);
-    outcome
-        .frames
-        .iter()
-        .filter_map(decode_event)
-        .filter_map(Result::ok)
-        .collect()
-}
-
-/// The whole server pipeline for a streaming client, without I/O: chunks → parser →
-/// `decode_event` → `StreamConverter`, then `finish`. A known event that does not parse
-/// is skipped, unless it is terminal, which fails the stream (style guide §4.7).
-pub(crate) fn convert_chunks<'a>(
-    chunks: impl IntoIterator<Item = &'a [u8]>,
-) -> Vec<anthropic::StreamEvent> {
-    let mut parser = Parser::new(UPSTREAM_MAX);
-    let mut converter =
-        StreamConverter::new(Options::new("claude-sonnet-4-5", ToolNames::default()));
-    let mut frames = Vec::new();
-    let mut out = Vec::new();
-    for chunk in chunks {
-        // A parse error drops only the bad frame; the stream goes on.
-        let _ = parser.feed(chunk, &mut frames);
-        drive(&mut frames, &mut converter, &mut out);
-    }
-    let _ = parser.finish(&mut frames);
-    drive(&mut frames, &mut converter, &mut out);
-    converter.finish(&mut out);
-    out
-}
-
-fn drive(
-    frames: &mut Vec<Frame>,
-    converter: &mut StreamConverter,
-    out: &mut Vec<anthropic::StreamEvent>,
-) {
-    for frame in frames.drain(..) {
-        match decode_event(&frame) {
-            None => {}
-            Some(Ok(event)) => converter.on_event(&event, out),
-            Some(Err(e)) if e.is_terminal_event() => converter.fail(
-                UpstreamFailure::new(FailureKind::InvalidStream, None, &e.to_string()),
-                out,
-            ),
-            Some(Err(_)) => {}
-        }
-    }
 }
 
 /// What a parse produced: the frames, and the errors the calls returned.
@@ -225,16 +155,4 @@ pub(crate) fn render(outcome: &Outcome) -> String {
         text.push_str(&format!("error {error:?}: {error}\n"));
     }
     text
-}
-
-/// A frame decoded as the server decodes it: `responses::decode` on its event name and data.
-pub(crate) fn decode_event(
-    frame: &Frame,
-) -> Option<Result<responses::StreamEvent, responses::DecodeError>> {
-    responses::decode(frame.event.as_deref(), &frame.data)
-}
-
-/// A frame's payload with its event name as `type` when it has none.
-pub(crate) fn payload_with_type(frame: &Frame) -> std::borrow::Cow<'_, str> {
-    responses::payload_with_type(frame.event.as_deref(), &frame.data)
 }

@@ -32,7 +32,7 @@ const DRAIN_MAX_EVENTS: u64 = 100_000;
 /// Appends the SSE encoding of `events` to `buf`.
 pub(crate) fn encode_events(events: &mut Vec<anthropic::StreamEvent>, buf: &mut Vec<u8>) {
     for ev in events.drain(..) {
-        ferry_sse::encode_event(&ev, buf);
+        ferry_apicompat::anthropic::encode_event(&ev, buf);
     }
 }
 
@@ -80,7 +80,7 @@ impl Live {
                     return Some(self.conv_outcome());
                 }
             }
-            Pulled::KeepAlive => out.extend_from_slice(ferry_sse::PING_FRAME),
+            Pulled::KeepAlive => out.extend_from_slice(ferry_apicompat::anthropic::PING_FRAME),
             Pulled::Eof => {
                 self.conv.finish(evs);
                 return Some(self.conv_outcome());
@@ -356,7 +356,7 @@ pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Att
             Pulled::KeepAlive => {
                 finisher.observe(&evs);
                 encode_events(&mut evs, &mut prelude);
-                prelude.extend_from_slice(ferry_sse::PING_FRAME);
+                prelude.extend_from_slice(ferry_apicompat::anthropic::PING_FRAME);
                 break;
             }
             Pulled::Eof => {

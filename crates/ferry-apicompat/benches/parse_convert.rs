@@ -19,12 +19,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ferry_apicompat::anthropic::encode_event;
 use ferry_apicompat::convert::{
     ToolNames,
     stream::{Options, StreamConverter},
 };
 use ferry_apicompat::responses;
-use ferry_sse::{Frame, Parser, encode_event};
+use ferry_sse::{Frame, Parser};
 
 fn decode_event(frame: &Frame) -> Option<Result<responses::StreamEvent, responses::DecodeError>> {
     responses::decode(frame.event.as_deref(), &frame.data)
