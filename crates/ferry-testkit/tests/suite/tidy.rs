@@ -1,5 +1,10 @@
 //! Tidy checks on the workspace shape (rust-analyzer's `xtask/src/tidy.rs`): the crate
-//! layering is a test, not a convention.
+//! layering, the module graph inside each crate and the file sizes are tests, not
+//! conventions.
+
+mod cycles;
+mod file_size;
+mod sources;
 
 use std::path::{Path, PathBuf};
 
