@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use ferry_apicompat::convert::{CodeMeaning, UpstreamFailure, code_meaning};
 
-use crate::config::AccountKind;
+use crate::config::{AccountKind, PoolRetry};
 use crate::ratelimit;
 
 /// Delay before a pool-mode same-account retry (gateway.md §6).
@@ -29,15 +29,6 @@ pub const POOL_SOFT_COOLDOWN: Duration = Duration::from_secs(10);
 /// First bench of an API-key account after a 401 (`rate_limit.unauthorized_backoff_secs`);
 /// it doubles with each 401 in a row, up to [`AUTH_COOLDOWN`].
 pub const DEFAULT_UNAUTHORIZED_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Pool-mode same-account retry settings of an account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolRetry {
-    /// Statuses retried on the same account (`[]` disables status-based retries).
-    pub status_codes: Vec<u16>,
-    /// Maximum same-account retries per request.
-    pub count: u32,
-}
 
 /// What [`classify_with`] needs to know about the account and the request so far.
 #[derive(Clone, Debug)]

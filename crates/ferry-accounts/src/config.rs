@@ -193,6 +193,25 @@ fn default_concurrency() -> u32 {
     8
 }
 
+/// The Codex CLI version ferry presents to the Codex backend by default: the newest Codex
+/// CLI release when this was written (`npm view @openai/codex version`, 2026-12-02). The
+/// backend refuses old clients for newer models (0.144.0 for GPT-5.6; below 0.148.0 at
+/// times), so ferry presents a current one; accounts set their own with
+/// `codex_client_version`.
+pub const CODEX_CLI_VERSION: &str = "0.171.0";
+/// The oldest calling Codex client whose version ferry follows; an older one is presented
+/// as the configured (or default) version.
+pub const CODEX_MIN_CLIENT_VERSION: &str = "0.148.0";
+
+/// Pool-mode same-account retry settings of an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolRetry {
+    /// Statuses retried on the same account (`[]` disables status-based retries).
+    pub status_codes: Vec<u16>,
+    /// Maximum same-account retries per request.
+    pub count: u32,
+}
+
 /// One upstream account (`[[accounts]]` in the config file; keys as in interface.md).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -268,8 +287,8 @@ pub struct AccountConfig {
     #[serde(default)]
     pub client_id: Option<String>,
     /// OAuth: the Codex client version presented to the backend (default
-    /// [`crate::CODEX_CLI_VERSION`]); a calling Codex client's own version is followed
-    /// when it is at least [`crate::CODEX_MIN_CLIENT_VERSION`].
+    /// [`CODEX_CLI_VERSION`]); a calling Codex client's own version is followed
+    /// when it is at least [`CODEX_MIN_CLIENT_VERSION`].
     #[serde(default)]
     pub codex_client_version: Option<String>,
 }
@@ -366,8 +385,8 @@ impl AccountConfig {
     }
 
     /// Pool-mode same-account retry settings, or `None` when pool mode is off.
-    pub fn pool_retry(&self) -> Option<crate::classify::PoolRetry> {
-        self.pool_mode.then(|| crate::classify::PoolRetry {
+    pub fn pool_retry(&self) -> Option<PoolRetry> {
+        self.pool_mode.then(|| PoolRetry {
             status_codes: self
                 .pool_mode_retry_status_codes
                 .clone()
@@ -443,18 +462,15 @@ impl AccountConfig {
             if !ok {
                 bad(
                     "codex_client_version",
-                    format!(
-                        "must be a dotted version such as {}",
-                        crate::CODEX_CLI_VERSION
-                    ),
+                    format!("must be a dotted version such as {CODEX_CLI_VERSION}"),
                 );
-            } else if !crate::codex::version_at_least(v.trim(), crate::CODEX_MIN_CLIENT_VERSION) {
+            } else if !version_at_least(v.trim(), CODEX_MIN_CLIENT_VERSION) {
                 bad(
                     "codex_client_version",
                     format!(
                         "{} is older than {}, which the Codex backend refuses",
                         v.trim(),
-                        crate::CODEX_MIN_CLIENT_VERSION
+                        CODEX_MIN_CLIENT_VERSION
                     ),
                 );
             }
@@ -534,5 +550,25 @@ fn http_url_problem(url: &str) -> Option<String> {
             Some("must not contain whitespace".into())
         }
         Some(_) => None,
+    }
+}
+
+/// True when dotted version `v` (pre-release suffix ignored) is ≥ `min`; false if unparsable.
+pub(crate) fn version_at_least(v: &str, min: &str) -> bool {
+    fn parts(v: &str) -> Option<Vec<u64>> {
+        let core = v.split(['-', '+']).next()?;
+        core.split('.').map(|p| p.parse().ok()).collect()
+    }
+    match (parts(v), parts(min)) {
+        (Some(a), Some(b)) => {
+            let len = a.len().max(b.len());
+            let pad = |x: &[u64]| {
+                (0..len)
+                    .map(|i| x.get(i).copied().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            };
+            pad(&a) >= pad(&b)
+        }
+        _ => false,
     }
 }

@@ -67,6 +67,7 @@ mod model;
 mod oauth;
 mod pool;
 mod ratelimit;
+mod route;
 mod tier;
 
 pub use crate::{
@@ -77,7 +78,7 @@ pub use crate::{
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
         Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
-        POOL_SOFT_COOLDOWN, PoolRetry, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure,
+        POOL_SOFT_COOLDOWN, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure,
         classify_stream_failure, classify_transport_error, classify_with,
         is_invalid_encrypted_content,
     },
@@ -89,7 +90,7 @@ pub use crate::{
     },
     config::{
         AccountConfig, AccountKind, DEFAULT_POOL_RETRY_COUNT, DEFAULT_POOL_RETRY_STATUSES,
-        ExpiresAt, Secret, ServiceTierPolicy, parse_rfc3339, validate_accounts,
+        ExpiresAt, PoolRetry, Secret, ServiceTierPolicy, parse_rfc3339, validate_accounts,
     },
     error::{AccountsError, Unavailable},
     login::{

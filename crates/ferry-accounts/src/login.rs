@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::classify::unix_now;
 use crate::config::Secret;
 use crate::error::AccountsError;
+pub use crate::oauth::LoginTokens;
 use crate::oauth::{DEFAULT_CLIENT_ID, jwt_claims};
 
 /// The Codex CLI's OAuth issuer.
@@ -60,19 +61,6 @@ impl LoginEndpoints {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer.trim_end_matches('/'))
     }
-}
-
-/// The tokens a login produced.
-#[derive(Clone, Debug)]
-pub struct LoginTokens {
-    /// The bearer token for the upstream.
-    pub access_token: Secret,
-    /// The refresh token (the gateway refreshes with it).
-    pub refresh_token: Option<Secret>,
-    /// Unix seconds the access token expires (its JWT `exp`, or `expires_in`).
-    pub expires_at: Option<u64>,
-    /// The ChatGPT account id (from the id token or access token claims).
-    pub chatgpt_account_id: Option<String>,
 }
 
 /// A PKCE verifier and its S256 challenge.

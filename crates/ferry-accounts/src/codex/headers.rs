@@ -5,18 +5,10 @@
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{AccountKind, Secret};
+use crate::config::{AccountKind, Secret, version_at_least};
 use crate::error::AccountsError;
 
-/// The Codex CLI version ferry presents to the Codex backend by default: the newest Codex
-/// CLI release when this was written (`npm view @openai/codex version`, 2026-12-02). The
-/// backend refuses old clients for newer models (0.144.0 for GPT-5.6; below 0.148.0 at
-/// times), so ferry presents a current one; accounts set their own with
-/// `codex_client_version`.
-pub const CODEX_CLI_VERSION: &str = "0.171.0";
-/// The oldest calling Codex client whose version ferry follows; an older one is presented
-/// as the configured (or default) version.
-pub const CODEX_MIN_CLIENT_VERSION: &str = "0.148.0";
+pub use crate::config::{CODEX_CLI_VERSION, CODEX_MIN_CLIENT_VERSION};
 /// The header that asks the Codex backend for the Responses Lite request shape.
 pub const RESPONSES_LITE_HEADER: &str = "x-openai-internal-codex-responses-lite";
 /// The canonical Codex CLI originator.
@@ -198,24 +190,4 @@ fn apply_codex_identity(headers: &mut HeaderMap, presented: &str) -> Result<(), 
         value("version", &version)?,
     );
     Ok(())
-}
-
-/// True when dotted version `v` (pre-release suffix ignored) is ≥ `min`; false if unparsable.
-pub(crate) fn version_at_least(v: &str, min: &str) -> bool {
-    fn parts(v: &str) -> Option<Vec<u64>> {
-        let core = v.split(['-', '+']).next()?;
-        core.split('.').map(|p| p.parse().ok()).collect()
-    }
-    match (parts(v), parts(min)) {
-        (Some(a), Some(b)) => {
-            let len = a.len().max(b.len());
-            let pad = |x: &[u64]| {
-                (0..len)
-                    .map(|i| x.get(i).copied().unwrap_or(0))
-                    .collect::<Vec<_>>()
-            };
-            pad(&a) >= pad(&b)
-        }
-        _ => false,
-    }
 }

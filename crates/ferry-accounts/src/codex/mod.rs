@@ -17,7 +17,6 @@ mod lite;
 mod template;
 mod transform;
 
-pub(crate) use self::headers::version_at_least;
 pub use self::{
     endpoint::{CODEX_BASE_URL, OPENAI_BASE_URL, responses_url},
     headers::{

@@ -23,6 +23,6 @@ mod tokens;
 pub(crate) use self::jwt::jwt_claims;
 pub use self::{
     refresh::{DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL, REFRESH_TIMEOUT},
-    state::{state_file, store_login},
+    state::{LoginTokens, state_file, store_login},
     tokens::{AccessToken, DEFAULT_REFRESH_SKEW, OAuthOptions, OAuthTokens},
 };

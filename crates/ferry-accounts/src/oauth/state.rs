@@ -10,6 +10,19 @@ use crate::classify::unix_now;
 use crate::config::{AccountConfig, Secret};
 use crate::error::AccountsError;
 
+/// The tokens a login produced.
+#[derive(Clone, Debug)]
+pub struct LoginTokens {
+    /// The bearer token for the upstream.
+    pub access_token: Secret,
+    /// The refresh token (the gateway refreshes with it).
+    pub refresh_token: Option<Secret>,
+    /// Unix seconds the access token expires (its JWT `exp`, or `expires_in`).
+    pub expires_at: Option<u64>,
+    /// The ChatGPT account id (from the id token or access token claims).
+    pub chatgpt_account_id: Option<String>,
+}
+
 /// What is written to the state file. Secrets are plain here: the file is mode 0600.
 #[derive(Serialize, Deserialize)]
 pub(super) struct PersistedTokens {
@@ -52,7 +65,7 @@ pub(super) fn config_seed(config: &AccountConfig) -> String {
 pub fn store_login(
     state_dir: &Path,
     config: &AccountConfig,
-    tokens: &crate::login::LoginTokens,
+    tokens: &LoginTokens,
 ) -> Result<PathBuf, AccountsError> {
     let path = state_file(state_dir, &config.name);
     let persisted = PersistedTokens {
