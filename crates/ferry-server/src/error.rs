@@ -1,4 +1,4 @@
-//! `server::Error`: the one place that knows HTTP statuses and Anthropic error types.
+//! `server::Error`: the one place that decides the client's HTTP status and Anthropic error type.
 
 use std::time::Duration;
 
@@ -8,7 +8,8 @@ use http::StatusCode;
 /// Everything that can end a request with an error.
 ///
 /// [`Error::status`], [`Error::anthropic_type`] and [`Error::kind`] are the only mapping
-/// from failures to HTTP; lower crates never mention status codes. Messages are lowercase
+/// from a failure to the client's HTTP answer (lower crates read upstream statuses to
+/// classify them, but never decide what a client gets). Messages are lowercase
 /// and never contain secrets (upstream messages are sanitised before they get here).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -17,7 +17,7 @@
 //!   Shutdown is graceful: in-flight answers get `server.shutdown_grace`, then open streams
 //!   end with an `error` event.
 //! - [`Error`]: `status()`, `anthropic_type()` and `kind()` are the only mapping from a
-//!   failure to HTTP in the workspace.
+//!   failure to the client's HTTP answer in the workspace.
 //! - `simulated` accounts are answered in process by `ferry_sim::simulate` (the simulated
 //!   Responses upstream, its own crate).
 //!
