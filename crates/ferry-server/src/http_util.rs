@@ -8,6 +8,8 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
+use ferry_apicompat::anthropic;
+
 use crate::body::ResponseBody;
 use crate::error::Error;
 
@@ -69,30 +71,19 @@ pub(crate) fn error_response(err: &Error) -> Response<ResponseBody> {
     resp
 }
 
-/// The Anthropic error body for `err`, fields in the API's order.
+/// The Anthropic error body for `err`, fields in the API's order: the one error envelope,
+/// `ferry_apicompat::anthropic::ErrorResponse` (the stream's `error` event uses it too).
 pub(crate) fn error_body(err: &Error) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Envelope<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        error: Inner<'a>,
+    let mut body = anthropic::ErrorBody::new(
+        anthropic::ErrorKind::from(err.anthropic_type()),
+        err.client_message(),
+    );
+    if let Some(details) = err.details() {
+        body = body.with_details(details);
     }
-    #[derive(serde::Serialize)]
-    struct Inner<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        details: Option<serde_json::Value>,
-    }
-    let message = err.client_message();
-    serde_json::to_vec(&Envelope {
-        kind: "error",
-        error: Inner {
-            kind: err.anthropic_type(),
-            message: &message,
-            details: err.details(),
-        },
+    serde_json::to_vec(&anthropic::ErrorResponse {
+        error: body,
+        request_id: None,
     })
     .unwrap_or_default()
 }

@@ -170,6 +170,10 @@ pub struct ErrorBody {
     /// Human-readable message (never contains secrets).
     #[serde(default)]
     pub message: String,
+    /// Machine-readable details, when the error has them (the message-thread errors'
+    /// `{"error_code": …}` that the SDKs branch on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ErrorBody {
@@ -178,7 +182,15 @@ impl ErrorBody {
         Self {
             kind,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The same body with `details`.
+    #[must_use]
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 }
 
