@@ -14,20 +14,6 @@ use http::StatusCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Binding the listen address failed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Accepting connections failed fatally.
-    #[error("accept failed: {0}")]
-    Accept(std::io::Error),
-    /// Setting up a component at start-up failed (session store, HTTP client).
-    #[error("start-up failed: {0}")]
-    Startup(String),
     /// No route for this path.
     #[error("not found: {path}")]
     NotFound {
@@ -63,6 +49,10 @@ pub enum Error {
     /// The body is not a valid Messages request (message carries the JSON path).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The request could not be read or converted: the converter's own error, with the JSON
+    /// path of the offending value (a 400 `invalid_request_error`).
+    #[error(transparent)]
+    Convert(#[from] ferry_apicompat::ConvertError),
     /// No account serves the requested model.
     #[error(
         "model: {model} is not served by this gateway (add it to an account's model_mapping or set default_model)"
@@ -135,6 +125,24 @@ pub enum Error {
     Internal(String),
 }
 
+/// What keeps the gateway from starting, or a reload from taking effect: kept apart from
+/// [`Error`], which is what a request can end with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Setting up a component failed (session store, account pool).
+    #[error("start-up failed: {0}")]
+    Startup(String),
+}
+
 /// The `error.details.error_code` of a thread error, as the Anthropic SDKs know them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadErrorCode {
@@ -161,9 +169,7 @@ impl Error {
     /// The HTTP status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Bind { .. } | Self::Accept(_) | Self::Startup(_) | Self::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotFound { .. }
             | Self::UnknownModel { .. }
             | Self::Thread {
@@ -174,7 +180,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyRead | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BodyRead | Self::InvalidRequest(_) | Self::Convert(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
             Self::NoAccount {
@@ -217,16 +223,13 @@ impl Error {
     /// Low-cardinality label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Bind { .. } => "bind",
-            Self::Accept(_) => "accept",
-            Self::Startup(_) => "startup",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead => "body_read",
             Self::BodyTimeout { .. } => "body_timeout",
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::Convert(_) => "invalid_request",
             Self::UnknownModel { .. } => "unknown_model",
             Self::PolicyBlocked(_) => "policy_blocked",
             Self::NoAccount { .. } => "no_account",

@@ -80,6 +80,6 @@ mod upstream;
 
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},
-    error::{Error, ThreadErrorCode},
+    error::{Error, StartError, ThreadErrorCode},
     server::{Reloader, Server, bind, serve},
 };

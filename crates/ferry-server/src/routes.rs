@@ -165,8 +165,8 @@ async fn dispatch(
                 state.config.server.body_read_timeout,
             )
             .await?;
-            let mut parsed = ferry_apicompat::anthropic::parse_request(&body)
-                .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            let mut parsed =
+                ferry_apicompat::anthropic::parse_request(&body).map_err(Error::Convert)?;
             crate::messages::threads::apply_for_count(
                 state,
                 client.name.as_deref().unwrap_or(""),

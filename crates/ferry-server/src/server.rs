@@ -15,7 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::StartError;
 use crate::messages::UsageLog;
 use crate::state::{AppState, Live};
 
@@ -40,7 +40,7 @@ impl Reloader {
     /// config they started with. Returns the changes that take effect only on restart
     /// (listen address, session store). An error (the accounts cannot be built) keeps the
     /// old config.
-    pub fn reload(&self, config: Config) -> Result<Vec<String>, Error> {
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, StartError> {
         let notes = self.state.reload(config)?;
         let current = self.state.get();
         tracing::info!(target: "ferry::server", accounts = current.config.accounts.len(), client_keys = current.config.client_keys.len(), "config reloaded");
@@ -50,15 +50,15 @@ impl Reloader {
 
 /// Binds the listen address and builds the gateway (session store, upstream clients).
 /// Prints nothing; warns through `tracing` when no client key is configured.
-pub async fn bind(config: Config) -> Result<Server, Error> {
+pub async fn bind(config: Config) -> Result<Server, StartError> {
     let addr = config.server.listen;
     let state = AppState::new(config).await?;
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })?;
+        .map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
+        .map_err(|source| StartError::Bind { addr, source })?;
     if state.config.client_keys.is_empty() {
         tracing::warn!(target: "ferry::server", "no client_keys configured: the gateway is open to anyone who can reach {addr}");
     }
@@ -70,7 +70,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
 }
 
 /// Binds and runs until `shutdown` resolves, then shuts down gracefully.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     bind(config).await?.run(shutdown).await
 }
 
@@ -90,7 +90,7 @@ impl Server {
     /// Accepts connections until `shutdown` resolves. Then stops accepting, lets in-flight
     /// requests finish for `server.shutdown_grace`, asks still-open streams to end with an
     /// `error` event, and returns once every connection is closed (or a short bound later).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let Self {
             listener,
             addr,

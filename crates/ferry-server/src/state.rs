@@ -8,7 +8,7 @@ use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig, ThreadCo
 use tokio::sync::watch;
 
 use crate::config::{Config, SessionStoreKind};
-use crate::error::Error;
+use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::upstream::HttpClients;
 
@@ -51,7 +51,7 @@ impl Live {
 
     /// Builds the state for `config` and makes it current. The old state lives on in the
     /// requests that hold it. Returns the changes that only take effect on restart.
-    pub(crate) fn reload(&self, config: Config) -> Result<Vec<String>, Error> {
+    pub(crate) fn reload(&self, config: Config) -> Result<Vec<String>, StartError> {
         let (next, notes) = self.get().reloaded(config)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
         Ok(notes)
@@ -71,7 +71,7 @@ impl AppState {
 }
 
 impl AppState {
-    pub(crate) async fn new(config: Config) -> Result<Arc<Self>, Error> {
+    pub(crate) async fn new(config: Config) -> Result<Arc<Self>, StartError> {
         let metrics = Metrics::new();
         for reason in ferry_session::MissReason::ALL {
             metrics.cache_miss_total.inc_by([reason.as_str()], 0);
@@ -97,7 +97,7 @@ impl AppState {
         };
         let store = ferry_session::open(&store_config)
             .await
-            .map_err(|e| Error::Startup(format!("session store: {e}")))?;
+            .map_err(|e| StartError::Startup(format!("session store: {e}")))?;
         let threads = Arc::new(Threads::new(
             Arc::clone(&store),
             ThreadConfig {
@@ -137,7 +137,7 @@ impl AppState {
     /// The state for a reloaded `config`: new client keys, accounts (a new pool: benches and
     /// in-flight counts start afresh, a rotated key is used at once), model mappings, limits
     /// and timeouts; the session store stays. Also returns what changed that needs a restart.
-    fn reloaded(&self, config: Config) -> Result<(Arc<Self>, Vec<String>), Error> {
+    fn reloaded(&self, config: Config) -> Result<(Arc<Self>, Vec<String>), StartError> {
         let mut notes = Vec::new();
         if config.server.listen != self.config.server.listen {
             notes.push(format!(
@@ -256,7 +256,7 @@ impl AppState {
 }
 
 /// The account pool for `config` on `store`.
-fn pool_for(config: &Config, store: &Arc<dyn ferry_session::Store>) -> Result<Pool, Error> {
+fn pool_for(config: &Config, store: &Arc<dyn ferry_session::Store>) -> Result<Pool, StartError> {
     // With a Redis store, every replica counts an account's in-flight requests in one
     // place, so `concurrency` is a limit for the whole deployment, not per process.
     let shared_slots =
@@ -275,7 +275,7 @@ fn pool_for(config: &Config, store: &Arc<dyn ferry_session::Store>) -> Result<Po
         .state_dir
         .clone_from(&config.gateway.oauth_state_dir);
     Pool::new(config.accounts.clone(), pool_opts)
-        .map_err(|e| Error::Startup(format!("accounts: {e}")))
+        .map_err(|e| StartError::Startup(format!("accounts: {e}")))
 }
 
 /// Tells open streams that the shutdown grace period is over.

@@ -86,11 +86,11 @@ impl HttpClients {
         if let Some(p) = proxy {
             // The proxy URL may carry credentials: the error text must not.
             let proxy =
-                reqwest::Proxy::all(p).map_err(|_| Error::Startup("invalid proxy URL".into()))?;
+                reqwest::Proxy::all(p).map_err(|_| Error::Internal("invalid proxy URL".into()))?;
             b = b.proxy(proxy);
         }
         let c = b.build().map_err(|e| {
-            Error::Startup(format!("cannot build the HTTP client: {}", error_chain(&e)))
+            Error::Internal(format!("cannot build the HTTP client: {}", error_chain(&e)))
         })?;
         map.insert(key, c.clone());
         Ok(c)

@@ -69,8 +69,8 @@ pub(crate) async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Bu
     if ctx.fast_mode || route.fast {
         opts = opts.with_service_tier("priority");
     }
-    let converted = convert::request::convert(&req, &opts)
-        .map_err(|e| Attempt::Fatal(Error::InvalidRequest(e.to_string())))?;
+    let converted =
+        convert::request::convert(&req, &opts).map_err(|e| Attempt::Fatal(Error::Convert(e)))?;
     if !ctx
         .dropped_counted
         .swap(true, std::sync::atomic::Ordering::Relaxed)

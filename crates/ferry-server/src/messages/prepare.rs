@@ -70,8 +70,7 @@ pub(crate) async fn prepare(
         state.config.server.body_read_timeout,
     )
     .await?;
-    let mut parsed =
-        anthropic::parse_request(&body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let mut parsed = anthropic::parse_request(&body).map_err(Error::Convert)?;
     if parsed.model.trim().is_empty() {
         return Err(Error::InvalidRequest("model: is required".to_owned()));
     }

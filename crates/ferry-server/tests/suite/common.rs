@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_server::config::{ClientKey, Secret};
-use ferry_server::{Config, Error};
+use ferry_server::{Config, StartError};
 use ferry_testkit::{TEST_CLIENT_KEY, TEST_UPSTREAM_KEY};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -16,7 +16,7 @@ pub(crate) struct TestServer {
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), Error>>>,
+    handle: Option<JoinHandle<Result<(), StartError>>>,
     /// The client key to send (`None` on an open gateway).
     pub(crate) key: Option<String>,
     /// Reloads the running server's config (what `ferry serve` does on SIGHUP).
@@ -97,7 +97,7 @@ impl TestServer {
     }
 
     /// Asks the server to shut down and waits for `run` to return.
-    pub(crate) async fn shutdown(mut self) -> Result<(), Error> {
+    pub(crate) async fn shutdown(mut self) -> Result<(), StartError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
