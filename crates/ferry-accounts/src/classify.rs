@@ -1,4 +1,6 @@
-//! Failover classification of an upstream error response (gateway.md §3b/§3c).
+//! Failover classification of an upstream error response: retry the same account, fail over
+//! (with or without a cooldown) or answer the client. What an upstream error code means for
+//! the pool is the code table in docs/conversion.md § Failures.
 //!
 //! [`classify_with`] is a pure function of the response and a small [`ClassifyContext`]
 //! describing the account; [`crate::Pool::on_upstream_error`] builds the context, calls it and
@@ -14,7 +16,7 @@ use ferry_apicompat::convert::{CodeMeaning, UpstreamFailure, code_meaning};
 use crate::config::{AccountKind, PoolRetry};
 use crate::ratelimit;
 
-/// Delay before a pool-mode same-account retry (gateway.md §6).
+/// Delay before a pool-mode same-account retry.
 pub const SAME_ACCOUNT_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Cooldown after a structured 403 (below the disabling threshold) and after an OAuth 401.
 pub const AUTH_COOLDOWN: Duration = Duration::from_secs(10 * 60);
@@ -225,7 +227,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Disposi
     classify_with(&ClassifyContext::default(), status, headers, body)
 }
 
-/// Classifies an upstream error response (gateway.md §3b/§3c).
+/// Classifies an upstream error response.
 ///
 /// Never a failover (request-scoped, [`Disposition::Fatal`]): policy refusals (cyber, bio, data residency),
 /// continuation-state errors (`previous_response_not_found`, `invalid_encrypted_content`),

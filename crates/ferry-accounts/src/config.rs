@@ -73,7 +73,8 @@ impl AccountKind {
     }
 }
 
-/// What the account does with a request's `service_tier` (gateway.md §3d).
+/// What the account does with a request's `service_tier` (docs/models.md § Fast mode and
+/// service tiers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceTierPolicy {
@@ -212,7 +213,8 @@ pub struct PoolRetry {
     pub count: u32,
 }
 
-/// One upstream account (`[[accounts]]` in the config file; keys as in interface.md).
+/// One upstream account (`[[accounts]]` in the config file; each field is a key, and an
+/// unknown key is an error).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AccountConfig {

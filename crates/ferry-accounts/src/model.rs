@@ -1,5 +1,6 @@
-//! Model mapping (`model_mapping` globs, `default_model`) and model-name normalisation
-//! (gateway.md §1 step 4, §1a reasoning suffixes, §1b Codex model names).
+//! Model mapping (`model_mapping` globs, `default_model`) and model-name normalisation:
+//! reasoning-effort suffixes (`gpt-5.4-xhigh`), Claude Code's client suffixes
+//! (docs/models.md § Client model suffixes), `-sys`, and Codex model names for OAuth accounts.
 
 use std::collections::BTreeMap;
 
@@ -91,7 +92,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// A reasoning suffix split off a requested model (gateway.md §1a).
+/// A reasoning-effort suffix split off a requested model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReasoningSuffix {
     /// The model without its suffix (`gpt-5.4-xhigh` → `gpt-5.4`).
@@ -142,7 +143,7 @@ fn effort_token(token: &str) -> Option<Option<&'static str>> {
 }
 
 /// The Anthropic `output_config.effort` a suffix effort becomes when the client set none:
-/// `low`/`medium`/`high` stay, `xhigh` → `max`, anything else → none (gateway.md §1a).
+/// `low`/`medium`/`high` stay, `xhigh` → `max`, anything else → none.
 pub fn anthropic_effort_for_suffix(effort: &str) -> Option<&'static str> {
     match effort {
         "low" => Some("low"),
@@ -208,11 +209,12 @@ fn codex_lookup(id: &str) -> Option<&'static str> {
         })
 }
 
-/// Normalises a model name for the ChatGPT Codex backend (gateway.md §1b, the **newer**
-/// generation): empty → `gpt-5.4`; known ids and aliases → their canonical id (only the last
-/// `/`-segment counts, case-insensitive, spaces/underscores read as `-`); a known id plus an
-/// effort suffix (`-high`, `(high)`) or a date suffix (`-2025-08-07`) → that id; anything else,
-/// including image models and models newer than this table, is returned unchanged (trimmed).
+/// Normalises a model name for the ChatGPT Codex backend (the **newer** generation's rules,
+/// crates/ferry-accounts/README.md § Decisions): empty → `gpt-5.4`; known ids and aliases →
+/// their canonical id (only the last `/`-segment counts, case-insensitive, spaces/underscores
+/// read as `-`); a known id plus an effort suffix (`-high`, `(high)`) or a date suffix
+/// (`-2025-08-07`) → that id; anything else, including image models and models newer than this
+/// table, is returned unchanged (trimmed).
 pub fn normalize_codex_model(model: &str) -> String {
     let trimmed = model.trim();
     if trimmed.is_empty() {
@@ -262,7 +264,7 @@ fn strip_known_suffix(id: &str) -> Option<&str> {
     effort_token(&id[cut + 1..]).map(|_| &id[..cut])
 }
 
-/// Strips a case-insensitive `-sys` suffix (an alias some clients use; gateway.md §1 step 4).
+/// Strips a case-insensitive `-sys` suffix (an alias some clients use).
 pub fn strip_sys_suffix(model: &str) -> &str {
     let trimmed = model.trim();
     let n = trimmed.len();
@@ -273,7 +275,8 @@ pub fn strip_sys_suffix(model: &str) -> &str {
     }
 }
 
-/// The models a request uses on one account (gateway.md §1 steps 3–4).
+/// The models a request uses on one account, from the name the client sent to the one sent
+/// upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelRoute {
     /// As the client sent it (shown back to the client).

@@ -1,5 +1,6 @@
 //! Rate-limit signals: `retry-after`, `x-ratelimit-reset-*`, the Codex usage-window headers
-//! (gateway.md §4e) and the `usage_limit_reached` body; and the 429 cooldown computed from them.
+//! (`x-codex-primary-*`, `x-codex-secondary-*`) and the `usage_limit_reached` body; and the
+//! 429 cooldown computed from them.
 //!
 //! Everything here is pure: the current wall-clock time is a parameter (`now_unix`).
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use serde_json::Value;
 
-/// Default cooldown after a 429 that carries no usable reset (gateway.md §6: 5 s).
+/// Default cooldown after a 429 that carries no usable reset: 5 s.
 pub const DEFAULT_RATE_LIMIT_FALLBACK: Duration = Duration::from_secs(5);
 /// Bounds of the configured 429 fallback cooldown (1–7200 s).
 pub const RATE_LIMIT_FALLBACK_BOUNDS: (Duration, Duration) =
@@ -171,7 +172,7 @@ fn parse_whole_seconds(v: &str) -> Option<u64> {
     })
 }
 
-/// A Codex usage snapshot (gateway.md §4e), from the rate-limit headers of a Codex response.
+/// A Codex usage snapshot, from the rate-limit headers of a Codex response.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CodexUsage {
     /// The primary window as sent.

@@ -1,4 +1,5 @@
-//! Fast mode and the per-account service-tier policy (gateway.md §1 step 10, §3d).
+//! Fast mode and the per-account service-tier policy (docs/models.md § Fast mode and service
+//! tiers).
 
 use http::HeaderMap;
 use serde_json::{Map, Value};

@@ -289,8 +289,10 @@ fn overloaded() -> StatusCode {
     StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
-/// gateway.md §3e step 8 (non-failover statuses pass through) and §3f step 8 (failover
-/// exhausted).
+/// The client's status for an upstream error status. A status that does not fail over is
+/// about the request itself: a 4xx passes through as it is, a 529 stays 529, anything else is
+/// a 502. A status that fails over reaches the client only once failover is exhausted: a 429
+/// or 529 stays what it was, anything else (401, 403, 5xx, …) is a 502.
 fn upstream_status(status: u16, failover: bool) -> StatusCode {
     if failover {
         return match status {

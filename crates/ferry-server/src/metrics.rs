@@ -293,7 +293,8 @@ fn label_str(names: &[&str], values: &[String], extra: Option<(&str, &str)>) -> 
     }
 }
 
-/// All of ferry's metrics (names fixed by `interface.md`).
+/// All of ferry's metrics. Their names are a fixed interface (whatever scrapes them relies on
+/// them), listed in crates/ferry-server/README.md § Observability.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     /// `ferry_requests_total{status,stream}`

@@ -22,7 +22,8 @@ pub(crate) struct UpstreamReply {
     pub(crate) body: ByteStream,
 }
 
-/// Largest upstream error body read (gateway.md §1 step 26a).
+/// Largest upstream error body read; the rest is never read, so an upstream cannot make
+/// ferry buffer an error page without bound.
 pub(crate) const ERROR_BODY_CAP: usize = 2 * 1024 * 1024;
 
 /// A request to send to `{base_url}/responses`.

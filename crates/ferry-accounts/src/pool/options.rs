@@ -11,7 +11,8 @@ use crate::oauth::OAuthOptions;
 use crate::ratelimit::DEFAULT_RATE_LIMIT_FALLBACK;
 
 /// Longest cooldown an account is given, whatever an upstream header or body asks for
-/// (`rate_limit.max_cooldown_secs`, 2 h: the upper bound of the 429 fallback, gateway.md §6).
+/// (`rate_limit.max_cooldown_secs`, 2 h, also the upper bound of the 429 fallback; see
+/// docs/RELIABILITY.md § Config, accounts and Redis on a bad day).
 /// A longer reset is cut to this; the account is tried again then and cools down again if
 /// the upstream still refuses it.
 pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(7200);
@@ -83,5 +84,6 @@ impl SharedSlots {
     }
 }
 
-/// Default lifetime of a shared concurrency slot (gateway.md §6: 30 minutes).
+/// Default lifetime of a shared concurrency slot: 30 minutes (`gateway.concurrency_slot_ttl_secs`,
+/// crates/ferry-server/README.md § Observability).
 pub const DEFAULT_SLOT_TTL: Duration = Duration::from_secs(30 * 60);

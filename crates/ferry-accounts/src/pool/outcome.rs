@@ -20,7 +20,8 @@ use crate::config::AccountKind;
 use crate::oauth::OAuthTokens;
 use crate::ratelimit::CodexUsage;
 
-/// Window and threshold of the OAuth 429 storm detector (gateway.md §3c: 20 in 10 s).
+/// Window and threshold of the OAuth 429 storm detector: 20 answers of 429 to OAuth
+/// accounts within 10 s are a storm.
 pub const STORM_WINDOW: Duration = Duration::from_secs(10);
 /// See [`STORM_WINDOW`].
 pub const STORM_THRESHOLD: usize = 20;
@@ -180,7 +181,8 @@ impl Pool {
     }
 
     /// True while OAuth accounts are getting a 429 storm (≥ 20 within 10 s): the server should
-    /// then allow only one account switch for a 429 (gateway.md §3c).
+    /// then allow only one account switch for a 429, so a burst of 429s does not send every
+    /// request through every account.
     pub fn in_rate_limit_storm(&self) -> bool {
         let mut storm = self.storm();
         prune(&mut storm, Instant::now(), STORM_WINDOW);

@@ -1,4 +1,5 @@
-//! Table tests for failover classification (gateway.md §3b/§3c, §7 cases 30–36).
+//! Table tests for failover classification (cases 30–36; the code table is
+//! docs/conversion.md § Failures).
 
 use std::time::Duration;
 

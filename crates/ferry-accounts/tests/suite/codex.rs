@@ -1,5 +1,5 @@
-//! The OAuth Codex body transform and the forced-instructions template (gateway.md §4b,
-//! §7 cases 8, 28, 29) and upstream URLs (§4a).
+//! The OAuth Codex body transform and the forced-instructions template (cases 8, 28, 29)
+//! and upstream URLs.
 
 use ferry_accounts::{
     AccountConfig, AccountsError, CodexTransformOptions, CodexTransformOutcome, Secret,

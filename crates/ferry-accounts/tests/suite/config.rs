@@ -1,4 +1,4 @@
-//! Account config: keys as in interface.md, strictness, secrets, validation.
+//! Account config: the `[[accounts]]` keys, strictness, secrets, validation.
 
 use ferry_accounts::{
     AccountConfig, AccountKind, ExpiresAt, ModelMapping, Secret, ServiceTierPolicy,

@@ -1,4 +1,4 @@
-//! Rate-limit header parsing and 429 cooldown computation (gateway.md §3c, §4e).
+//! Rate-limit header parsing and 429 cooldown computation.
 
 use std::time::Duration;
 

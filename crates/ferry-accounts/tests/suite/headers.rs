@@ -1,4 +1,4 @@
-//! Upstream headers (gateway.md §4c, §1 steps 21–24, §7 case 28).
+//! Upstream headers: the credential, the session ids and the Codex client identity (case 28).
 
 use ferry_accounts::{AccountKind, Secret, UpstreamHeaderInput, build_upstream_headers};
 use http::HeaderMap;

@@ -1,4 +1,4 @@
-//! Model mapping and normalisation (gateway.md §1 step 4, §1a, §1b, §7 cases 1–4).
+//! Model mapping and normalisation: suffixes, `-sys`, Codex model names (cases 1–4).
 
 use ferry_accounts::{
     AccountConfig, ModelMapping, ModelRoute, ReasoningSuffix, Secret, anthropic_effort_for_suffix,

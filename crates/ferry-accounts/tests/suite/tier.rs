@@ -1,4 +1,5 @@
-//! Fast mode and the service-tier policy (gateway.md §1 step 10, §3d, §7 cases 24–26).
+//! Fast mode and the service-tier policy (cases 24–26; docs/models.md § Fast mode and
+//! service tiers).
 
 use ferry_accounts::{
     AccountsError, FAST_MODE_BETA, ServiceTierPolicy, apply_service_tier_policy, has_beta_token,

@@ -1,5 +1,6 @@
-//! The accumulator rebuilds a response's output from its stream (gateway.md §7 case 40,
-//! conversion.md B12 "SupplementResponseOutput").
+//! The accumulator rebuilds a response's output from its stream (case 40): it fills a
+//! paired terminal item's empty fields and inserts unpaired streamed items where the stream
+//! had them (docs/conversion.md § Stream conversion, "Terminal response").
 
 use ferry_apicompat::convert::Accumulator;
 use ferry_apicompat::responses::{self, StreamEvent};

@@ -14,7 +14,7 @@ fn done_and_blank_frames_carry_no_event() {
     assert!(decode_event(&Frame::new(Some("response.completed"), " \n")).is_none());
 }
 
-/// gateway.md §7 case 6: the type comes from the `event:` line.
+/// Case 6: the type comes from the `event:` line (docs/conversion.md § Wire types).
 #[test]
 fn a_payload_without_type_is_typed_by_its_event_name() {
     let bytes = std::fs::read(fixtures_root().join("sse/case6_missing_type.sse")).unwrap();

@@ -9,7 +9,8 @@ fn frame(event: Option<&str>, data: &str) -> Frame {
     Frame::new(event, data)
 }
 
-/// gateway.md §5 `openAICompatPayloadWithEventType` and §7 case 6.
+/// Case 6: the `event:` line's name is injected as `type` only into a payload that has none
+/// (docs/conversion.md § Wire types).
 #[test]
 fn payload_with_type_injects_the_event_name_only_when_needed() {
     let table: &[(Option<&str>, &str, &str)] = &[

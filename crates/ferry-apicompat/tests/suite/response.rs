@@ -266,7 +266,7 @@ fn b11_usage_is_net_of_cache_reads_and_writes() {
     assert_eq!(usage("b11_usage_absent.json"), u(0, 0, 0, 0));
 }
 
-/// Part B §2.4: the cache-counter resolution, one wire shape per row.
+/// The cache-counter resolution (docs/conversion.md § Usage), one wire shape per row.
 #[test]
 fn usage_cache_counter_resolution_table() {
     let rows = [

@@ -26,7 +26,8 @@ pub struct GatewayConfig {
     pub upstream_json_timeout: Duration,
     /// Where refreshed OAuth credentials are kept across restarts (`None`: memory only).
     pub oauth_state_dir: Option<std::path::PathBuf>,
-    /// OAuth accounts: template for the upstream `instructions` (gateway.md §4b).
+    /// OAuth accounts: a template the upstream `instructions` are rendered from, with the
+    /// request's own instructions and its model names as fields; `None` sends them as they are.
     pub forced_codex_instructions_template: Option<String>,
     /// OAuth accounts: always present the Codex CLI user-agent.
     pub force_codex_cli: bool,

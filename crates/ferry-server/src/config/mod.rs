@@ -143,7 +143,8 @@ pub fn simulated_account(name: &str) -> AccountConfig {
     }
 }
 /// The config file as written (after `${NAME}` expansion). Unknown keys are an error;
-/// every key is optional and defaults as documented in `interface.md`.
+/// every key is optional, with the default `bins/ferry/src/defaults.toml` lists (a test of
+/// the `ferry` binary keeps the two the same).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {

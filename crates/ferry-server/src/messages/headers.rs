@@ -2,7 +2,8 @@
 
 use http::{HeaderMap, HeaderName};
 
-/// Upstream response headers a client may see (gateway.md §4d), lowercase.
+/// Upstream response headers passed on to the client, lowercase; every other upstream
+/// header stays with ferry.
 ///
 /// Deviation from the reference list: `content-type`, `content-encoding`,
 /// `content-language`, `etag`, `last-modified`, `location` and `www-authenticate` are not

@@ -256,7 +256,7 @@ async fn an_upstream_without_response_headers_times_out() {
 
 #[tokio::test]
 async fn a_terminal_event_ends_the_answer_even_if_the_upstream_stays_open() {
-    // gateway.md §7 case 6/7: a comment line, then a terminal event whose data has no
+    // Cases 6 and 7: a comment line, then a terminal event whose data has no
     // `type` (it is only in the `event:` line), and the connection never closes.
     let completed = ev_completed_with_output(
         "resp_o",

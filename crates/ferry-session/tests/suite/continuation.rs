@@ -1,5 +1,5 @@
-//! Trimming, continuation-error recognition and the todo guard (gateway.md §2c, §2d, §2f,
-//! §7 cases 11, 12, 15, 17, 18).
+//! Trimming, continuation-error recognition and the todo guard (cases 11, 12, 15, 17, 18;
+//! crates/ferry-session/README.md § Decisions).
 
 use ferry_apicompat::responses::{
     FunctionCall, FunctionCallOutput, InputContent, InputItem, MessageRole,

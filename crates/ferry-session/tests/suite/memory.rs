@@ -9,7 +9,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test(start_paused = true)]
 async fn the_4097th_key_evicts_the_earliest_expiring_one() {
-    // gateway.md §7 case 43.
+    // Case 43: at most 4096 entries (crates/ferry-session/README.md § Store).
     let store = MemoryStore::default();
     for i in 0..4096u64 {
         let ttl = if i == 2000 {
@@ -34,7 +34,8 @@ async fn the_4097th_key_evicts_the_earliest_expiring_one() {
 
 #[tokio::test(start_paused = true)]
 async fn a_600_byte_key_is_stored_under_its_sha256_form() {
-    // gateway.md §7 case 43: only the 71-byte `sha256:<hex>` form is held.
+    // Case 43: a key over 512 bytes is stored as `sha256:<hex>` (crates/ferry-session/README.md
+    // § Store), so only that 71-byte form is held.
     let store = MemoryStore::default();
     let key = "k".repeat(600);
     store.set(&key, b"value", HOUR).await.unwrap();
@@ -49,7 +50,8 @@ async fn a_600_byte_key_is_stored_under_its_sha256_form() {
 
 #[tokio::test(start_paused = true)]
 async fn a_70_kib_value_is_not_stored() {
-    // gateway.md §7 case 43 (a turn state that large is refused).
+    // Case 43: a value over 64 KiB (a turn state that large) is refused
+    // (crates/ferry-session/README.md § Store).
     let store = MemoryStore::default();
     assert!(
         store

@@ -1,4 +1,5 @@
-//! Session state over both backends, including the session cases of gateway.md §7.
+//! Session state over both backends, including the numbered session cases (the `case…`
+//! tests).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +120,7 @@ async fn a_conversation_that_changed_key_is_noticed(store: Arc<dyn Store>) {
 }
 
 async fn case10_appended_turns_keep_the_session_id(store: Arc<dyn Store>) {
-    // gateway.md §7 case 10: two requests where the second appends turns to the first,
+    // Case 10: two requests where the second appends turns to the first,
     // no client key: the same upstream session id both times.
     let s = sessions(store);
     let r1 = resolve(&s, &turn(1), "alice").await;
@@ -226,7 +227,7 @@ async fn bindings_are_per_account_and_client_key(store: Arc<dyn Store>) {
 }
 
 async fn case15_not_found_forgets_the_id_and_the_retry_has_none(store: Arc<dyn Store>) {
-    // gateway.md §7 case 15 at the session level: a stale id draws a 400 "not available
+    // Case 15 at the session level: a stale id draws a 400 "not available
     // for this user"; the binding is forgotten, the retry goes without an id but with the
     // same key; the success binds the new id.
     let s = sessions(store);
@@ -300,7 +301,7 @@ async fn case19_unsupported_disables_continuation_for_the_session(store: Arc<dyn
 }
 
 async fn case14_oauth_turn_state_and_full_input(store: Arc<dyn Store>) {
-    // gateway.md §7 case 14: an OAuth account with a stored turn state and response id
+    // Case 14: an OAuth account with a stored turn state and response id
     // sends the turn state, and no previous_response_id (continuation is for API keys).
     let s = sessions(store);
     let r1 = resolve(&s, &turn(1), "alice").await;

@@ -1,4 +1,5 @@
-//! Field rules of the frame parser and `Frame` helpers (gateway.md §5, §7 case 41).
+//! Field rules of the frame parser and `Frame` helpers (case 41; the rules are listed in
+//! crates/ferry-sse/README.md § Brief overview).
 
 use ferry_sse::{Frame, ParseError, Parser};
 use pretty_assertions::assert_eq;
@@ -13,7 +14,7 @@ fn frame(event: Option<&str>, data: &str) -> Frame {
     Frame::new(event, data)
 }
 
-/// gateway.md §7 case 41, one row per situation.
+/// Case 41, one row per situation.
 #[test]
 fn case_41_table() {
     let table: &[(&str, Vec<Frame>)] = &[

@@ -361,7 +361,7 @@ pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Att
             }
             Pulled::Eof => {
                 // Ended before a terminal event and before any output: another account
-                // may do better (gateway.md §5 "missing terminal").
+                // may do better (docs/conversion.md § Stream conversion, `started_output()`).
                 drop(finisher);
                 return Attempt::Failover {
                     error: Error::UpstreamProtocol(
