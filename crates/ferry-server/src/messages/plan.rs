@@ -163,88 +163,51 @@ pub(crate) async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Bu
     {
         body.prompt_cache_key = Some(keys::upstream_cache_key(ctx.client_id(), &r.key));
     }
-    let mut upstream_model = route.upstream.clone();
     let mut cache_key = applies.map(|r| r.key.clone());
-    let policy = cfg.service_tier_policy;
-    let blocked =
-        |e: ferry_accounts::AccountsError| Attempt::Fatal(Error::PolicyBlocked(e.to_string()));
-    let serialise_failed = |e: serde_json::Error| {
-        Attempt::Fatal(Error::Internal(format!(
-            "cannot serialise the upstream request: {e}"
-        )))
-    };
-    let (bytes, service_tier, reasoning_effort) = if oauth {
-        // The Codex transform rewrites the body as a JSON map.
-        let Ok(Value::Object(mut map)) = serde_json::to_value(&body) else {
-            return Err(Attempt::Fatal(Error::Internal(
-                "cannot serialise the upstream request".into(),
-            )));
-        };
-        let template = ctx
-            .state
-            .config
-            .gateway
-            .forced_codex_instructions_template
-            .as_deref();
-        let outcome = ferry_accounts::apply_codex_transform(
-            &mut map,
-            &ferry_accounts::CodexTransformOptions {
+    let target = ferry_accounts::Target::for_account(cfg, &route.upstream);
+    let template = ctx
+        .state
+        .config
+        .gateway
+        .forced_codex_instructions_template
+        .as_deref();
+    let shaped = target
+        .shape(
+            &mut body,
+            &ferry_accounts::TargetOptions {
+                service_tier_policy: cfg.service_tier_policy,
                 forced_instructions_template: template,
                 original_model: &route.original,
                 normalized_model: &route.requested,
                 billing_model: &route.billing,
-                responses_lite: cfg.responses_lite(&route.upstream),
             },
         )
         .map_err(|e| match e {
+            ferry_accounts::AccountsError::ServiceTierBlocked { .. } => {
+                Attempt::Fatal(Error::PolicyBlocked(e.to_string()))
+            }
             // The request asks for something the model's shape cannot carry: the client's to fix.
             ferry_accounts::AccountsError::LiteUnsupportedTool { .. } => {
                 Attempt::Fatal(Error::InvalidRequest(e.to_string()))
             }
             e => Attempt::Fatal(Error::Internal(e.to_string())),
         })?;
-        upstream_model = outcome.upstream_model;
-        if cache_key.is_none() {
-            cache_key = outcome.prompt_cache_key;
-        }
-        ferry_accounts::apply_service_tier_policy(policy, &mut map, &upstream_model)
-            .map_err(blocked)?;
-        // The Codex backend names fast mode `priority` and refuses `auto`/`flex`/`scale`.
-        ferry_accounts::adapt_service_tier_for_codex(&mut map);
-        let tier = map
-            .get("service_tier")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let effort = map
-            .get("reasoning")
-            .and_then(|r| r.get("effort"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        (
-            serde_json::to_vec(&map).map_err(serialise_failed)?,
-            tier,
-            effort,
-        )
-    } else {
-        // Serialised straight from the typed request (no intermediate JSON tree).
-        if let Some(requested) = body.service_tier.take() {
-            body.service_tier =
-                ferry_accounts::resolve_service_tier(policy, &requested, &upstream_model)
-                    .map_err(blocked)?;
-        }
-        let effort = body
-            .reasoning
-            .as_ref()
-            .and_then(|r| r.effort.as_ref())
-            .and_then(|e| serde_json::to_value(e).ok())
-            .and_then(|v| v.as_str().map(str::to_owned));
-        let tier = body.service_tier.clone();
-        (
-            serde_json::to_vec(&body).map_err(serialise_failed)?,
-            tier,
-            effort,
-        )
-    };
+    let upstream_model = shaped.upstream_model;
+    if cache_key.is_none() {
+        cache_key = shaped.prompt_cache_key;
+    }
+    let reasoning_effort = body
+        .reasoning
+        .as_ref()
+        .and_then(|r| r.effort.as_ref())
+        .and_then(|e| serde_json::to_value(e).ok())
+        .and_then(|v| v.as_str().map(str::to_owned));
+    let service_tier = body.service_tier.clone();
+    let bytes = target.encode(&body).map_err(|e| {
+        Attempt::Fatal(Error::Internal(format!(
+            "cannot serialise the upstream request: {e}"
+        )))
+    })?;
     Ok(Built {
         body: bytes,
         service_tier,
