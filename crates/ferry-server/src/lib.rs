@@ -86,6 +86,8 @@ mod upstream;
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},
     error::{Error, ThreadErrorCode},
-    messages::plan::upstream::{Conversion, SessionFacts, Upstream, convert_for, upstream_request},
+    messages::plan::upstream::{
+        Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
+    },
     server::{Reloader, Server, bind, serve},
 };

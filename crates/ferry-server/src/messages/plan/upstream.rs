@@ -20,6 +20,13 @@ pub struct Conversion {
     pub wants_todo_guard: bool,
 }
 
+/// Whether the request asks for Anthropic's fast mode: `speed: "fast"` in the body. The
+/// `fast-mode` beta header only lets the client send the field, so the header with
+/// `speed: "standard"` (or none) is standard.
+pub fn asks_fast_mode(req: &anthropic::MessagesRequest) -> bool {
+    req.extra.get("speed").and_then(Value::as_str) == Some("fast")
+}
+
 /// Converts the client request for `route` on `account`: a model suffix's reasoning effort
 /// (`gpt-5.4-high`) unless the client set one, fast mode (`fast_mode` or a `-fast` model) as
 /// `service_tier: "priority"`, the upstream model, and the effort clamped to the model.
