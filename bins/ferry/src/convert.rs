@@ -1,10 +1,13 @@
 //! `ferry convert request|stream|response`: the conversions ferry does, from stdin to stdout,
 //! so users can check and snapshot-test them without a server.
 //!
-//! - `request`: an Anthropic Messages request (JSON) → the Responses request ferry sends
-//!   (an api-key account with no model mapping: the model passes through unless `--model`
-//!   names the upstream model; `stream` is always true upstream). Anything the conversion left
-//!   out is listed on stderr.
+//! - `request`: an Anthropic Messages request (JSON) → the body ferry sends upstream, byte
+//!   for byte, then a newline. It goes through the server's own plan
+//!   ([`ferry_server::convert_for`], [`ferry_server::upstream_request`], serialised by
+//!   [`ferry_server::Upstream::body`]) for an account of the `--account` kind (`api`, the
+//!   default, or `codex`) with no model mapping (the model passes through unless `--model`
+//!   names the upstream model), default settings and no session yet (no prompt cache key, no
+//!   continuation). Anything the conversion left out is listed on stderr.
 //! - `stream`: a Responses SSE stream → the Anthropic SSE stream ferry emits. A stream that
 //!   ends without a terminal event ends in an `error` event, as it would from the server.
 //! - `response`: a Responses response object (JSON) → the Anthropic message JSON; a failed
@@ -16,8 +19,20 @@
 use std::io::{Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
+use ferry_accounts::{AccountConfig, ModelMapping, OPENAI_BASE_URL, Secret};
 use ferry_apicompat::convert::{self, ToolNames};
 use ferry_apicompat::{Dropped, anthropic, responses};
+use ferry_server::SessionFacts;
+
+/// The kind of account `ferry convert request` plans the request for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AccountArg {
+    /// An API-key account (the OpenAI Responses API).
+    #[default]
+    Api,
+    /// An OAuth account (the ChatGPT Codex backend; the Lite shape for the models that need it).
+    Codex,
+}
 
 /// Longest SSE line accepted on stdin (as the server's default `max_line_bytes`).
 const MAX_LINE_BYTES: usize = 40 * 1024 * 1024;
@@ -45,24 +60,38 @@ fn report_dropped(dropped: &[Dropped]) {
 }
 
 /// `ferry convert request`.
-pub(crate) fn request(upstream_model: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn request(upstream_model: Option<&str>, account: AccountArg) -> anyhow::Result<()> {
     let body = read_stdin()?;
-    let out = request_bytes(&body, upstream_model)?;
+    let out = request_bytes(&body, upstream_model, account)?;
     write_stdout(&out)
 }
 
-/// The converted request as pretty JSON, with what was dropped reported on stderr.
-pub(crate) fn request_bytes(body: &[u8], upstream_model: Option<&str>) -> anyhow::Result<Vec<u8>> {
+/// The body ferry sends upstream for an account of kind `account`, then a newline; what the
+/// conversion dropped is reported on stderr.
+pub(crate) fn request_bytes(
+    body: &[u8],
+    upstream_model: Option<&str>,
+    account: AccountArg,
+) -> anyhow::Result<Vec<u8>> {
     let req = anthropic::parse_request(body).context("not a valid Messages request")?;
-    let mut opts = convert::request::Options::new();
+    // No credential is used: nothing is sent.
+    let mut account = match account {
+        AccountArg::Api => AccountConfig::api_key("convert", OPENAI_BASE_URL, Secret::new("")),
+        AccountArg::Codex => AccountConfig::oauth("convert", Secret::new(""), None),
+    };
     if let Some(model) = upstream_model {
-        opts = opts.with_model(model);
+        account.model_mapping = ModelMapping::from_rules([("*", model)]);
     }
-    let converted = convert::request::convert(&req, &opts).context("cannot convert the request")?;
-    report_dropped(&converted.dropped);
-    let mut value = converted.value;
-    value.stream = Some(true);
-    let mut out = serde_json::to_vec_pretty(&value).context("cannot encode the request")?;
+    let route = account.route_model(&req.model);
+    let conversion =
+        ferry_server::convert_for(&req, &account, &route, ferry_server::asks_fast_mode(&req))
+            .context("cannot convert the request")?;
+    report_dropped(&conversion.converted.dropped);
+    let facts = SessionFacts::without_session(&conversion, &route, req.stream.unwrap_or(false));
+    let upstream =
+        ferry_server::upstream_request(conversion.converted.value, &account, &route, &facts, None)
+            .context("cannot plan the upstream request")?;
+    let mut out = upstream.body().context("cannot encode the request")?;
     out.push(b'\n');
     Ok(out)
 }

@@ -6,7 +6,7 @@
 //! | `ferry check-config --config FILE` | validates the file, prints every problem at once, exit 1 if any |
 //! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
 //! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
-//! | `ferry convert request\|stream\|response` | stdin → stdout conversions (see `convert.rs`) |
+//! | `ferry convert request [--account api\|codex]\|stream\|response` | stdin → stdout conversions; `request` prints the exact upstream body (see `convert.rs`) |
 //! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
@@ -144,11 +144,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ConvertCommand {
-    /// Anthropic Messages request (stdin) → the Responses request ferry sends (stdout).
+    /// Anthropic Messages request (stdin) → the body ferry sends upstream (stdout).
     Request {
         /// Upstream model to put in the request (default: the client's model, unmapped).
         #[arg(long)]
         model: Option<String>,
+        /// The kind of account the request is planned for.
+        #[arg(long, value_enum, default_value_t)]
+        account: convert::AccountArg,
     },
     /// Responses SSE stream (stdin) → the Anthropic SSE stream ferry emits (stdout).
     Stream {
@@ -249,8 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Convert { what } => match what {
-            ConvertCommand::Request { model } => {
-                convert::request(model.as_deref())?;
+            ConvertCommand::Request { model, account } => {
+                convert::request(model.as_deref(), account)?;
                 Ok(ExitCode::SUCCESS)
             }
             ConvertCommand::Stream { model } => {

@@ -19,15 +19,16 @@
 //!   [`Cooldown`], or answer the client (fatal).
 //! - [`OAuthTokens`] — ChatGPT/Codex access tokens refreshed before expiry and after a 401,
 //!   single flight, persisted to a state file.
-//! - [`apply_codex_transform`] and [`build_upstream_headers`] — the Codex body and headers.
+//! - [`Target`] and [`build_upstream_headers`] — the request shape per upstream kind (the
+//!   Codex transform for OAuth) and the headers.
 //!
 //! # Pipeline (what the server calls, in order)
 //!
 //! 1. `pool.acquire(&Selection { preferred, exclude })` → [`Lease`] (or 429/529 material).
 //! 2. `lease.config().route_model(model)` → [`ModelRoute`] (billing and upstream model).
 //! 3. [`headers_have_beta_token`] with [`FAST_MODE_BETA`] → `service_tier = "priority"`.
-//! 4. OAuth: [`apply_codex_transform`] on the body map, then [`apply_service_tier_policy`];
-//!    API keys: [`resolve_service_tier`] on the typed request's `service_tier`.
+//! 4. [`Target::for_account`], then [`Target::shape`] on the typed request (the Codex
+//!    transform for OAuth, then [`apply_service_tier_policy`]) and [`Target::encode`].
 //! 5. `lease.credential().await` → [`Credential`]; [`build_upstream_headers`]; [`responses_url`].
 //! 6. On an error status: [`Pool::on_upstream_error`] → [`Disposition`]; on success
 //!    [`Pool::on_success`]; before the first client byte, a failed stream:
@@ -85,8 +86,8 @@ pub use crate::{
     codex::{
         CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_MIN_CLIENT_VERSION, CODEX_ORIGINATOR,
         CodexTransformOptions, CodexTransformOutcome, OPENAI_BASE_URL, RESPONSES_LITE_HEADER,
-        TemplateFields, UpstreamHeaderInput, apply_codex_transform, apply_responses_lite,
-        build_upstream_headers, render_instructions_template, responses_url,
+        Shaped, Target, TargetOptions, TemplateFields, UpstreamHeaderInput, apply_codex_transform,
+        apply_responses_lite, build_upstream_headers, render_instructions_template, responses_url,
     },
     config::{
         AccountConfig, AccountKind, DEFAULT_POOL_RETRY_COUNT, DEFAULT_POOL_RETRY_STATUSES,

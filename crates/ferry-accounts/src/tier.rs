@@ -2,7 +2,6 @@
 //! tiers).
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
 
 use crate::config::ServiceTierPolicy;
 use crate::error::AccountsError;
@@ -52,57 +51,37 @@ pub fn codex_service_tier(tier: &str) -> Option<&'static str> {
     }
 }
 
-/// Rewrites an OAuth (Codex backend) body's `service_tier` with [`codex_service_tier`],
-/// after [`apply_service_tier_policy`]; returns the tier left in the body. An unrecognised
+/// Rewrites an OAuth (Codex backend) request's `service_tier` with [`codex_service_tier`],
+/// after [`apply_service_tier_policy`]; returns the tier left in the field. An unrecognised
 /// tier is removed too: the backend refuses anything it does not know.
-pub fn adapt_service_tier_for_codex(body: &mut Map<String, Value>) -> Option<String> {
-    let requested = body.get("service_tier").and_then(Value::as_str)?;
-    match codex_service_tier(requested) {
-        Some(t) => {
-            body.insert("service_tier".into(), Value::String(t.to_owned()));
-            Some(t.to_owned())
-        }
-        None => {
-            body.remove("service_tier");
-            None
-        }
-    }
+pub fn adapt_service_tier_for_codex(service_tier: &mut Option<String>) -> Option<String> {
+    let requested = service_tier.as_deref()?;
+    *service_tier = codex_service_tier(requested).map(str::to_owned);
+    service_tier.clone()
 }
 
-/// Applies an account's policy to the upstream body's `service_tier` and returns the tier that
-/// will be sent (for the result and billing).
+/// Applies an account's policy to a request's `service_tier` field and returns the tier that
+/// will be sent (for the result and billing); on an error the field is left as it was.
 ///
-/// An absent, empty or unrecognised tier passes untouched. A recognised tier is rewritten to its
-/// canonical name under `pass`. `filter` removes, and `block` refuses, the non-standard tiers
-/// (`priority`, `flex`, `scale`); `auto` and `default` always pass, since they ask for nothing
-/// beyond what the account does anyway. [`resolve_service_tier`] is the same rule on a typed
-/// field.
+/// An absent tier stays absent, and an unrecognised one is kept as it is. A recognised tier is
+/// rewritten to its canonical name under `pass`. `filter` removes, and `block` refuses, the
+/// non-standard tiers (`priority`, `flex`, `scale`); `auto` and `default` always pass, since
+/// they ask for nothing beyond what the account does anyway. The rule itself is
+/// [`resolve_service_tier`].
 pub fn apply_service_tier_policy(
     policy: ServiceTierPolicy,
-    body: &mut Map<String, Value>,
+    service_tier: &mut Option<String>,
     upstream_model: &str,
 ) -> Result<Option<String>, AccountsError> {
-    let Some(requested) = body.get("service_tier").and_then(Value::as_str) else {
+    let Some(requested) = service_tier.as_deref() else {
         return Ok(None);
     };
-    let Some(tier) = normalize_service_tier(requested) else {
-        let kept = requested.trim();
-        return Ok((!kept.is_empty()).then(|| kept.to_owned()));
-    };
-    match resolve_service_tier(policy, tier, upstream_model)? {
-        Some(t) => {
-            body.insert("service_tier".into(), Value::String(t.clone()));
-            Ok(Some(t))
-        }
-        None => {
-            body.remove("service_tier");
-            Ok(None)
-        }
-    }
+    *service_tier = resolve_service_tier(policy, requested, upstream_model)?;
+    Ok(service_tier.clone())
 }
 
-/// The policy of [`apply_service_tier_policy`] for a typed `service_tier` field: the value
-/// the field should have (`None`: remove it).
+/// The service-tier policy of an account (gateway.md §3d): the value a request's
+/// `service_tier` field should have (`None`: remove it).
 ///
 /// An unrecognised tier is returned as it was; a recognised one in its canonical name, or
 /// `None` when `filter` removes it.
@@ -131,8 +110,6 @@ pub fn resolve_service_tier(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
@@ -143,14 +120,14 @@ mod tests {
         for dropped in ["auto", "flex", "scale", "turbo", ""] {
             assert_eq!(codex_service_tier(dropped), None, "{dropped}");
         }
-        let mut body = json!({"service_tier": "flex"}).as_object().unwrap().clone();
+        let mut body = Some("flex".to_owned());
         assert_eq!(adapt_service_tier_for_codex(&mut body), None);
-        assert!(body.get("service_tier").is_none());
-        let mut body = json!({"service_tier": "fast"}).as_object().unwrap().clone();
+        assert!(body.is_none());
+        let mut body = Some("fast".to_owned());
         assert_eq!(
             adapt_service_tier_for_codex(&mut body).as_deref(),
             Some("priority")
         );
-        assert_eq!(body["service_tier"], json!("priority"));
+        assert_eq!(body.as_deref(), Some("priority"));
     }
 }

@@ -2,7 +2,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers outside #[test] functions fail the calling test loudly"
 )]
 

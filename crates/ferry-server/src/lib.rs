@@ -18,6 +18,10 @@
 //!   end with an `error` event.
 //! - [`Error`]: `status()`, `anthropic_type()` and `kind()` are the only mapping from a
 //!   failure to the client's HTTP answer in the workspace.
+//! - [`convert_for`] and [`upstream_request`] → [`Upstream`]: the pure plan of the request
+//!   sent to one account (conversion for its model route, then the session's
+//!   [`SessionFacts`] and the account's request shape), serialised once by
+//!   [`Upstream::body`]; `ferry convert request` prints the same bytes.
 //! - `simulated` accounts are answered in process by `ferry_sim::simulate` (the simulated
 //!   Responses upstream, its own crate).
 //!
@@ -25,8 +29,9 @@
 //!
 //! `POST …/v1/messages` → client key check → body (size-limited) → parse → session key
 //! (`ferry-session`) → per attempt: account lease and model route (`ferry-accounts`) →
-//! convert (`ferry-apicompat`) → continuation, todo guard, `prompt_cache_key` → OAuth Codex
-//! transform → service-tier policy → credential and headers → `POST {base_url}/responses`,
+//! convert (`ferry-apicompat`) → continuation, todo guard, `prompt_cache_key` → the
+//! account's request shape (the OAuth Codex transform) and service-tier policy, one
+//! serialisation → credential and headers → `POST {base_url}/responses`,
 //! streamed (SSE frames and events, `ferry-sse`) → the client's stream; for a non-streaming
 //! client one JSON response object (or, on OAuth, the accumulated stream) → one JSON
 //! message. Failover happens only before the client got a byte; headers go out with the
@@ -81,5 +86,8 @@ mod upstream;
 pub use crate::{
     config::{Config, ConfigProblem, RawConfig, simulated_account},
     error::{Error, StartError, ThreadErrorCode},
+    messages::plan::upstream::{
+        Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
+    },
     server::{Reloader, Server, bind, serve},
 };

@@ -78,6 +78,36 @@ fn convert_request_maps_the_model_when_asked() {
 }
 
 #[test]
+fn convert_request_for_a_codex_account_prints_the_codex_body() {
+    let body = std::fs::read(fixtures().join("requests/claude-code/02_bash_turn1.json")).unwrap();
+    let run = |model: &str| {
+        let out = run_with_stdin(
+            &["convert", "request", "--account", "codex", "--model", model],
+            &body,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The exact body: compact JSON, then one newline.
+        assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), 1);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let plain = run("gpt-5.5");
+    assert_eq!(plain["model"], "gpt-5.5");
+    assert_eq!(plain["store"], Value::Bool(false));
+    assert_eq!(plain["stream"], Value::Bool(true));
+    assert!(plain["instructions"].is_string());
+    assert!(plain["tools"].is_array());
+    assert_eq!(plain.get("max_output_tokens"), None);
+    let lite = run("gpt-5.6-sol");
+    assert_eq!(lite.get("tools"), None);
+    assert_eq!(lite["input"][0]["type"], "additional_tools");
+    assert_eq!(lite["reasoning"]["context"], "all_turns");
+}
+
+#[test]
 fn convert_request_rejects_a_malformed_block_with_its_path() {
     let body = br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#;
     let out = run_with_stdin(&["convert", "request"], body);

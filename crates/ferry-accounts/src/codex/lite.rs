@@ -1,6 +1,9 @@
 //! The Responses Lite request shape that the Codex backend requires for some models: tools
 //! and instructions moved into leading input items, and the fields Lite refuses removed.
 
+use ferry_apicompat::responses::{
+    self, InputContent, InputItem, MessageRole, Tool, ToolChoice, ToolChoiceMode,
+};
 use serde_json::{Map, Value};
 
 use crate::error::AccountsError;
@@ -8,7 +11,7 @@ use crate::error::AccountsError;
 /// Tool types the Responses Lite shape accepts.
 const LITE_TOOL_TYPES: &[&str] = &["function", "custom"];
 
-/// Rewrites a Codex body into the Responses Lite shape that the Codex backend requires for
+/// Rewrites a Codex request into the Responses Lite shape that the Codex backend requires for
 /// some models (GPT-5.6 Sol/Terra/Luna; chosen by the catalog or the account):
 ///
 /// - the tools move from top-level `tools` into an input item
@@ -25,82 +28,93 @@ const LITE_TOOL_TYPES: &[&str] = &["function", "custom"];
 /// (hosted web search, file search, image generation) is declared: the backend would refuse
 /// the request, so the client is told which tool and why.
 pub fn apply_responses_lite(
-    body: &mut Map<String, Value>,
+    req: &mut responses::Request,
     model: &str,
 ) -> Result<(), AccountsError> {
-    let tools = match body.remove("tools") {
-        Some(Value::Array(tools)) => tools,
-        _ => Vec::new(),
-    };
-    if let Some(bad) = tools.iter().find(|t| {
-        !t.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|k| LITE_TOOL_TYPES.contains(&k))
-    }) {
-        let kind = bad.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    if let Some(bad) = req
+        .tools
+        .iter()
+        .map(tool_type)
+        .find(|kind| !kind.is_some_and(|k| LITE_TOOL_TYPES.contains(&k)))
+    {
         return Err(AccountsError::LiteUnsupportedTool {
-            tool: kind.to_owned(),
+            tool: bad.unwrap_or("unknown").to_owned(),
             model: model.to_owned(),
         });
     }
-    let mut lead: Vec<Value> = Vec::new();
+    let tools = std::mem::take(&mut req.tools);
+    let mut lead: Vec<InputItem> = Vec::new();
     if !tools.is_empty() {
-        let mut item = Map::new();
-        item.insert("type".into(), "additional_tools".into());
-        item.insert("role".into(), "developer".into());
-        item.insert("tools".into(), Value::Array(tools));
-        lead.push(Value::Object(item));
+        lead.push(additional_tools(tools));
     }
-    if let Some(Value::String(text)) = body.remove("instructions")
+    if let Some(text) = req.instructions.take()
         && !text.trim().is_empty()
     {
-        let mut part = Map::new();
-        part.insert("type".into(), "input_text".into());
-        part.insert("text".into(), Value::String(text));
-        let mut message = Map::new();
-        message.insert("type".into(), "message".into());
-        message.insert("role".into(), "developer".into());
-        message.insert("content".into(), Value::Array(vec![Value::Object(part)]));
-        lead.push(Value::Object(message));
+        lead.push(InputItem::message(
+            MessageRole::Developer,
+            vec![InputContent::input_text(text)],
+        ));
     }
-    let input = match body.remove("input") {
-        Some(Value::Array(items)) => items,
-        Some(other) if !other.is_null() => vec![other],
-        _ => Vec::new(),
-    };
-    let mut items = lead;
-    items.extend(input);
-    for item in &mut items {
+    let mut input = lead;
+    input.append(&mut req.input);
+    for item in &mut input {
         strip_image_detail(item);
     }
-    body.insert("input".into(), Value::Array(items));
-    body.insert("parallel_tool_calls".into(), Value::Bool(false));
-    let reasoning = body
-        .entry("reasoning")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !reasoning.is_object() {
-        *reasoning = Value::Object(Map::new());
-    }
-    if let Some(r) = reasoning.as_object_mut() {
-        r.insert("context".into(), "all_turns".into());
-    }
-    body.remove("previous_response_id");
-    if body.get("tool_choice").is_some_and(Value::is_object) {
-        body.insert("tool_choice".into(), "auto".into());
+    req.input = input;
+    req.parallel_tool_calls = Some(false);
+    req.reasoning.get_or_insert_default().context = Some("all_turns".to_owned());
+    req.previous_response_id = None;
+    if req.tool_choice.as_ref().is_some_and(|c| match c {
+        ToolChoice::Named(_) => true,
+        ToolChoice::Other(v) => v.is_object(),
+        _ => false,
+    }) {
+        req.tool_choice = Some(ToolChoice::Mode(ToolChoiceMode::Auto));
     }
     Ok(())
 }
 
-/// Removes `detail` from the `input_image` parts of one input item.
-fn strip_image_detail(item: &mut Value) {
-    let Some(content) = item.get_mut("content").and_then(Value::as_array_mut) else {
+/// A tool's Responses `type`, `None` when an unmodelled tool has none.
+pub(super) fn tool_type(tool: &Tool) -> Option<&str> {
+    match tool {
+        Tool::Function(_) => Some("function"),
+        Tool::WebSearch(_) => Some("web_search"),
+        Tool::Unknown(v) => v.get("type").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The leading `additional_tools` input item that carries the tools under Lite.
+fn additional_tools(tools: Vec<Tool>) -> InputItem {
+    let tools = tools
+        .into_iter()
+        .map(|tool| match tool {
+            Tool::Unknown(v) => v,
+            // A modelled tool always serialises (its fields are strings, bools and JSON).
+            tool => serde_json::to_value(tool).unwrap_or(Value::Null),
+        })
+        .collect();
+    let mut item = Map::new();
+    item.insert("type".into(), "additional_tools".into());
+    item.insert("role".into(), "developer".into());
+    item.insert("tools".into(), Value::Array(tools));
+    InputItem::Unknown(Value::Object(item))
+}
+
+/// Removes `detail` from the `input_image` parts of a message.
+fn strip_image_detail(item: &mut InputItem) {
+    let InputItem::Message(message) = item else {
         return;
     };
-    for part in content {
-        if part.get("type").and_then(Value::as_str) == Some("input_image")
-            && let Some(obj) = part.as_object_mut()
-        {
-            obj.remove("detail");
+    for part in &mut message.content {
+        match part {
+            InputContent::InputImage { detail, .. } => *detail = None,
+            InputContent::Unknown(Value::Object(obj))
+                if obj.get("type").and_then(Value::as_str) == Some("input_image") =>
+            {
+                obj.remove("detail");
+            }
+            _ => {}
         }
     }
 }

@@ -1,11 +1,14 @@
-//! Upstream request shaping for an account: the Responses URL (gateway.md §4a), the OAuth
-//! Codex body transform (§4b and §1 step 15) with the forced-instructions template and the
-//! Responses Lite shape, and the upstream headers with the Codex client identity (§4c, §1
-//! steps 21–24).
+//! Upstream request shaping for an account: the Responses URL (gateway.md §4a), the request
+//! shape per upstream kind ([`Target`]: the API, the OAuth Codex transform of §4b and §1
+//! step 15 with the forced-instructions template, and the Responses Lite shape), and the
+//! upstream headers with the Codex client identity (§4c, §1 steps 21–24). Every shape is a
+//! pure function over the typed [`ferry_apicompat::responses::Request`].
 //!
 //! - `endpoint`: default base URLs and [`responses_url`].
-//! - `transform`: [`apply_codex_transform`], the body rewrite for the Codex backend.
-//! - `input`: the input-item normalisation the transform applies.
+//! - `target`: [`Target`], which shape an account takes, [`Target::shape`] (with the
+//!   service-tier policy) and [`Target::encode`], the one serialisation of the body.
+//! - `transform`: [`apply_codex_transform`], the rewrite for the Codex backend.
+//! - `input`: the input-item rules the transform applies.
 //! - `lite`: [`apply_responses_lite`], the Responses Lite request shape.
 //! - `template`: [`render_instructions_template`], the forced-instructions template.
 //! - `headers`: [`build_upstream_headers`] and the Codex client version/originator.
@@ -14,6 +17,7 @@ mod endpoint;
 mod headers;
 mod input;
 mod lite;
+mod target;
 mod template;
 mod transform;
 
@@ -24,6 +28,7 @@ pub use self::{
         UpstreamHeaderInput, build_upstream_headers,
     },
     lite::apply_responses_lite,
+    target::{Shaped, Target, TargetOptions},
     template::{TemplateFields, render_instructions_template},
     transform::{CodexTransformOptions, CodexTransformOutcome, apply_codex_transform},
 };

@@ -492,6 +492,9 @@ pub struct Reasoning {
     /// Whether and how the reasoning is summarised (needed to get thinking text back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<ReasoningSummary>,
+    /// Which turns' reasoning the model sees (`all_turns`: the Codex Responses Lite shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// `reasoning.effort`.

@@ -15,7 +15,7 @@ pub(crate) mod events;
 mod failover;
 mod finish;
 pub(crate) mod headers;
-mod plan;
+pub(crate) mod plan;
 mod prepare;
 pub(crate) mod respond;
 mod send;

@@ -8,7 +8,6 @@ use ferry_apicompat::convert::ToolNames;
 use ferry_session::{ResolvedKey, StickyBinding, keys};
 use http::{HeaderMap, Request};
 use hyper::body::Incoming;
-use serde_json::Value;
 
 use super::threads;
 use super::usage::UsageRecord;
@@ -99,9 +98,7 @@ pub(crate) async fn prepare(
         None => None,
     };
     record.prompt_cache_key_source = resolved.as_ref().map(|r| r.source.as_str());
-    // Anthropic's fast mode is `speed: "fast"` in the body; the beta header only lets the
-    // client send the field, so the header with `speed: "standard"` (or none) is standard.
-    let fast_mode = parsed.extra.get("speed").and_then(Value::as_str) == Some("fast");
+    let fast_mode = super::plan::upstream::asks_fast_mode(&parsed);
     Ok(Ctx {
         state: state.clone(),
         request_id: record.request_id.clone(),

@@ -76,6 +76,7 @@ impl Cx {
         out.reasoning = Some(Reasoning {
             effort: Some(effort),
             summary,
+            context: None,
         });
         if visible {
             out.include = vec!["reasoning.encrypted_content".to_owned()];
