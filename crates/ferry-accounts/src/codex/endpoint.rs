@@ -1,5 +1,5 @@
 //! Where an account's Responses requests go: the default base URLs per account kind and the
-//! `{base_url}/responses` URL (gateway.md §4a).
+//! `{base_url}/responses` URL.
 
 use crate::config::{AccountConfig, AccountKind};
 

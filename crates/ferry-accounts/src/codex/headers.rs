@@ -1,4 +1,4 @@
-//! The upstream request headers (gateway.md §4c, §1 steps 21–24): the bearer credential, the
+//! The upstream request headers: the bearer credential, the
 //! copied client headers, session ids, and for OAuth accounts the Codex client identity
 //! (originator, user-agent and version) ferry presents.
 
@@ -27,10 +27,12 @@ pub struct UpstreamHeaderInput<'a> {
     pub client_headers: &'a HeaderMap,
     /// OAuth: the ChatGPT account id.
     pub chatgpt_account_id: Option<&'a str>,
-    /// The isolated session id derived from the prompt cache key (gateway.md §1 step 21);
+    /// The session id derived from the prompt cache key and the client key (so two keys never
+    /// share one);
     /// `None` when there is no key.
     pub session_id: Option<&'a str>,
-    /// A stored `x-codex-turn-state` to send when the client sent none (§1 step 24).
+    /// A stored `x-codex-turn-state` to send when the client sent none (the Codex backend's
+    /// sticky routing for the next turn).
     pub turn_state: Option<&'a str>,
     /// `gateway.force_codex_cli`: present the Codex CLI user-agent.
     pub force_codex_cli: bool,
@@ -57,7 +59,8 @@ fn value(name: &'static str, text: &str) -> Result<HeaderValue, AccountsError> {
     HeaderValue::from_str(text).map_err(|_| AccountsError::InvalidHeader { name })
 }
 
-/// Builds the upstream request headers (gateway.md §4c and §1 steps 21–24).
+/// Builds the upstream request headers: credential, copied client headers, session id and
+/// turn state, and on OAuth accounts the Codex client identity.
 ///
 /// All accounts: `authorization: Bearer …` (marked sensitive), the whitelisted client headers,
 /// `content-type: application/json` when missing, `accept: text/event-stream`; with a session
@@ -145,7 +148,7 @@ pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderM
     Ok(headers)
 }
 
-/// `ensure` + `enforce` of the Codex identity (gateway.md §4c): OpenAI-Beta set; originator,
+/// The Codex client identity, set and kept consistent: OpenAI-Beta set; originator,
 /// user-agent and version paired; a Codex client's own version kept when it is at least
 /// [`CODEX_MIN_CLIENT_VERSION`], else `presented`.
 fn apply_codex_identity(headers: &mut HeaderMap, presented: &str) -> Result<(), AccountsError> {

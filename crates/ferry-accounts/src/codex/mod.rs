@@ -1,7 +1,7 @@
-//! Upstream request shaping for an account: the Responses URL (gateway.md §4a), the request
-//! shape per upstream kind ([`Target`]: the API, the OAuth Codex transform of §4b and §1
-//! step 15 with the forced-instructions template, and the Responses Lite shape), and the
-//! upstream headers with the Codex client identity (§4c, §1 steps 21–24). Every shape is a
+//! Upstream request shaping for an account: the Responses URL, the request shape per
+//! upstream kind ([`Target`]: the API, the OAuth Codex transform with the
+//! forced-instructions template, and the Responses Lite shape of docs/models.md), and the
+//! upstream headers with the Codex client identity. Every shape is a
 //! pure function over the typed [`ferry_apicompat::responses::Request`].
 //!
 //! - `endpoint`: default base URLs and [`responses_url`].

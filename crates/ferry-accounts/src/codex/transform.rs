@@ -1,4 +1,4 @@
-//! The OAuth Codex request transform (gateway.md §4b and §1 step 15): a Responses request
+//! The OAuth Codex request transform: a Responses request
 //! rewritten for the ChatGPT Codex backend, then the forced-instructions template and, when
 //! asked, the Responses Lite shape.
 

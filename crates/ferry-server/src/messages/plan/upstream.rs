@@ -239,7 +239,7 @@ pub fn upstream_request(
 }
 
 /// A reasoning suffix on the model (`gpt-5.4-high`) becomes `output_config.effort` unless
-/// the client set one (gateway.md §1a).
+/// the client set one (docs/models.md § Client model suffixes).
 pub(crate) fn apply_suffix_effort(req: &mut anthropic::MessagesRequest, effort: &str) {
     let has_effort = req
         .output_config
