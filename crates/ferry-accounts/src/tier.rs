@@ -80,7 +80,7 @@ pub fn apply_service_tier_policy(
     Ok(service_tier.clone())
 }
 
-/// The service-tier policy of an account (gateway.md §3d): the value a request's
+/// The service-tier policy of an account (docs/models.md § Fast mode and service tiers): the value a request's
 /// `service_tier` field should have (`None`: remove it).
 ///
 /// An unrecognised tier is returned as it was; a recognised one in its canonical name, or
