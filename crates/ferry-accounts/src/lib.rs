@@ -79,9 +79,9 @@ pub use crate::{
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
         Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
-        POOL_SOFT_COOLDOWN, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure,
+        POOL_SOFT_COOLDOWN, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure, classify_reply,
         classify_stream_failure, classify_transport_error, classify_with,
-        is_invalid_encrypted_content,
+        is_invalid_encrypted_content, is_rejected_reasoning_reply,
     },
     codex::{
         CODEX_BASE_URL, CODEX_CLI_VERSION, CODEX_MIN_CLIENT_VERSION, CODEX_ORIGINATOR,
@@ -115,8 +115,8 @@ pub use crate::{
     },
     ratelimit::{
         CodexUsage, CodexWindow, DEFAULT_RATE_LIMIT_FALLBACK, RATE_LIMIT_FALLBACK_BOUNDS,
-        parse_go_duration, parse_http_date, rate_limit_cooldown, ratelimit_reset, retry_after,
-        usage_limit_reset,
+        parse_go_duration, parse_http_date, rate_limit_cooldown, rate_limit_cooldown_json,
+        ratelimit_reset, retry_after, usage_limit_reset, usage_limit_reset_json,
     },
     tier::{
         FAST_MODE_BETA, adapt_service_tier_for_codex, apply_service_tier_policy,

@@ -237,7 +237,12 @@ impl CodexUsage {
 /// The reset of a Codex `usage_limit_reached` error body (`resets_in_seconds`, else `resets_at`).
 pub fn usage_limit_reset(body: &[u8], now_unix: u64) -> Option<Duration> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let error = value.get("error").unwrap_or(&value);
+    usage_limit_reset_json(&value, now_unix)
+}
+
+/// [`usage_limit_reset`] of a body already parsed.
+pub fn usage_limit_reset_json(value: &Value, now_unix: u64) -> Option<Duration> {
+    let error = value.get("error").unwrap_or(value);
     let kind_matches = ["type", "code"].iter().any(|k| {
         error
             .get(k)
@@ -269,10 +274,21 @@ pub fn rate_limit_cooldown(
     now_unix: u64,
     fallback: Duration,
 ) -> Duration {
+    let value = serde_json::from_slice::<Value>(body).ok();
+    rate_limit_cooldown_json(headers, value.as_ref(), now_unix, fallback)
+}
+
+/// [`rate_limit_cooldown`] with the error body already parsed (`None`: not JSON).
+pub fn rate_limit_cooldown_json(
+    headers: &HeaderMap,
+    body: Option<&Value>,
+    now_unix: u64,
+    fallback: Duration,
+) -> Duration {
     let fallback = fallback.clamp(RATE_LIMIT_FALLBACK_BOUNDS.0, RATE_LIMIT_FALLBACK_BOUNDS.1);
     CodexUsage::from_headers(headers)
         .and_then(|u| u.exhausted_reset())
-        .or_else(|| usage_limit_reset(body, now_unix))
+        .or_else(|| body.and_then(|v| usage_limit_reset_json(v, now_unix)))
         .or_else(|| retry_after(headers, now_unix))
         .or_else(|| ratelimit_reset(headers))
         .filter(|d| !d.is_zero())

@@ -225,8 +225,11 @@ pub(crate) async fn read_error_body(body: &mut ByteStream, timeout: Duration) ->
 
 /// The human message of an upstream error body: `error.message`, `message`, `detail`, …;
 /// for a non-JSON body (an HTML page from a proxy) a generic text.
-pub(crate) fn extract_error_message(status: u16, body: &[u8]) -> (Option<String>, String) {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+pub(crate) fn error_message(
+    status: u16,
+    reply: &ferry_apicompat::convert::ErrorReply,
+) -> (Option<String>, String) {
+    let v = reply.json().unwrap_or(&serde_json::Value::Null);
     let s = |v: &serde_json::Value| {
         v.as_str()
             .map(str::to_owned)

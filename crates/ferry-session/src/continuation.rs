@@ -1,6 +1,7 @@
 //! Continuation helpers: trimming to the latest turn, recognising continuation errors,
 //! and the Claude Code todo guard. All pure.
 
+use ferry_apicompat::convert::ErrorReply;
 use ferry_apicompat::{anthropic, responses};
 use serde_json::Value;
 
@@ -94,9 +95,15 @@ impl ContinuationError {
 /// ("unsupported" is checked first: it is the stronger verdict). `None` means the error
 /// has nothing to do with continuation.
 pub fn classify_continuation_error(status: u16, body: &[u8]) -> Option<ContinuationError> {
-    if is_previous_response_unsupported(status, body) {
+    classify_continuation_reply(status, &ErrorReply::parse(body))
+}
+
+/// [`classify_continuation_error`] on a body already read.
+pub fn classify_continuation_reply(status: u16, reply: &ErrorReply) -> Option<ContinuationError> {
+    let haystacks = haystacks(reply);
+    if unsupported(status, &haystacks) {
         Some(ContinuationError::Unsupported)
-    } else if is_previous_response_not_found(status, body) {
+    } else if not_found(status, &haystacks) {
         Some(ContinuationError::NotFound)
     } else {
         None
@@ -111,10 +118,14 @@ pub fn classify_continuation_error(status: u16, body: &[u8]) -> Option<Continuat
 /// "previous_response_id is not available for this user". The same text at 403, or for
 /// "this project", or "the model is not available" do not match.
 pub fn is_previous_response_not_found(status: u16, body: &[u8]) -> bool {
+    not_found(status, &haystacks(&ErrorReply::parse(body)))
+}
+
+fn not_found(status: u16, haystacks: &[String]) -> bool {
     if status != 400 && status != 404 {
         return false;
     }
-    haystacks(body).iter().any(|h| {
+    haystacks.iter().any(|h| {
         h.contains("previous_response_not_found")
             || (h.contains("previous response") && h.contains("not found"))
             || (h.contains("unsupported parameter") && h.contains("previous_response_id"))
@@ -127,10 +138,14 @@ pub fn is_previous_response_not_found(status: u16, body: &[u8]) -> bool {
 /// parameter", "only supported on responses websocket", "not supported", or "requires an
 /// openai api-key account for http requests" (case-insensitive).
 pub fn is_previous_response_unsupported(status: u16, body: &[u8]) -> bool {
+    unsupported(status, &haystacks(&ErrorReply::parse(body)))
+}
+
+fn unsupported(status: u16, haystacks: &[String]) -> bool {
     if status != 400 {
         return false;
     }
-    haystacks(body).iter().any(|h| {
+    haystacks.iter().any(|h| {
         h.contains("previous_response_id")
             && [
                 "unsupported parameter",
@@ -145,9 +160,9 @@ pub fn is_previous_response_unsupported(status: u16, body: &[u8]) -> bool {
 
 /// The lowercased texts an error body is searched in: the raw body, and the message and
 /// code fields of a JSON body (which may hold escaped characters the raw text hides).
-fn haystacks(body: &[u8]) -> Vec<String> {
-    let mut out = vec![String::from_utf8_lossy(body).to_lowercase()];
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+fn haystacks(reply: &ErrorReply) -> Vec<String> {
+    let mut out = vec![String::from_utf8_lossy(reply.raw()).to_lowercase()];
+    if let Some(v) = reply.json() {
         let paths: [&[&str]; 7] = [
             &["error", "message"],
             &["error", "code"],
@@ -158,7 +173,7 @@ fn haystacks(body: &[u8]) -> Vec<String> {
             &["response", "error", "code"],
         ];
         for path in paths {
-            let mut cur = &v;
+            let mut cur = v;
             for segment in path {
                 match cur.get(segment) {
                     Some(next) => cur = next,

@@ -111,8 +111,9 @@ pub use crate::store::{BreakerStore, RedisConfig, RedisStore};
 pub use crate::{
     continuation::{
         ContinuationError, TODO_GUARD_MARKER, TODO_GUARD_TEXT, classify_continuation_error,
-        continuation_enabled, insert_todo_guard, is_previous_response_not_found,
-        is_previous_response_unsupported, trim_to_latest_turn, wants_todo_guard,
+        classify_continuation_reply, continuation_enabled, insert_todo_guard,
+        is_previous_response_not_found, is_previous_response_unsupported, trim_to_latest_turn,
+        wants_todo_guard,
     },
     economy::{MIN_CACHEABLE_TOKENS, MissFacts, MissReason, classify_miss, is_miss},
     error::StoreError,

@@ -13,8 +13,7 @@ use tokio::time::Instant;
 
 use super::{Account, Lease, Pool, UsageSnapshot};
 use crate::classify::{
-    ClassifyContext, Cooldown, Disposition, FORBIDDEN_WINDOW, classify_stream_failure,
-    classify_with, unix_now,
+    ClassifyContext, Cooldown, Disposition, FORBIDDEN_WINDOW, classify_stream_failure, unix_now,
 };
 use crate::config::AccountKind;
 use crate::oauth::OAuthTokens;
@@ -39,11 +38,25 @@ impl Pool {
         body: &[u8],
         same_account_retries: u32,
     ) -> Disposition {
+        let reply = ferry_apicompat::convert::ErrorReply::parse(body);
+        self.on_upstream_reply(lease, status, headers, &reply, same_account_retries)
+    }
+
+    /// [`Pool::on_upstream_error`] with the error body already read (the gateway parses an
+    /// upstream error once).
+    pub fn on_upstream_reply(
+        &self,
+        lease: &Lease,
+        status: StatusCode,
+        headers: &HeaderMap,
+        reply: &ferry_apicompat::convert::ErrorReply,
+        same_account_retries: u32,
+    ) -> Disposition {
         let account = &lease.account;
         let now = Instant::now();
         self.record_usage(account, headers, now);
         let ctx = self.context(lease, same_account_retries, now);
-        let disposition = classify_with(&ctx, status, headers, body);
+        let disposition = crate::classify::classify_reply(&ctx, status, headers, reply);
         if status == StatusCode::UNAUTHORIZED
             && let Some(oauth) = &account.oauth
         {

@@ -149,9 +149,11 @@ pub(crate) async fn attempt(
     if !(200..300).contains(&status) {
         let err_body = upstream::read_error_body(&mut body, ERROR_BODY_TIMEOUT).await;
         drop(body);
+        // Read once; every rule below looks at this.
+        let reply = convert::ErrorReply::parse(&err_body);
         // What the client gets for this status if it is not retried or failed over.
         let as_is = || {
-            let (_, message) = upstream::extract_error_message(status, &err_body);
+            let (_, message) = upstream::error_message(status, &reply);
             Error::UpstreamStatus {
                 status,
                 failover: false,
@@ -161,7 +163,7 @@ pub(crate) async fn attempt(
         };
         if built.continued
             && let Some(session) = &session
-            && let Some(kind) = ferry_session::classify_continuation_error(status, &err_body)
+            && let Some(kind) = ferry_session::classify_continuation_reply(status, &reply)
         {
             tracing::info!(target: "ferry::session", request_id = %ctx.request_id, kind = kind.as_str(), "previous_response_id rejected; replaying the full history");
             state.metrics.continuations_total.inc([kind.as_str()]);
@@ -181,7 +183,7 @@ pub(crate) async fn attempt(
         // (docs/RELIABILITY.md). A second rejection is the client's 400.
         if !replay.strip_reasoning
             && (built.reasoning_items > 0 || built.continued)
-            && ferry_accounts::is_invalid_encrypted_content(status, &err_body)
+            && ferry_accounts::is_rejected_reasoning_reply(status, &reply)
         {
             tracing::info!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, reasoning_items = built.reasoning_items, "encrypted reasoning rejected; retrying without it");
             return Attempt::ReasoningReset {
@@ -189,7 +191,7 @@ pub(crate) async fn attempt(
                 error: as_is(),
             };
         }
-        let (upstream_code, message) = upstream::extract_error_message(status, &err_body);
+        let (upstream_code, message) = upstream::error_message(status, &reply);
         // The upstream may echo a credential in any shape (`key:<v>`): cut every known
         // secret out before the text reaches the client or a log line.
         let mut message = state.redactor.redact(&message);
@@ -201,11 +203,11 @@ pub(crate) async fn attempt(
         }
         let status = if overflow { 400 } else { status };
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let disposition = state.pool.on_upstream_error(
+        let disposition = state.pool.on_upstream_reply(
             &lease,
             code,
             &reply_headers,
-            &err_body,
+            &reply,
             same_account_retries,
         );
         // Never tell a client to wait longer than an account can be benched.

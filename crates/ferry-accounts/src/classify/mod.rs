@@ -11,10 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use ferry_apicompat::convert::{CodeMeaning, UpstreamFailure, code_meaning};
+use ferry_apicompat::convert::{CodeMeaning, ErrorReply, UpstreamFailure};
 
 use crate::config::{AccountKind, PoolRetry};
 use crate::ratelimit;
+
+mod info;
+use self::info::ErrorInfo;
 
 /// Delay before a pool-mode same-account retry.
 pub const SAME_ACCOUNT_RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -213,10 +216,15 @@ impl Disposition {
 /// fault ([`classify_with`] never fails over on it); the gateway retries once without the
 /// reasoning items.
 pub fn is_invalid_encrypted_content(status: u16, body: &[u8]) -> bool {
+    is_rejected_reasoning_reply(status, &ErrorReply::parse(body))
+}
+
+/// [`is_invalid_encrypted_content`] on a body already read.
+pub fn is_rejected_reasoning_reply(status: u16, reply: &ErrorReply) -> bool {
     if status != 400 {
         return false;
     }
-    let info = ErrorInfo::parse(body);
+    let info = ErrorInfo::of_reply(reply);
     info.has_meaning(CodeMeaning::RejectedReasoning)
         || ferry_apicompat::convert::is_rejected_reasoning(None, &info.text)
 }
@@ -260,16 +268,34 @@ pub fn classify_with(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Disposition {
-    classify_info(ctx, status, headers, &ErrorInfo::parse(body), body)
+    classify_reply(ctx, status, headers, &ErrorReply::parse(body))
 }
 
-/// [`classify_with`] on an error already read: `body` only feeds the rate-limit reset.
+/// [`classify_with`] on an error body already read ([`ErrorReply`]): the gateway parses an
+/// upstream error once and every rule reads that.
+pub fn classify_reply(
+    ctx: &ClassifyContext,
+    status: StatusCode,
+    headers: &HeaderMap,
+    reply: &ErrorReply,
+) -> Disposition {
+    classify_info(
+        ctx,
+        status,
+        headers,
+        &ErrorInfo::of_reply(reply),
+        reply.json(),
+    )
+}
+
+/// [`classify_with`] on an error already read: `body` (its JSON) only feeds the rate-limit
+/// reset.
 fn classify_info(
     ctx: &ClassifyContext,
     status: StatusCode,
     headers: &HeaderMap,
     info: &ErrorInfo,
-    body: &[u8],
+    body: Option<&Value>,
 ) -> Disposition {
     let code = status.as_u16();
     if code < 400 {
@@ -363,17 +389,22 @@ fn classify_info(
 /// overload message (failover without penalty), `server_error`-like codes like a 500;
 /// request-scoped errors and anything else are fatal.
 pub fn classify_stream_failure(ctx: &ClassifyContext, error: &[u8]) -> Disposition {
-    classify_failed_stream(ctx, &ErrorInfo::parse(error), error)
+    let reply = ErrorReply::parse(error);
+    classify_failed_stream(ctx, &ErrorInfo::of_reply(&reply), reply.json())
 }
 
 /// Classifies a typed failure before any client output (a failed response, an `error`
 /// event): the rules of [`classify_stream_failure`], read from the failure's code and
 /// message without a JSON round trip.
 pub fn classify_failure(ctx: &ClassifyContext, failure: &UpstreamFailure) -> Disposition {
-    classify_failed_stream(ctx, &ErrorInfo::of_failure(failure), b"")
+    classify_failed_stream(ctx, &ErrorInfo::of_failure(failure), None)
 }
 
-fn classify_failed_stream(ctx: &ClassifyContext, info: &ErrorInfo, body: &[u8]) -> Disposition {
+fn classify_failed_stream(
+    ctx: &ClassifyContext,
+    info: &ErrorInfo,
+    body: Option<&Value>,
+) -> Disposition {
     let status = if info.has_meaning(CodeMeaning::AccountLimit) {
         StatusCode::TOO_MANY_REQUESTS
     } else if info.is_overload() {
@@ -398,178 +429,11 @@ fn temporary(duration: Duration, kind: CooldownKind) -> Cooldown {
     Cooldown::For { duration, kind }
 }
 
-fn rate_limited(ctx: &ClassifyContext, headers: &HeaderMap, body: &[u8]) -> Cooldown {
+fn rate_limited(ctx: &ClassifyContext, headers: &HeaderMap, body: Option<&Value>) -> Cooldown {
     temporary(
-        ratelimit::rate_limit_cooldown(headers, body, ctx.now_unix, ctx.rate_limit_fallback),
+        ratelimit::rate_limit_cooldown_json(headers, body, ctx.now_unix, ctx.rate_limit_fallback),
         CooldownKind::RateLimited,
     )
-}
-
-/// What the classifier reads from an error body.
-struct ErrorInfo {
-    /// `error.code`, `error.type`, `response.error.code`, `code`, `response.code`, `detail.code`.
-    codes: Vec<String>,
-    /// Lowercased messages and the lowercased raw body (capped).
-    text: String,
-    looks_like_html: bool,
-}
-
-/// Only this much of a body is scanned for phrases.
-const SCAN_LIMIT: usize = 64 * 1024;
-
-impl ErrorInfo {
-    /// A typed failure's code and message, read as a body holding them would be.
-    fn of_failure(failure: &UpstreamFailure) -> Self {
-        let code = failure
-            .code
-            .as_deref()
-            .map(|c| c.trim().to_ascii_lowercase());
-        let mut text = code.clone().unwrap_or_default();
-        text.push('\n');
-        text.push_str(&failure.message.to_lowercase());
-        Self {
-            codes: code.into_iter().collect(),
-            text,
-            looks_like_html: false,
-        }
-    }
-
-    fn parse(body: &[u8]) -> Self {
-        let raw = &body[..body.len().min(SCAN_LIMIT)];
-        let raw_text = String::from_utf8_lossy(raw);
-        let head = raw_text
-            .trim_start()
-            .get(..15)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let looks_like_html = head.starts_with("<!doctype html") || head.starts_with("<html");
-        let mut codes = Vec::new();
-        let mut text = raw_text.to_lowercase();
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            let paths: [&[&str]; 7] = [
-                &["error", "code"],
-                &["error", "type"],
-                &["response", "error", "code"],
-                &["code"],
-                &["response", "code"],
-                &["detail", "code"],
-                &["type"],
-            ];
-            for path in paths {
-                if let Some(code) = lookup(&value, path).and_then(Value::as_str) {
-                    codes.push(code.trim().to_ascii_lowercase());
-                }
-            }
-            let messages: [&[&str]; 5] = [
-                &["error", "message"],
-                &["message"],
-                &["response", "error", "message"],
-                &["detail"],
-                &["detail", "message"],
-            ];
-            for path in messages {
-                if let Some(message) = lookup(&value, path).and_then(Value::as_str) {
-                    text.push('\n');
-                    text.push_str(&message.to_lowercase());
-                }
-            }
-        }
-        Self {
-            codes,
-            text,
-            looks_like_html,
-        }
-    }
-
-    fn has_code(&self, wanted: &[&str]) -> bool {
-        self.codes.iter().any(|c| wanted.contains(&c.as_str()))
-    }
-
-    /// Whether a code of the body has this meaning in the one code table
-    /// ([`ferry_apicompat::convert::UPSTREAM_ERROR_CODES`]).
-    fn has_meaning(&self, meaning: CodeMeaning) -> bool {
-        self.codes.iter().any(|c| code_meaning(c) == Some(meaning))
-    }
-
-    fn contains(&self, needle: &str) -> bool {
-        self.text.contains(needle)
-    }
-
-    fn is_html(&self, headers: &HeaderMap) -> bool {
-        self.looks_like_html
-            || headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"))
-    }
-
-    fn is_cyber_policy(&self) -> bool {
-        self.has_meaning(CodeMeaning::PolicyRefusal) || self.contains("cyber_policy")
-    }
-
-    fn is_continuation_state_error(&self) -> bool {
-        self.has_meaning(CodeMeaning::StaleContinuation)
-            || self.has_meaning(CodeMeaning::RejectedReasoning)
-            || self.contains("previous_response_not_found")
-            || ferry_apicompat::convert::is_rejected_reasoning(None, &self.text)
-            || (self.contains("previous response") && self.contains("not found"))
-    }
-
-    /// The codes and wordings of [`ferry_apicompat::convert::is_context_overflow`]: the
-    /// classifier and the converter agree on what an overflow is.
-    fn is_context_window_error(&self) -> bool {
-        self.has_meaning(CodeMeaning::ContextOverflow)
-            || ferry_apicompat::convert::is_context_overflow(None, &self.text)
-    }
-
-    fn is_model_unsupported(&self) -> bool {
-        self.contains("model is not supported when using codex with a chatgpt account")
-            || (self.contains("model")
-                && self.contains("not supported")
-                && self.contains("account"))
-    }
-
-    fn is_account_state_error(&self) -> bool {
-        self.has_code(&[
-            "account_deactivated",
-            "deactivated_workspace",
-            "organization_disabled",
-        ]) || self.contains("organization has been disabled")
-            || self.contains("identity verification is required")
-            || self.contains("account has been deactivated")
-            || self.contains("account is deactivated")
-            || self.contains("workspace has been deactivated")
-    }
-
-    fn is_request_too_large(&self) -> bool {
-        self.has_code(&["request_too_large", "payload_too_large"])
-            || self.contains("request entity too large")
-            || self.contains("request body too large")
-            || self.contains("payload too large")
-    }
-
-    fn is_overload(&self) -> bool {
-        self.has_meaning(CodeMeaning::Overloaded)
-            || self.contains("server is overloaded")
-            || self.contains("servers are overloaded")
-            || self.contains("servers are currently overloaded")
-    }
-
-    fn is_transient_processing_error(&self, status: u16) -> bool {
-        if status >= 400 && self.is_overload() {
-            return true;
-        }
-        status == 400
-            && (self.contains("an error occurred while processing your request")
-                || self.contains("selected model is at capacity")
-                || (self.contains("you can retry your request")
-                    && self.contains("help.openai.com")
-                    && self.contains("request id")))
-    }
-}
-
-fn lookup<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |v, key| v.get(key))
 }
 
 #[cfg(test)]
