@@ -58,8 +58,6 @@ pub enum AccountKind {
     ApiKey,
     /// A ChatGPT/Codex OAuth login (access + refresh token), requests to the Codex backend.
     Oauth,
-    /// The built-in simulated upstream (demos, tests); behaves like an API-key account.
-    Simulated,
 }
 
 impl AccountKind {
@@ -68,7 +66,6 @@ impl AccountKind {
         match self {
             Self::ApiKey => "api_key",
             Self::Oauth => "oauth",
-            Self::Simulated => "simulated",
         }
     }
 }
@@ -220,7 +217,8 @@ pub struct PoolRetry {
 pub struct AccountConfig {
     /// Unique name; used in logs, metrics labels and sticky bindings.
     pub name: String,
-    /// `api_key`, `oauth` or `simulated`.
+    /// `api_key` or `oauth` (a config file's `kind = "simulated"` is an `api_key` account on
+    /// the built-in simulated upstream).
     pub kind: AccountKind,
     /// Upstream base URL. Requests go to `{base_url}/responses`.
     /// Defaults: `https://api.openai.com/v1` (API key), `https://chatgpt.com/backend-api/codex` (OAuth).
@@ -354,7 +352,7 @@ impl AccountConfig {
     pub fn backend(&self) -> crate::catalog::Backend {
         match self.kind {
             AccountKind::Oauth => crate::catalog::Backend::Codex,
-            AccountKind::ApiKey | AccountKind::Simulated => crate::catalog::Backend::Api,
+            AccountKind::ApiKey => crate::catalog::Backend::Api,
         }
     }
 
@@ -485,7 +483,7 @@ impl AccountConfig {
             }
             // An OAuth account may name no token: `ferry login` puts them in the OAuth state
             // directory (the server's config check requires that directory then).
-            AccountKind::Oauth | AccountKind::Simulated => {}
+            AccountKind::Oauth => {}
         }
         if self.kind != AccountKind::ApiKey && self.api_key.is_some() {
             bad(

@@ -36,7 +36,7 @@ impl AccountConfig {
             .unwrap_or_else(|| requested.clone());
         let upstream = match self.kind {
             AccountKind::Oauth => normalize_codex_model(strip_sys_suffix(&billing)),
-            AccountKind::ApiKey | AccountKind::Simulated => billing.trim().to_owned(),
+            AccountKind::ApiKey => billing.trim().to_owned(),
         };
         let family = self.models.family_model(&upstream);
         ModelRoute {

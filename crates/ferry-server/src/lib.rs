@@ -22,8 +22,9 @@
 //!   sent to one account (conversion for its model route, then the session's
 //!   [`SessionFacts`] and the account's request shape), serialised once by
 //!   [`Upstream::body`]; `ferry convert request` prints the same bytes.
-//! - `simulated` accounts are answered in process by `ferry_sim::simulate` (the simulated
-//!   Responses upstream, its own crate).
+//! - simulated accounts ([`simulated_account`]) are API-key accounts on
+//!   [`SIMULATED_BASE_URL`]: `bind` starts the simulated upstream (`ferry-sim`) on a loopback
+//!   port and points them at it.
 //!
 //! # The request path
 //!
@@ -70,6 +71,7 @@ mod auth;
 mod body;
 pub mod config;
 pub mod cost;
+mod embedded_sim;
 mod error;
 mod http_util;
 mod messages;
@@ -84,7 +86,7 @@ mod tokens;
 mod upstream;
 
 pub use crate::{
-    config::{Config, ConfigProblem, RawConfig, simulated_account},
+    config::{Config, ConfigProblem, RawConfig, SIMULATED_BASE_URL, simulated_account},
     error::{Error, StartError, ThreadErrorCode},
     messages::plan::upstream::{
         Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,

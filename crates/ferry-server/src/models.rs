@@ -362,18 +362,27 @@ mod tests {
     use super::*;
     use ferry_accounts::ModelMapping;
 
-    use crate::config::{Config, simulated_account};
+    use crate::config::Config;
+
+    /// An API-key account with no mapping (what the listing tests start from).
+    fn plain_account(name: &str) -> ferry_accounts::AccountConfig {
+        ferry_accounts::AccountConfig::api_key(
+            name,
+            "http://127.0.0.1:1/v1",
+            ferry_accounts::Secret::new("sk-test"),
+        )
+    }
 
     #[test]
     fn lists_exact_glob_and_default_mappings() {
         let mut config = Config::for_tests();
-        let mut primary = simulated_account("primary");
+        let mut primary = plain_account("primary");
         primary.model_mapping = ModelMapping::from_rules([
             ("claude-opus-4-8", "gpt-5.1-codex"),
             ("claude-haiku-*", "gpt-5.1-codex-mini"),
             ("my-alias", "some-other-model"),
         ]);
-        let mut backup = simulated_account("backup");
+        let mut backup = plain_account("backup");
         backup.priority = 1;
         backup.default_model = Some("gpt-5.1".to_owned());
         backup.model_mapping = ModelMapping::from_rules([("claude-opus-4-8", "gpt-4o")]);
@@ -437,7 +446,11 @@ mod tests {
 
     #[test]
     fn nothing_mapped_is_an_empty_list() {
-        let body = models_body(&Config::for_tests());
+        // The test config's simulated account serves every model (a default mapping), so
+        // "nothing mapped" is an account with no mapping at all.
+        let mut config = Config::for_tests();
+        config.accounts = vec![plain_account("plain")];
+        let body = models_body(&config);
         assert_eq!(
             body,
             json!({"data": [], "has_more": false, "first_id": null, "last_id": null})
@@ -462,7 +475,7 @@ mod tests {
     #[test]
     fn pages_follow_the_cursors() {
         let mut config = Config::for_tests();
-        let mut a = simulated_account("primary");
+        let mut a = plain_account("primary");
         a.model_mapping = ModelMapping::from_rules([
             ("m1", "gpt-5.5"),
             ("m2", "gpt-5.5"),

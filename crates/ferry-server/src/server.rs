@@ -50,8 +50,11 @@ impl Reloader {
 
 /// Binds the listen address and builds the gateway (session store, upstream clients).
 /// Prints nothing; warns through `tracing` when no client key is configured.
-pub async fn bind(config: Config) -> Result<Server, StartError> {
+pub async fn bind(mut config: Config) -> Result<Server, StartError> {
     let addr = config.server.listen;
+    // Simulated accounts get the built-in upstream, on a loopback port of its own.
+    let sim = crate::embedded_sim::SimSlot::default();
+    sim.resolve(&mut config)?;
     let state = AppState::new(config).await?;
     let listener = TcpListener::bind(addr)
         .await
@@ -65,7 +68,7 @@ pub async fn bind(config: Config) -> Result<Server, StartError> {
     Ok(Server {
         listener,
         addr,
-        state: Live::new(state),
+        state: Live::new(state, sim),
     })
 }
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use ferry_accounts::{AccountKind, Pool, PoolOptions, SharedSlots};
+use ferry_accounts::{Pool, PoolOptions, SharedSlots};
 use ferry_session::{MemoryLimits, SessionConfig, Sessions, StoreConfig, ThreadConfig, Threads};
 use tokio::sync::watch;
 
@@ -35,12 +35,15 @@ pub(crate) struct AppState {
 /// hold the lock only to clone the `Arc`, once per request).
 pub(crate) struct Live {
     current: RwLock<Arc<AppState>>,
+    /// The built-in simulated upstream, when an account uses it.
+    sim: crate::embedded_sim::SimSlot,
 }
 
 impl Live {
-    pub(crate) fn new(state: Arc<AppState>) -> Arc<Self> {
+    pub(crate) fn new(state: Arc<AppState>, sim: crate::embedded_sim::SimSlot) -> Arc<Self> {
         Arc::new(Self {
             current: RwLock::new(state),
+            sim,
         })
     }
 
@@ -51,7 +54,8 @@ impl Live {
 
     /// Builds the state for `config` and makes it current. The old state lives on in the
     /// requests that hold it. Returns the changes that only take effect on restart.
-    pub(crate) fn reload(&self, config: Config) -> Result<Vec<String>, StartError> {
+    pub(crate) fn reload(&self, mut config: Config) -> Result<Vec<String>, StartError> {
+        self.sim.resolve(&mut config)?;
         let (next, notes) = self.get().reloaded(config)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
         Ok(notes)
@@ -248,10 +252,10 @@ impl AppState {
     /// Whether some account can serve `model`: a simulated account serves everything; a
     /// real one needs the model to map to a non-Claude upstream model.
     pub(crate) fn serves_model(&self, model: &str) -> bool {
-        self.config.accounts.iter().any(|a| {
-            a.kind == AccountKind::Simulated
-                || !crate::models::is_unmapped(&a.route_model(model).upstream)
-        })
+        self.config
+            .accounts
+            .iter()
+            .any(|a| !crate::models::is_unmapped(&a.route_model(model).upstream))
     }
 }
 

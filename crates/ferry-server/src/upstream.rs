@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, Stream, StreamExt as _};
+use futures_util::stream::{Stream, StreamExt as _};
 use http::{HeaderMap, HeaderValue};
 
 use crate::error::Error;
@@ -177,33 +177,6 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
         src = s.source();
     }
     out
-}
-
-/// The simulated upstream, answered in process (no network).
-pub(crate) fn simulated(request: &serde_json::Value) -> UpstreamReply {
-    let reply = ferry_sim::simulate(request, &ferry_sim::SimOptions::default());
-    let mut headers = HeaderMap::new();
-    for (k, v) in reply.headers {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            headers.append(k, v);
-        }
-    }
-    let (content_type, chunks): (&'static str, Vec<Result<Bytes, String>>) = match reply.body {
-        ferry_sim::SimBody::Events(frames) => (
-            "text/event-stream; charset=utf-8",
-            frames.into_iter().map(Ok).collect(),
-        ),
-        ferry_sim::SimBody::Json(v) => ("application/json", vec![Ok(Bytes::from(v.to_string()))]),
-    };
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    UpstreamReply {
-        status: reply.status,
-        headers,
-        body: stream::iter(chunks).boxed(),
-    }
 }
 
 /// Reads an error body, at most [`ERROR_BODY_CAP`] bytes and at most `timeout` long.

@@ -18,7 +18,8 @@ pub(super) fn deserialize(
     problems: &mut Problems,
     bad_paths: &mut Vec<String>,
 ) -> (RawConfig, Vec<usize>) {
-    let accounts = tree.remove("accounts");
+    let mut accounts = tree.remove("accounts");
+    simulated_accounts(&mut accounts, problems);
     let client_keys = tree.remove("client_keys");
     let mut raw: RawConfig =
         lenient(Value::Table(tree), "", problems, bad_paths).unwrap_or_default();
@@ -26,6 +27,49 @@ pub(super) fn deserialize(
     raw.accounts = accounts;
     raw.client_keys = elements(client_keys, "client_keys", problems, bad_paths).0;
     (raw, account_index)
+}
+
+/// `kind = "simulated"` (the built-in simulated upstream) is written as an API-key account
+/// on [`ferry_server::SIMULATED_BASE_URL`] that serves every model
+/// ([`ferry_server::simulated_account`]): the server points it at its own simulator. Its
+/// `base_url`, `api_key` and `default_model` default to the simulator's; an `api_key` is a
+/// problem (the simulator takes none).
+fn simulated_accounts(accounts: &mut Option<Value>, problems: &mut Problems) {
+    let Some(Value::Array(items)) = accounts else {
+        return;
+    };
+    for (i, item) in items.iter_mut().enumerate() {
+        let Value::Table(t) = item else { continue };
+        if t.get("kind").and_then(Value::as_str) != Some("simulated") {
+            continue;
+        }
+        t.insert("kind".to_owned(), Value::String("api_key".to_owned()));
+        if t.remove("api_key").is_some() {
+            problems.push(
+                format!("accounts[{i}].api_key"),
+                "is not used by kind = \"simulated\"".to_owned(),
+            );
+        }
+        let name = t.get("name").and_then(Value::as_str).unwrap_or("simulated");
+        let defaults = ferry_server::simulated_account(name);
+        t.insert(
+            "api_key".to_owned(),
+            Value::String(
+                defaults
+                    .api_key
+                    .map(|k| k.expose().to_owned())
+                    .unwrap_or_default(),
+            ),
+        );
+        for (key, value) in [
+            ("base_url", defaults.base_url),
+            ("default_model", defaults.default_model),
+        ] {
+            if let Some(value) = value {
+                t.entry(key.to_owned()).or_insert(Value::String(value));
+            }
+        }
+    }
 }
 
 /// The entries of an array of tables that deserialise, with their indexes in the file.

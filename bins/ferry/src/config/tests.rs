@@ -48,7 +48,12 @@ fn no_file_no_key_runs_on_the_simulated_upstream() {
         .iter()
         .map(|a| (a.name.as_str(), a.kind.as_str()))
         .collect();
-    assert_eq!(accounts, vec![("simulated", "simulated")]);
+    // `kind = "simulated"` is an API-key account on the built-in simulated upstream.
+    assert_eq!(accounts, vec![("simulated", "api_key")]);
+    assert_eq!(
+        c.accounts[0].base_url.as_deref(),
+        Some(ferry_server::SIMULATED_BASE_URL)
+    );
     assert_eq!(loaded.notes.len(), 1);
     assert!(loaded.notes[0].contains("simulated"), "{:?}", loaded.notes);
 }

@@ -368,9 +368,7 @@ fn classify_info(
                 }
             }
             AccountKind::Oauth => Cooldown::Disabled,
-            AccountKind::ApiKey | AccountKind::Simulated => {
-                temporary(ctx.unauthorized_bench(), CooldownKind::Error)
-            }
+            AccountKind::ApiKey => temporary(ctx.unauthorized_bench(), CooldownKind::Error),
         },
         402 => Cooldown::Disabled,
         403 if info.is_html(headers) => Cooldown::None,

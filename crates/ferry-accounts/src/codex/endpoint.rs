@@ -13,7 +13,7 @@ pub const CODEX_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
 pub fn responses_url(account: &AccountConfig) -> String {
     let default = match account.kind {
         AccountKind::Oauth => CODEX_BASE_URL,
-        AccountKind::ApiKey | AccountKind::Simulated => OPENAI_BASE_URL,
+        AccountKind::ApiKey => OPENAI_BASE_URL,
     };
     let base = account
         .base_url

@@ -129,7 +129,7 @@ pub fn build_upstream_headers(input: &UpstreamHeaderInput<'_>) -> Result<HeaderM
                 );
             }
         }
-        AccountKind::ApiKey | AccountKind::Simulated => {
+        AccountKind::ApiKey => {
             if let Some(id) = input.session_id.filter(|s| !s.trim().is_empty()) {
                 let id = value("session_id", id.trim())?;
                 if headers.contains_key(&conversation) {

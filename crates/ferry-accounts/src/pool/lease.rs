@@ -76,11 +76,6 @@ impl Lease {
                 .ok_or_else(|| AccountsError::MissingCredential {
                     account: account.config.name.clone(),
                 }),
-            AccountKind::Simulated => Ok(Credential {
-                token: Secret::new("simulated"),
-                chatgpt_account_id: None,
-                refresh_token: None,
-            }),
             AccountKind::Oauth => {
                 let Some(oauth) = &account.oauth else {
                     return Err(AccountsError::MissingCredential {

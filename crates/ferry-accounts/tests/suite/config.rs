@@ -94,7 +94,8 @@ service_tier_policy = "block"
 
 #[test]
 fn defaults() {
-    let accounts = parse("[[accounts]]\nname = \"s\"\nkind = \"simulated\"\n").unwrap();
+    let accounts =
+        parse("[[accounts]]\nname = \"s\"\nkind = \"api_key\"\napi_key = \"k\"\n").unwrap();
     let a = &accounts[0];
     assert_eq!(
         (
@@ -106,7 +107,7 @@ fn defaults() {
             a.pool_retry()
         ),
         (
-            AccountKind::Simulated,
+            AccountKind::ApiKey,
             0,
             8,
             false,

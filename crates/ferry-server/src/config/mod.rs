@@ -133,15 +133,28 @@ impl Config {
     }
 }
 
-/// A `simulated` account (the built-in upstream, answered in process) with defaults.
+/// A simulated account: an API-key account on the built-in simulated upstream
+/// ([`SIMULATED_BASE_URL`], pointed at a loopback `ferry-sim` when the gateway
+/// starts) that serves every model name (as `default_model = "simulated"`).
 pub fn simulated_account(name: &str) -> AccountConfig {
-    AccountConfig {
-        kind: AccountKind::Simulated,
-        base_url: None,
-        api_key: None,
-        ..AccountConfig::api_key(name, "", ferry_accounts::Secret::new(""))
-    }
+    let mut account = AccountConfig::api_key(
+        name,
+        SIMULATED_BASE_URL,
+        ferry_accounts::Secret::new(SIMULATED_API_KEY),
+    );
+    account.default_model = Some(SIMULATED_MODEL.to_owned());
+    account
 }
+
+/// The `base_url` that names the built-in simulated upstream (`kind = "simulated"` in a
+/// config file becomes an API-key account with it). The `.invalid` top-level domain never
+/// resolves, so an account with it that somehow skipped resolution fails loudly.
+pub const SIMULATED_BASE_URL: &str = "http://ferry-sim.invalid/v1";
+
+/// The API key a simulated account sends (the simulator checks none).
+pub const SIMULATED_API_KEY: &str = "sk-ferry-simulated";
+/// The upstream model name a simulated account maps every model to.
+pub const SIMULATED_MODEL: &str = "simulated";
 /// The config file as written (after `${NAME}` expansion). Unknown keys are an error;
 /// every key is optional, with the default `bins/ferry/src/defaults.toml` lists (a test of
 /// the `ferry` binary keeps the two the same).

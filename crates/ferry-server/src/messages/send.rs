@@ -8,7 +8,6 @@ use ferry_accounts::{AccountKind, Disposition, FailoverReason, Lease};
 use ferry_apicompat::convert::{self};
 use ferry_session::{SessionRef, keys};
 use http::{HeaderValue, StatusCode, header};
-use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failover::Attempt;
@@ -101,10 +100,7 @@ pub(crate) async fn attempt(
         state.metrics.continuations_total.inc(["sent"]);
     }
     let sent_at = Instant::now();
-    let reply = if cfg.kind == AccountKind::Simulated {
-        let request = serde_json::from_slice::<Value>(&built.body).unwrap_or(Value::Null);
-        upstream::simulated(&request)
-    } else {
+    let reply = {
         let body = std::mem::take(&mut built.body);
         let sent = state
             .http

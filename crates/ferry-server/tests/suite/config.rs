@@ -56,7 +56,7 @@ fn every_problem_is_reported_together() {
         "client_keys": [{"name": "alice", "key": "k1"}, {"name": "alice", "key": "${FERRY_KEY_BOB}"}],
         "accounts": [
             {"name": "primary", "kind": "api_key"},
-            {"name": "primary", "kind": "simulated", "base_url": "ftp://x"},
+            {"name": "primary", "kind": "api_key", "api_key": "k", "base_url": "ftp://x"},
             {"name": "o", "kind": "oauth"}
         ]
     }));
@@ -101,7 +101,12 @@ fn the_test_config_is_loopback_and_simulated() {
     let c = Config::for_tests();
     assert!(c.server.listen.ip().is_loopback());
     assert_eq!(c.accounts.len(), 1);
-    assert_eq!(c.accounts[0].kind, ferry_accounts::AccountKind::Simulated);
+    // The simulated account is an API-key account on the built-in simulated upstream.
+    assert_eq!(c.accounts[0].kind, ferry_accounts::AccountKind::ApiKey);
+    assert_eq!(
+        c.accounts[0].base_url.as_deref(),
+        Some(ferry_server::SIMULATED_BASE_URL)
+    );
 }
 
 #[test]

@@ -377,3 +377,26 @@ async fn claude_code_fixtures_go_through() {
     assert_eq!(mock.requests().len(), 7);
     let _ = mount_sse_once;
 }
+
+/// A reload onto a simulated account (from a config without one) starts the built-in
+/// simulated upstream on a loopback port and answers from it over HTTP, like any upstream;
+/// the `base_url` the client configured stays the simulator's name, never a real host.
+#[tokio::test]
+async fn a_reload_onto_a_simulated_account_starts_the_simulator() {
+    let upstream = ferry_testkit::upstream::start().await;
+    let server = TestServer::start(config(&upstream.uri())).await;
+    let mut c = Config::for_tests();
+    c.client_keys = config(&upstream.uri()).client_keys;
+    assert_eq!(
+        c.accounts[0].base_url.as_deref(),
+        Some(ferry_server::SIMULATED_BASE_URL)
+    );
+    server.reloader.reload(c).unwrap();
+    let body = json_body(server.messages(&request("say hello", false)).await).await;
+    let text = body["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.starts_with("Simulated reply to"), "{body}");
+    assert_eq!(
+        upstream.received_requests().await.unwrap_or_default().len(),
+        0
+    );
+}

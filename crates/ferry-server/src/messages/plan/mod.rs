@@ -53,7 +53,7 @@ pub(crate) struct Built {
 pub(crate) async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Built, Attempt> {
     let cfg = lease.config();
     let route = cfg.route_model(&ctx.req.model);
-    if cfg.kind != AccountKind::Simulated && is_unmapped(&route.upstream) {
+    if is_unmapped(&route.upstream) {
         return Err(Attempt::Skip);
     }
     let conversion = convert_for(&ctx.req, cfg, &route, ctx.fast_mode)
