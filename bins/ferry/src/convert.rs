@@ -59,10 +59,23 @@ fn report_dropped(dropped: &[Dropped]) {
     }
 }
 
+/// What the gateway's session would know about the turn (`ferry convert request` flags).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Session {
+    /// The upstream prompt cache key, used when the request carries none.
+    pub(crate) prompt_cache_key: Option<String>,
+    /// The stored upstream response the turn continues from.
+    pub(crate) previous_response_id: Option<String>,
+}
+
 /// `ferry convert request`.
-pub(crate) fn request(upstream_model: Option<&str>, account: AccountArg) -> anyhow::Result<()> {
+pub(crate) fn request(
+    upstream_model: Option<&str>,
+    account: AccountArg,
+    session: &Session,
+) -> anyhow::Result<()> {
     let body = read_stdin()?;
-    let out = request_bytes(&body, upstream_model, account)?;
+    let out = request_bytes(&body, upstream_model, account, session)?;
     write_stdout(&out)
 }
 
@@ -72,6 +85,7 @@ pub(crate) fn request_bytes(
     body: &[u8],
     upstream_model: Option<&str>,
     account: AccountArg,
+    session: &Session,
 ) -> anyhow::Result<Vec<u8>> {
     let req = anthropic::parse_request(body).context("not a valid Messages request")?;
     // No credential is used: nothing is sent.
@@ -87,7 +101,12 @@ pub(crate) fn request_bytes(
         ferry_server::convert_for(&req, &account, &route, ferry_server::asks_fast_mode(&req))
             .context("cannot convert the request")?;
     report_dropped(&conversion.converted.dropped);
-    let facts = SessionFacts::without_session(&conversion, &route, req.stream.unwrap_or(false));
+    let mut facts = SessionFacts::without_session(&conversion, &route, req.stream.unwrap_or(false));
+    facts.prompt_cache_key.clone_from(&session.prompt_cache_key);
+    if let Some(id) = &session.previous_response_id {
+        facts.continuation = true;
+        facts.previous_response_id = Some(id.clone());
+    }
     let upstream =
         ferry_server::upstream_request(conversion.converted.value, &account, &route, &facts, None)
             .context("cannot plan the upstream request")?;

@@ -6,7 +6,7 @@
 //! | `ferry check-config --config FILE` | validates the file, prints every problem at once, exit 1 if any |
 //! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
 //! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
-//! | `ferry convert request [--account api\|codex]\|stream\|response` | stdin → stdout conversions; `request` prints the exact upstream body (see `convert.rs`) |
+//! | `ferry convert request [--account api\|codex] [--prompt-cache-key KEY] [--previous-response-id ID]\|stream\|response` | stdin → stdout conversions; `request` prints the exact upstream body (see `convert.rs`) |
 //! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
@@ -152,6 +152,14 @@ enum ConvertCommand {
         /// The kind of account the request is planned for.
         #[arg(long, value_enum, default_value_t)]
         account: convert::AccountArg,
+        /// The session's upstream prompt cache key (what the gateway derived for it; see
+        /// the `prompt_cache_key` of a request it sent), used when the request has none.
+        #[arg(long, value_name = "KEY")]
+        prompt_cache_key: Option<String>,
+        /// Continue from this stored upstream response (continuation on: `store: true`, the
+        /// input trimmed to the latest turn).
+        #[arg(long, value_name = "ID")]
+        previous_response_id: Option<String>,
     },
     /// Responses SSE stream (stdin) → the Anthropic SSE stream ferry emits (stdout).
     Stream {
@@ -252,8 +260,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Convert { what } => match what {
-            ConvertCommand::Request { model, account } => {
-                convert::request(model.as_deref(), account)?;
+            ConvertCommand::Request {
+                model,
+                account,
+                prompt_cache_key,
+                previous_response_id,
+            } => {
+                let session = convert::Session {
+                    prompt_cache_key,
+                    previous_response_id,
+                };
+                convert::request(model.as_deref(), account, &session)?;
                 Ok(ExitCode::SUCCESS)
             }
             ConvertCommand::Stream { model } => {

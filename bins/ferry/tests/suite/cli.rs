@@ -107,6 +107,47 @@ fn convert_request_for_a_codex_account_prints_the_codex_body() {
     assert_eq!(lite["reasoning"]["context"], "all_turns");
 }
 
+/// With the session's facts on the command line, `convert request` prints the continued
+/// request ferry would send: the cache key, `previous_response_id` with `store: true`, and
+/// the input trimmed to the latest turn.
+#[test]
+fn convert_request_takes_the_session_facts() {
+    let body =
+        std::fs::read(fixtures().join("requests/claude-code/03_bash_turn2_tool_result.json"))
+            .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["convert", "request", "--model", "gpt-5.4"];
+        all.extend_from_slice(args);
+        let out = run_with_stdin(&all, &body);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let fresh = run(&[]);
+    assert_eq!(fresh.get("prompt_cache_key"), None);
+    assert_eq!(fresh.get("previous_response_id"), None);
+    let continued = run(&[
+        "--prompt-cache-key",
+        "pck-123",
+        "--previous-response-id",
+        "resp_prev",
+    ]);
+    assert_eq!(continued["prompt_cache_key"], "pck-123");
+    assert_eq!(continued["previous_response_id"], "resp_prev");
+    assert_eq!(continued["store"], Value::Bool(true));
+    let (all, latest) = (
+        fresh["input"].as_array().unwrap().len(),
+        continued["input"].as_array().unwrap().len(),
+    );
+    assert!(
+        latest < all,
+        "trimmed to the latest turn: {latest} of {all} items"
+    );
+}
+
 #[test]
 fn convert_request_rejects_a_malformed_block_with_its_path() {
     let body = br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#;

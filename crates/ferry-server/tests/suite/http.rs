@@ -400,3 +400,57 @@ async fn a_reload_onto_a_simulated_account_starts_the_simulator() {
         0
     );
 }
+
+/// The bytes the server sends upstream are the public plan's (`convert_for` then
+/// `upstream_request`, serialised by `Upstream::body`, what `ferry convert request` prints)
+/// given the same session facts: the only thing the server adds is what its session knows,
+/// here the prompt cache key it derived (read back from the request it sent).
+#[tokio::test]
+async fn the_server_sends_exactly_the_public_plan() {
+    use ferry_testkit::upstream::{mount_sse_once, start};
+    for case in [
+        "01_say_hi_main",
+        "02_bash_turn1",
+        "03_bash_turn2_tool_result",
+    ] {
+        let upstream = start().await;
+        let mock = mount_sse_once(
+            &upstream,
+            sse(text_events("resp_p", &["ok"], Usage::new(1, 1))),
+        )
+        .await;
+        let c = config(&upstream.uri());
+        let account = c.accounts[0].clone();
+        let server = TestServer::start(c).await;
+        let body = claude_code_request(case);
+        let resp = server.messages(&body).await;
+        assert_eq!(resp.status(), 200, "{case}");
+        let _ = resp.bytes().await.unwrap();
+        let sent = &mock.requests()[0];
+
+        let req = ferry_apicompat::anthropic::parse_request(body.to_string().as_bytes()).unwrap();
+        let route = account.route_model(&req.model);
+        let conversion =
+            ferry_server::convert_for(&req, &account, &route, ferry_server::asks_fast_mode(&req))
+                .unwrap();
+        let mut facts = ferry_server::SessionFacts::without_session(
+            &conversion,
+            &route,
+            req.stream.unwrap_or(false),
+        );
+        facts.prompt_cache_key = sent.body["prompt_cache_key"].as_str().map(str::to_owned);
+        let planned = ferry_server::upstream_request(
+            conversion.converted.value,
+            &account,
+            &route,
+            &facts,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(planned.body().unwrap()).unwrap(),
+            String::from_utf8(sent.raw_body.clone()).unwrap(),
+            "{case}"
+        );
+    }
+}
