@@ -154,6 +154,27 @@ impl Parser {
         errors.into_result()
     }
 
+    /// Parses a whole stream given as `chunks` (a recorded stream, a test): every frame,
+    /// and the error each [`Parser::feed`] and the final [`Parser::finish`] returned, in
+    /// order. The frames are those of feeding the chunks one by one.
+    pub fn parse_chunks<'a>(
+        max_line_bytes: usize,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Frame>, Vec<ParseError>) {
+        let mut parser = Self::new(max_line_bytes);
+        let mut frames = Vec::new();
+        let mut errors = Vec::new();
+        for chunk in chunks {
+            if let Err(e) = parser.feed(chunk, &mut frames) {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = parser.finish(&mut frames) {
+            errors.push(e);
+        }
+        (frames, errors)
+    }
+
     /// Ends the stream: processes a last line that has no line end and dispatches a frame
     /// that lacks its closing blank line.
     ///

@@ -137,19 +137,9 @@ pub(crate) struct Outcome {
     pub(crate) errors: Vec<ParseError>,
 }
 
-/// Feeds `chunks` in order, then finishes.
+/// Feeds `chunks` in order, then finishes ([`Parser::parse_chunks`]).
 pub(crate) fn parse_chunks<'a>(max: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut parser = Parser::new(max);
-    let mut frames = Vec::new();
-    let mut errors = Vec::new();
-    for chunk in chunks {
-        if let Err(e) = parser.feed(chunk, &mut frames) {
-            errors.push(e);
-        }
-    }
-    if let Err(e) = parser.finish(&mut frames) {
-        errors.push(e);
-    }
+    let (frames, errors) = Parser::parse_chunks(max, chunks);
     Outcome { frames, errors }
 }
 
