@@ -17,14 +17,9 @@ impl StreamConverter {
         delta: &str,
         out: &mut Vec<Out>,
     ) {
-        self.ensure_started(out);
-        if delta.is_empty() {
+        let Some(i) = self.delta_item(at, kind, delta, out) else {
             return;
-        }
-        let i = self.item_for(at, kind);
-        if self.items[i].done {
-            return;
-        }
+        };
         self.emit_part(i, key, delta, out);
     }
 

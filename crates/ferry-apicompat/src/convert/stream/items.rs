@@ -18,6 +18,23 @@ impl StreamConverter {
         self.locate(at, kind, Seen::Content)
     }
 
+    /// The item a non-empty delta goes to, or `None` when the delta is empty or its item is
+    /// already done (a late delta). The message starts first either way.
+    pub(super) fn delta_item(
+        &mut self,
+        at: ItemRef<'_>,
+        kind: ItemKind,
+        delta: &str,
+        out: &mut Vec<Out>,
+    ) -> Option<usize> {
+        self.ensure_started(out);
+        if delta.is_empty() {
+            return None;
+        }
+        let i = self.item_for(at, kind);
+        (!self.items[i].done).then_some(i)
+    }
+
     pub(super) fn locate(&mut self, mut at: ItemRef<'_>, kind: ItemKind, seen: Seen) -> usize {
         if at.kind.is_none() {
             at.kind = kind.type_name();

@@ -23,14 +23,9 @@ impl StreamConverter {
         delta: &str,
         out: &mut Vec<Out>,
     ) {
-        self.ensure_started(out);
-        if delta.is_empty() {
+        let Some(i) = self.delta_item(at, kind, delta, out) else {
             return;
-        }
-        let i = self.item_for(at, kind);
-        if self.items[i].done {
-            return;
-        }
+        };
         let b = self.tool_block(i);
         self.part(i, PartKey::Arguments).push(delta);
         let item = &mut self.items[i];
