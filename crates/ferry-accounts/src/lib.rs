@@ -79,8 +79,8 @@ pub use crate::{
     classify::{
         AUTH_COOLDOWN, ClassifyContext, Cooldown, CooldownKind, DEFAULT_UNAUTHORIZED_BACKOFF,
         Disposition, FORBIDDEN_THRESHOLD, FORBIDDEN_WINDOW, FailoverReason, OVERLOAD_COOLDOWN,
-        POOL_SOFT_COOLDOWN, SAME_ACCOUNT_RETRY_DELAY, classify, classify_failure, classify_reply,
-        classify_stream_failure, classify_transport_error, classify_with,
+        POOL_SOFT_COOLDOWN, SAME_ACCOUNT_RETRY_DELAY, TransportFailure, classify, classify_failure,
+        classify_reply, classify_stream_failure, classify_transport_error, classify_with,
         is_invalid_encrypted_content, is_rejected_reasoning_reply,
     },
     codex::{

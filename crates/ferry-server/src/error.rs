@@ -166,6 +166,16 @@ impl ThreadErrorCode {
 }
 
 impl Error {
+    /// The kind of transport failure an error of the upstream client is, for
+    /// [`ferry_accounts::classify_transport_error`]: a header timeout, or else a failure to
+    /// connect or exchange.
+    pub(crate) fn transport_failure(&self) -> ferry_accounts::TransportFailure {
+        match self {
+            Self::UpstreamTimeout(_) => ferry_accounts::TransportFailure::HeaderTimeout,
+            _ => ferry_accounts::TransportFailure::Connect,
+        }
+    }
+
     /// The HTTP status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -415,11 +415,30 @@ fn classify_failed_stream(
     classify_info(ctx, status, &HeaderMap::new(), info, body)
 }
 
-/// The failover for a transport error (no response headers): no penalty, next account.
-pub fn classify_transport_error() -> Disposition {
-    Disposition::Failover {
-        cooldown: Cooldown::None,
-        reason: FailoverReason::Transport,
+/// How an upstream request failed before any response headers arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// No connection or no exchange: refused, reset, DNS, TLS, or a base or proxy URL the
+    /// client cannot use.
+    Connect,
+    /// Connected and sent, but no response headers within the header timeout.
+    HeaderTimeout,
+}
+
+/// The failover for a request that got no response headers: the next account, with no
+/// penalty for this one. Neither failure says the account is bad: a refused or reset
+/// connection is as often the upstream restarting or a proxy dropping an idle
+/// connection, and a header timeout may be this one request's prompt. A cooldown would
+/// make a one-account gateway refuse every request for its duration after one such
+/// failure; a really unreachable account fails each request quickly (connect timeout)
+/// and the next account serves it.
+pub fn classify_transport_error(failure: TransportFailure) -> Disposition {
+    match failure {
+        TransportFailure::Connect | TransportFailure::HeaderTimeout => Disposition::Failover {
+            cooldown: Cooldown::None,
+            reason: FailoverReason::Transport,
+        },
     }
 }
 

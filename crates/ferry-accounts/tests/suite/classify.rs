@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferry_accounts::{
     AccountKind, ClassifyContext, Cooldown, CooldownKind, Disposition, FailoverReason, PoolRetry,
-    classify, classify_stream_failure, classify_transport_error, classify_with,
+    TransportFailure, classify, classify_stream_failure, classify_transport_error, classify_with,
 };
 use http::StatusCode;
 use pretty_assertions::assert_eq;
@@ -660,10 +660,13 @@ fn stream_failures_are_classified_by_code() {
 
 #[test]
 fn transport_errors_fail_over_without_penalty() {
-    assert_eq!(
-        classify_transport_error(),
-        failover(Cooldown::None, FailoverReason::Transport)
-    );
+    for failure in [TransportFailure::Connect, TransportFailure::HeaderTimeout] {
+        assert_eq!(
+            classify_transport_error(failure),
+            failover(Cooldown::None, FailoverReason::Transport),
+            "{failure:?}"
+        );
+    }
 }
 
 #[test]

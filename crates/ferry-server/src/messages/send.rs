@@ -121,13 +121,12 @@ pub(crate) async fn attempt(
                     .upstream_requests_total
                     .inc([&account, "error"]);
                 tracing::warn!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, error = %e, "upstream request failed");
-                return match ferry_accounts::classify_transport_error() {
-                    Disposition::Fatal => Attempt::Fatal(e),
-                    _ => Attempt::Failover {
-                        error: e,
-                        reason: FailoverReason::Transport,
-                    },
-                };
+                let failure = e.transport_failure();
+                return Attempt::from_disposition(
+                    ferry_accounts::classify_transport_error(failure),
+                    lease,
+                    e,
+                );
             }
         }
     };
