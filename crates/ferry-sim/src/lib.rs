@@ -105,7 +105,8 @@ pub use serve::{PacedBody, run_sim_upstream};
 pub struct SimOptions {
     /// Number of `output_text.delta` events of a text answer (at least 1).
     pub deltas: usize,
-    /// Delay before the first byte of a streamed answer (paced mode).
+    /// Delay before the first byte of a streamed answer (paced mode). A JSON answer
+    /// (`stream: false`) comes whole after `ttft + deltas × event_interval`.
     pub ttft: Duration,
     /// Delay between two events of a streamed answer (paced mode).
     pub event_interval: Duration,

@@ -229,7 +229,17 @@ async fn handle(
     }
     let reply = simulate(&body, opts);
     let mut resp = match reply.body {
-        SimBody::Json(v) => json_response(reply.status, &v),
+        SimBody::Json(v) => {
+            // Paced, a JSON answer takes as long as generating its stream would: the time
+            // to the first token and one interval per text delta, then the whole body.
+            if reply.status == 200 {
+                let generating = opts.ttft + opts.event_interval * deltas_u32(opts.deltas);
+                if !generating.is_zero() {
+                    tokio::time::sleep(generating).await;
+                }
+            }
+            json_response(reply.status, &v)
+        }
         SimBody::Events(frames) => {
             let mut resp =
                 hyper::Response::new(SimResponseBody::Paced(PacedBody::new(frames, opts)));
@@ -246,6 +256,10 @@ async fn handle(
         }
     }
     resp
+}
+
+fn deltas_u32(deltas: usize) -> u32 {
+    u32::try_from(deltas).unwrap_or(u32::MAX)
 }
 
 /// Serves the simulated upstream on `listener` until `shutdown` resolves, then lets open

@@ -603,3 +603,48 @@ async fn zero_delay_body_is_one_chunk() {
     let all = body.collect().await.unwrap().to_bytes();
     assert_eq!(all, Bytes::from_static(b"ab"));
 }
+
+#[tokio::test]
+async fn a_paced_json_answer_takes_as_long_as_its_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let o = SimOptions {
+        deltas: 4,
+        ttft: Duration::from_millis(30),
+        event_interval: Duration::from_millis(10),
+        ..opts()
+    };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test's server runs beside its client"
+    )]
+    let server = tokio::spawn(run_sim_upstream(listener, o, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("http://{addr}/v1/responses"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let start = std::time::Instant::now();
+    let plain = post(json!({"input": [user("hi")]})).await.unwrap();
+    assert_eq!(plain.status(), 200);
+    let v: Value = serde_json::from_str(&plain.text().await.unwrap()).unwrap();
+    assert_eq!(v["status"], json!("completed"));
+    // 30 ms to the first token, then 4 deltas 10 ms apart.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(70), "{took:?}");
+    // An error is not generated: it comes at once.
+    let start = std::time::Instant::now();
+    let limited = post(json!({"input": [user("[[status:429]]")]}))
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(start.elapsed() < Duration::from_millis(70));
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
