@@ -77,9 +77,18 @@ impl Route {
     }
 }
 
-/// A fresh request id: `req_` and 32 hex digits.
+/// A fresh request id: `req_` and 32 hex digits, unique across processes and replicas: a
+/// random 64-bit prefix drawn once per process, then a per-process counter. (A random
+/// UUID per request cost a `getrandom` syscall on every request; an id needs uniqueness,
+/// not unpredictability: it names a request in logs and is no credential.)
 pub(crate) fn new_request_id() -> String {
-    format!("req_{}", uuid::Uuid::new_v4().simple())
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("req_{prefix:016x}{n:016x}")
 }
 
 /// Entry point for every request: routes it, turns errors into Anthropic error bodies and
@@ -210,6 +219,24 @@ fn ready(state: &AppState) -> Response<ResponseBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_keep_their_shape() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            let hex = id.strip_prefix("req_").expect("req_ prefix");
+            assert_eq!(hex.len(), 32, "{id}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
+        }
+        // One process, one random prefix: the ids differ only in the counter half.
+        assert!(ids.iter().all(|i| i[4..20] == ids[0][4..20]));
+    }
 
     #[test]
     fn routes_match_with_prefixes_and_trailing_slashes() {
