@@ -194,6 +194,39 @@ impl Results {
                 added(l, d),
             );
         }
+        // Issue 17: at concurrency 1, what ferry adds at p99 against what the byte relay
+        // adds in the same rounds (the floor of any process in the middle).
+        for (p, label, first_delta) in [
+            (&self.latency_json, "JSON latency", false),
+            (
+                &self.latency_stream,
+                "time to first text delta, zero-delay upstream",
+                true,
+            ),
+        ] {
+            let get = |t: &str| {
+                if first_delta {
+                    first(p, t, 0.99)
+                } else {
+                    lat(p, t, 0.99)
+                }
+            };
+            let (f, d, r) = (get("ferry"), get("direct"), get("relay"));
+            let ratio = match (f, d, r) {
+                (Some(f), Some(d), Some(r)) if r > d => {
+                    Some((f as f64 - d as f64) / (r as f64 - d as f64))
+                }
+                _ => None,
+            };
+            let _ = writeln!(
+                o,
+                "| 2. added p99 at concurrency 1, {label}: ferry / relay | {} | — | — | ferry {}, relay {} | ≤ 1.5× | {} |",
+                ratio.map_or("—".into(), |r| format!("{r:.2}×")),
+                added(f, d),
+                added(r, d),
+                yes(ratio.is_some_and(|r| r <= 1.5)),
+            );
+        }
         let best = |t: &str| {
             self.capacity
                 .get(t)
