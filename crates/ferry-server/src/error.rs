@@ -31,6 +31,9 @@ pub enum Error {
     /// No or wrong client key.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid key, but not one for this route (a client key on an admin route).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The body is larger than `server.max_body_bytes`.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -192,7 +195,7 @@ impl Error {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::InvalidRequest(_) | Self::Convert(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
+            Self::PolicyBlocked(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NoAccount {
                 rate_limited: true, ..
             }
@@ -236,6 +239,7 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead => "body_read",
             Self::BodyTimeout { .. } => "body_timeout",

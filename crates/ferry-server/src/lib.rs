@@ -67,6 +67,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod auth;
 mod body;
 pub mod config;
@@ -92,4 +93,5 @@ pub use crate::{
         Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
     },
     server::{Reloader, Server, bind, serve},
+    state::{ConfigSource, ReloadReport},
 };
