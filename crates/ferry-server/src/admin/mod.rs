@@ -141,7 +141,7 @@ pub(crate) async fn handle(
             "client_keys": view::client_keys(state).await,
         })),
         Page::Cache => json(&serde_json::json!(view::cache(state))),
-        Page::Reload => reload(live, who).await,
+        Page::Reload => reload(live, who).await?,
         Page::Login | Page::Logout => return Err(Error::NotFound { path }),
     })
 }
@@ -153,43 +153,33 @@ fn json(value: &serde_json::Value) -> Response<ResponseBody> {
     r
 }
 
-/// `POST /api/reload`: the `SIGHUP` reload, off the runtime's worker (it reads a file),
-/// answered with what it did: 200 applied, 422 refused for config problems, 500 refused
-/// otherwise (or no config source).
-async fn reload(live: &Arc<Live>, who: &str) -> Response<ResponseBody> {
+/// `POST /api/reload`: the `SIGHUP` reload, off the async workers (it reads a file),
+/// answered with what it did: 200 `{"applied":true,"notes":[…]}`, or an error
+/// ([`Error::ReloadRefused`]: 422 with the config's problems, 500 otherwise).
+async fn reload(live: &Arc<Live>, who: &str) -> Result<Response<ResponseBody>, Error> {
     tracing::info!(target: "ferry::server", admin = %who, "admin API: reloading the config");
     let live = Arc::clone(live);
-    let report = match tokio::task::spawn_blocking(move || live.reload_from_source()).await {
-        Ok(report) => report,
-        Err(_) => crate::state::ReloadReport {
-            error: Some("the reload failed".to_owned()),
-            ..crate::state::ReloadReport::default()
-        },
-    };
-    let status = if report.applied {
-        StatusCode::OK
-    } else if !report.problems.is_empty() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    let problems: Vec<_> = report
-        .problems
-        .iter()
-        .map(|p| serde_json::json!({ "path": p.path, "message": p.message }))
-        .collect();
-    let mut r = json_response(
-        status,
-        &serde_json::json!({
-            "applied": report.applied,
+    let report = tokio::task::spawn_blocking(move || live.reload_from_source())
+        .await
+        .map_err(|_| Error::Internal("the reload task failed".to_owned()))?;
+    if report.applied {
+        return Ok(json(&serde_json::json!({
+            "applied": true,
             "notes": report.notes,
-            "problems": problems,
-            "error": report.error,
-        }),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+        })));
+    }
+    let n = report.problems.len();
+    let message = match report.error {
+        Some(e) => format!("config reload refused: {e}; the running config is kept"),
+        None => format!(
+            "config reload refused: {n} config problem{}; the running config is kept",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    Err(Error::ReloadRefused {
+        message,
+        problems: report.problems,
+    })
 }
 
 /// The longest sign-in form body read (a key and some slack).
