@@ -610,3 +610,37 @@ async fn the_dashboard_signs_in_shows_the_figures_and_escapes_names() {
             .starts_with("ferry_admin=; Path=/admin; Max-Age=0")
     );
 }
+
+/// With sessions in Redis the hourly counters are shared: two replicas' requests show up
+/// summed in either replica's admin API.
+#[tokio::test]
+async fn replicas_on_redis_share_the_hourly_usage() {
+    let redis = ferry_testkit::redis::RedisServer::start();
+    let up = start().await;
+    mount_sse(&up, sse(text_events("resp_1", &["ok"], Usage::new(10, 5)))).await;
+    let replica = || {
+        let mut c = with_admin(config(&up.uri()));
+        c.session.store = ferry_server::config::SessionStoreKind::Redis {
+            url: Secret::new(redis.url()),
+        };
+        TestServer::start(c)
+    };
+    let (a, b) = (replica().await, replica().await);
+    for (i, server) in [&a, &b, &b].into_iter().enumerate() {
+        let resp = server.messages(&request(&format!("hi {i}"), false)).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let seen = keys_after(&a, "alice", 3).await;
+    assert_eq!(
+        (
+            &seen["last_24h"]["input_tokens"],
+            &seen["last_24h"]["output_tokens"],
+            &seen["windows"][0]["tokens"]
+        ),
+        (&json!(30), &json!(15), &json!(45))
+    );
+    assert_eq!(
+        keys_after(&b, "alice", 3).await["last_24h"],
+        seen["last_24h"]
+    );
+}
