@@ -381,19 +381,26 @@ fn serve(
         let server = ferry_server::bind(loaded.config)
             .await
             .context("cannot start the gateway")?;
+        // A reload (SIGHUP, `POST {admin.path}/api/reload`) reads the config as at start:
+        // the file, the environment of that moment and the flags.
+        let reloader = server.reloader();
+        let path = config.map(std::path::Path::to_path_buf);
+        let listen = listen.map(str::to_owned);
+        reloader.set_config_source(std::sync::Arc::new(move || {
+            config::load_file(path.as_deref(), listen.as_deref(), &environment())
+                .map(|loaded| loaded.config)
+                .map_err(|problems| problems.0)
+        }));
         // Registered before the announcement: from then on SIGHUP reloads, never kills.
         #[cfg(unix)]
         {
             let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .context("cannot listen for SIGHUP")?;
-            let reloader = server.reloader();
-            let path = config.map(std::path::Path::to_path_buf);
-            let listen = listen.map(str::to_owned);
             #[expect(
                 clippy::disallowed_methods,
                 reason = "the SIGHUP listener lives as long as the process"
             )]
-            tokio::spawn(reload_on_hangup(hangup, reloader, path, listen));
+            tokio::spawn(reload_on_hangup(hangup, reloader));
         }
         let _ = writeln!(
             std::io::stderr().lock(),
@@ -410,37 +417,19 @@ fn serve(
 }
 
 /// On each SIGHUP: reads the config again (file, `FERRY_*`, `--listen`) and, when it is
-/// valid, makes it the running one. A file with problems is refused, each problem logged,
-/// and the running config kept. In-flight requests finish under the config they started
-/// with.
+/// valid, makes it the running one (`Reloader::reload_from_source`, the same reload as the
+/// admin API's). A config with problems is refused, each problem logged, and the running
+/// config kept. In-flight requests finish under the config they started with.
 #[cfg(unix)]
 async fn reload_on_hangup(
     mut hangup: tokio::signal::unix::Signal,
     reloader: ferry_server::Reloader,
-    path: Option<PathBuf>,
-    listen: Option<String>,
 ) {
     while hangup.recv().await.is_some() {
         tracing::info!(target: "ferry", "SIGHUP: reloading the config");
-        let env = environment();
-        match config::load_file(path.as_deref(), listen.as_deref(), &env) {
-            Ok(loaded) => match reloader.reload(loaded.config) {
-                Ok(notes) => {
-                    for note in notes {
-                        tracing::warn!(target: "ferry", "{note}");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(target: "ferry", error = %e, "config reload refused; keeping the running config");
-                }
-            },
-            Err(problems) => {
-                for p in &problems.0 {
-                    tracing::error!(target: "ferry", problem = %p, "config problem");
-                }
-                tracing::error!(target: "ferry", problems = problems.0.len(), "config reload refused; keeping the running config");
-            }
-        }
+        let reloader = reloader.clone();
+        // It reads a file: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || reloader.reload_from_source()).await;
     }
 }
 

@@ -312,27 +312,27 @@ fn e2e_scripts(root: &Path, scenario: Scenario) -> anyhow::Result<Vec<PathBuf>> 
     Ok(scripts)
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-fn ferry_binary(root: &Path) -> PathBuf {
+pub(crate) fn ferry_binary(root: &Path) -> PathBuf {
     target_dir(root)
         .join("debug")
         .join(format!("ferry{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A child process that announced its address; killed on drop if still running.
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     what: String,
 }
 
 impl Process {
     /// Starts `cmd` with stdout and stderr appended to `log`, and waits for the stderr line
     /// that starts with `ready` (the rest of that line is the address).
-    fn start(mut cmd: Command, ready: &'static str, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(mut cmd: Command, ready: &'static str, log: &Path) -> anyhow::Result<Self> {
         let what = format!(
             "{} {}",
             cmd.get_program().to_string_lossy(),
@@ -391,7 +391,7 @@ impl Process {
     }
 
     /// SIGTERM, then waits: the process must exit 0 within [`STOP_TIMEOUT`].
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
         run::status(Command::new("kill").args(["-TERM", &pid]))?;
         let started = SystemTime::now();

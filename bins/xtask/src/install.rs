@@ -1,5 +1,6 @@
-//! Installing what the suites need: `redis-server`, the e2e Python venv, and the pinned
-//! Claude Code release the e2e suites drive (npm, into `target/e2e-node`, never globally).
+//! Installing what the suites need: `redis-server`, the e2e Python venv, the pinned
+//! Claude Code release the e2e suites drive (npm, into `target/e2e-node`, never globally),
+//! and Chromium for the dashboard's browser test.
 //!
 //! Everything here is non-interactive (no stdin, `DEBIAN_FRONTEND=noninteractive`,
 //! `PIP_NO_INPUT=1`) so it runs on a clean clone as root in CI; every action is printed.
@@ -33,6 +34,24 @@ pub(crate) fn redis_server() -> anyhow::Result<()> {
         bail!("apt-get installed redis-server but it is still not on PATH");
     }
     Ok(())
+}
+
+/// The Chromium executable for the dashboard's browser test, installing Debian's `chromium`
+/// with apt-get when neither `chromium` nor `chromium-browser` is on PATH.
+pub(crate) fn chromium() -> anyhow::Result<PathBuf> {
+    let found = || {
+        ["chromium", "chromium-browser"]
+            .into_iter()
+            .find(|name| on_path(name))
+            .map(PathBuf::from)
+    };
+    if let Some(path) = found() {
+        say!("chromium: {} found on PATH", path.display());
+        return Ok(path);
+    }
+    say!("chromium: not on PATH, installing it with apt-get");
+    apt_install(&["chromium"])?;
+    found().context("apt-get installed chromium but it is still not on PATH")
 }
 
 /// Makes sure `target/e2e-venv` exists with the Anthropic SDK importable; returns its python.

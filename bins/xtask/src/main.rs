@@ -5,9 +5,10 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, `cargo doc -D warnings`, unit/integration tests, doctests, and the end-to-end suites (Anthropic Python SDK and Claude Code, three scenarios) |
+//! | `cargo xtask test` | install `redis-server` (apt) and the e2e venv if missing, then fmt check, clippy, `cargo doc -D warnings`, unit/integration tests, doctests, the end-to-end suites (Anthropic Python SDK and Claude Code, three scenarios), and the admin dashboard in headless Chromium (installed with apt if missing) |
 //! | `cargo xtask lint` | fmt check, clippy `-D warnings`, `cargo doc --no-deps` with `RUSTDOCFLAGS=-D warnings` |
-//! | `cargo xtask e2e` | the end-to-end suites only (installs the venv if missing) |
+//! | `cargo xtask e2e` | the end-to-end suites and the dashboard's browser test only (installs the venv and Chromium if missing) |
+//! | `cargo xtask dashboard` | the admin dashboard's browser test only (installs Chromium if missing) |
 //! | `cargo xtask bench` | `cargo bench -p ferry-apicompat` |
 //! | `cargo xtask bench-gateway [--quick \| --sparse]` | ferry against LiteLLM and the upstream alone (`--sparse`: only the sparse, paced scenario, short); writes the Gateway section of `docs/BENCHMARKS.md` |
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 #[macro_use]
 mod run;
 mod bench_gateway;
+mod dashboard;
 mod e2e;
 mod install;
 
@@ -49,6 +51,11 @@ fn try_main() -> anyhow::Result<()> {
         "test" => test(&root),
         "lint" => lint(),
         "e2e" => e2e_only(&root),
+        "dashboard" => {
+            let mut suites = Suites::default();
+            dashboard::suites(&root, &mut suites);
+            suites.finish()
+        }
         "bench" => run::status(cargo().args(["bench", "-p", "ferry-apicompat"])),
         "bench-gateway" => bench_gateway::run(&root, &rest),
         "" | "help" | "-h" | "--help" => {
@@ -60,9 +67,10 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 const USAGE: &str = "usage: cargo xtask <task>
-  test   install what is missing, then fmt, clippy, doc, tests, doctests and the e2e suites
+  test   install what is missing, then fmt, clippy, doc, tests, doctests, the e2e suites and the dashboard in Chromium
   lint   fmt --check, clippy -D warnings, cargo doc with RUSTDOCFLAGS=-D warnings
-  e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`
+  e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`, and the dashboard in Chromium
+  dashboard  the admin dashboard in headless Chromium only
   bench  cargo bench -p ferry-apicompat
   bench-gateway [--quick | --sparse]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
 
@@ -112,6 +120,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
         });
     }
     e2e::suites(root, &python, &mut suites);
+    dashboard::suites(root, &mut suites);
     suites.finish()
 }
 
@@ -138,6 +147,7 @@ fn e2e_only(root: &Path) -> anyhow::Result<()> {
     let python = install::e2e_venv(root)?;
     let mut suites = Suites::default();
     e2e::suites(root, &python, &mut suites);
+    dashboard::suites(root, &mut suites);
     suites.finish()
 }
 

@@ -109,9 +109,10 @@ pub use crate::{
         OAuthTokens, REFRESH_TIMEOUT, state_file, store_login,
     },
     pool::{
-        Account, AccountState, AccountStatus, Credential, DEFAULT_MAX_COOLDOWN, DEFAULT_SLOT_TTL,
-        Lease, Pool, PoolOptions, REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW,
-        Selection, SharedSlots, UsageSnapshot,
+        Account, AccountError, AccountSnapshot, AccountState, AccountStatus, Credential,
+        DEFAULT_MAX_COOLDOWN, DEFAULT_SLOT_TTL, LAST_ERRORS, Lease, Pool, PoolOptions,
+        REFRESH_FAILURE_COOLDOWN, STORM_THRESHOLD, STORM_WINDOW, Selection, SharedSlots,
+        UsageSnapshot,
     },
     ratelimit::{
         CodexUsage, CodexWindow, DEFAULT_RATE_LIMIT_FALLBACK, RATE_LIMIT_FALLBACK_BOUNDS,

@@ -87,7 +87,20 @@ fn key(client: &str, w: &Window, unit: &str) -> String {
     format!("budget:{client}:{}:{}:{unit}", w.name, w.period)
 }
 
-fn unix_now() -> u64 {
+/// `unix` as an RFC 3339 UTC timestamp (`2026-12-03T13:00:00Z`).
+pub(crate) fn rfc3339(unix: u64) -> String {
+    let secs = i64::try_from(unix).unwrap_or(i64::MAX);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -172,10 +185,11 @@ pub(crate) async fn check_budget(state: &AppState, client: Option<&str>) -> Resu
     Ok(())
 }
 
-/// Adds a finished request's tokens and cost to its client key's budget counters (only for
-/// keys with a budget).
+/// Adds a finished request's tokens and cost to its client key's day and month counters
+/// (every configured key, so the admin API shows each key's spending; a budget reads them).
 pub(crate) fn record(state: &AppState, client: &str, tokens: u64, usd: f64) {
-    if state.budget(client).is_none() || (tokens == 0 && usd <= 0.0) {
+    let configured = state.config.client_keys.iter().any(|k| k.name == client);
+    if !configured || (tokens == 0 && usd <= 0.0) {
         return;
     }
     #[expect(
@@ -228,5 +242,6 @@ mod tests {
         assert_eq!(day.period, "2024-02-10");
         assert_eq!(month.ends_in.as_secs(), 20 * 86_400);
         assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(rfc3339(now + 3723), "2024-02-10T01:02:03Z");
     }
 }

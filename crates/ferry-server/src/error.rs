@@ -31,6 +31,9 @@ pub enum Error {
     /// No or wrong client key.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid key, but not one for this route (a client key on an admin route).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The body is larger than `server.max_body_bytes`.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -120,6 +123,16 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A config reload (`POST {admin.path}/api/reload`) was refused; the running config is
+    /// kept. With `problems` the new config is invalid (422, each problem in
+    /// `error.details.problems`), without them it could not be applied (500).
+    #[error("{message}")]
+    ReloadRefused {
+        /// What happened.
+        message: String,
+        /// The config's problems (no secret in them).
+        problems: Vec<crate::config::ConfigProblem>,
+    },
     /// A bug or an unexpected internal failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -180,6 +193,13 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ReloadRefused { problems, .. } => {
+                if problems.is_empty() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+            }
             Self::NotFound { .. }
             | Self::UnknownModel { .. }
             | Self::Thread {
@@ -192,7 +212,7 @@ impl Error {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::InvalidRequest(_) | Self::Convert(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::PolicyBlocked(_) => StatusCode::FORBIDDEN,
+            Self::PolicyBlocked(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NoAccount {
                 rate_limited: true, ..
             }
@@ -218,6 +238,13 @@ impl Error {
 
     /// The Anthropic error `type` for the body and for SSE `error` events.
     pub fn anthropic_type(&self) -> &'static str {
+        // An invalid config to reload is the operator's to fix, not the gateway's failure
+        // (a 422 from an upstream stays an `api_error`).
+        if let Self::ReloadRefused { problems, .. } = self
+            && !problems.is_empty()
+        {
+            return "invalid_request_error";
+        }
         match self.status().as_u16() {
             400 | 405 | 408 => "invalid_request_error",
             401 => "authentication_error",
@@ -236,6 +263,7 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead => "body_read",
             Self::BodyTimeout { .. } => "body_timeout",
@@ -250,6 +278,7 @@ impl Error {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamProtocol(_) => "upstream_protocol",
             Self::Thread { .. } => "thread",
+            Self::ReloadRefused { .. } => "reload_refused",
             Self::Internal(_) => "internal",
         }
     }
@@ -258,6 +287,12 @@ impl Error {
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
             Self::Thread { code, .. } => Some(serde_json::json!({ "error_code": code.as_str() })),
+            Self::ReloadRefused { problems, .. } => Some(serde_json::json!({
+                "problems": problems
+                    .iter()
+                    .map(|p| serde_json::json!({ "path": p.path, "message": p.message }))
+                    .collect::<Vec<_>>(),
+            })),
             _ => None,
         }
     }

@@ -22,6 +22,10 @@
 //!   sent to one account (conversion for its model route, then the session's
 //!   [`SessionFacts`] and the account's request shape), serialised once by
 //!   [`Upstream::body`]; `ferry convert request` prints the same bytes.
+//! - [`Reloader`]: swaps the running config; [`Reloader::reload_from_source`] reads it again
+//!   from the [`ConfigSource`] `ferry serve` sets, the one reload behind `SIGHUP` and the
+//!   admin API's `POST {admin.path}/api/reload` ([`ReloadReport`]). The admin API and
+//!   dashboard exist only with `[[admin.keys]]` (`docs/admin.md`).
 //! - simulated accounts ([`simulated_account`]) are API-key accounts on
 //!   [`SIMULATED_BASE_URL`]: `bind` starts the simulated upstream (`ferry-sim`) on a loopback
 //!   port and points them at it.
@@ -67,6 +71,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod auth;
 mod body;
 pub mod config;
@@ -92,4 +97,5 @@ pub use crate::{
         Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
     },
     server::{Reloader, Server, bind, serve},
+    state::{ConfigSource, ReloadReport},
 };

@@ -84,6 +84,14 @@ impl<V: Sample, const N: usize> Family<V, N> {
         }
     }
 
+    /// Every label set written so far and its value, in label order (the admin view).
+    pub(crate) fn values(&self) -> Vec<([String; N], V)> {
+        self.values
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
     /// True once some label set was written.
     fn has_values(&self) -> bool {
         self.values.lock().is_ok_and(|m| !m.is_empty())
@@ -234,6 +242,16 @@ impl Histogram {
 
     pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The sum of the observed values (to a millionth).
+    pub(crate) fn sum(&self) -> f64 {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a sum in micro-units stays far below 2^52 for ratios and seconds"
+        )]
+        let micros = self.sum_micros.load(Ordering::Relaxed) as f64;
+        micros / 1e6
     }
 
     fn render(&self, out: &mut String) {

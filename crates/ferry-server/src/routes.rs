@@ -1,4 +1,5 @@
-//! Routing, request ids, and the plain endpoints (health, ready, metrics, models).
+//! Routing, request ids, and the plain endpoints (health, ready, metrics, models); the
+//! admin prefix is handed to [`crate::admin`].
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use crate::body::ResponseBody;
 use crate::error::Error;
 use crate::http_util::{error_response, json_response, read_body, text_response};
 use crate::messages::UsageLog;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 /// The routes ferry answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +97,13 @@ pub(crate) fn new_request_id() -> String {
 /// `log` is the client connection's queue for usage lines.
 pub(crate) async fn handle(
     state: Arc<AppState>,
+    live: &Arc<Live>,
     req: Request<Incoming>,
     log: UsageLog,
 ) -> Response<ResponseBody> {
     let request_id = new_request_id();
     let is_head = req.method() == Method::HEAD;
-    let mut resp = match dispatch(&state, req, &request_id, log).await {
+    let mut resp = match dispatch(&state, live, req, &request_id, log).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -116,11 +118,17 @@ pub(crate) async fn handle(
 
 async fn dispatch(
     state: &Arc<AppState>,
+    live: &Arc<Live>,
     req: Request<Incoming>,
     request_id: &str,
     log: UsageLog,
 ) -> Result<Response<ResponseBody>, Error> {
     let path = req.uri().path();
+    // The admin prefix comes first: `/admin/v1/messages` is an admin path, not the API.
+    if let Some(sub) = crate::admin::sub_path(state, path) {
+        let sub = sub.to_owned();
+        return crate::admin::handle(state, live, req, &sub).await;
+    }
     let Some(route) = Route::from_path(path) else {
         return Err(Error::NotFound {
             path: path.to_owned(),

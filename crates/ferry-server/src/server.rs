@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::error::StartError;
 use crate::messages::UsageLog;
-use crate::state::{AppState, Live};
+use crate::state::{AppState, ConfigSource, Live, ReloadReport};
 
 /// A bound, not yet running server. [`bind`] it, read [`Server::local_addr`], then
 /// [`Server::run`] it.
@@ -45,6 +45,20 @@ impl Reloader {
         let current = self.state.get();
         tracing::info!(target: "ferry::server", accounts = current.config.accounts.len(), client_keys = current.config.client_keys.len(), "config reloaded");
         Ok(notes)
+    }
+
+    /// Sets where [`Reloader::reload_from_source`] reads the config (`ferry serve`: the
+    /// file, `FERRY_*` and the flags, read again each time).
+    pub fn set_config_source(&self, source: ConfigSource) {
+        self.state.set_source(source);
+    }
+
+    /// Reads the config from the [`ConfigSource`] and, when it is valid, makes it the one
+    /// new requests run with (see [`Reloader::reload`]); a config with problems is refused
+    /// and the running one kept. The one reload behind `SIGHUP` and
+    /// `POST {admin.path}/api/reload`; it logs what it did and returns it.
+    pub fn reload_from_source(&self) -> ReloadReport {
+        self.state.reload_from_source()
     }
 }
 
@@ -131,6 +145,7 @@ impl Server {
                     let svc = service_fn(move |req| {
                         // The config current when the request arrives (a keep-alive
                         // connection sees a reload from its next request on).
+                        let live = Arc::clone(&st);
                         let st = st.get();
                         let log = conn_log.clone();
                         // Boxed: hyper keeps a slot the size of the service future for the
@@ -138,7 +153,7 @@ impl Server {
                         // its full size (~7 KiB) per connection, also while only the
                         // response body streams. Boxed, it is freed once the head is ready.
                         Box::pin(async move {
-                            Ok::<_, Infallible>(crate::routes::handle(st, req, log).await)
+                            Ok::<_, Infallible>(crate::routes::handle(st, &live, req, log).await)
                         })
                     });
                     let conn = http1::Builder::new()

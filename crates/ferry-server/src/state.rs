@@ -31,12 +31,37 @@ pub(crate) struct AppState {
     pub(crate) redactor: crate::redact::Redactor,
 }
 
+/// Reads the configuration again, as at start-up (`ferry serve`: the file, `FERRY_*` and
+/// the flags): what a reload, on `SIGHUP` or `POST {admin}/api/reload`, takes effect from.
+/// Its problems are already worded for the operator (no secret in them).
+pub type ConfigSource =
+    Arc<dyn Fn() -> Result<Config, Vec<crate::config::ConfigProblem>> + Send + Sync>;
+
+/// What one reload from the [`ConfigSource`] did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// True when the new config is the running one.
+    pub applied: bool,
+    /// Changes that take effect only on restart (listen address, session store).
+    pub notes: Vec<String>,
+    /// Why the config was refused: its problems (the running config is kept).
+    pub problems: Vec<crate::config::ConfigProblem>,
+    /// Why the config was refused although valid (the accounts cannot be built), or that
+    /// there is no source to reload from.
+    pub error: Option<String>,
+}
+
 /// The current [`AppState`], swapped whole by a reload (`std` `RwLock<Arc<…>>`: readers
 /// hold the lock only to clone the `Arc`, once per request).
 pub(crate) struct Live {
     current: RwLock<Arc<AppState>>,
     /// The built-in simulated upstream, when an account uses it.
     sim: crate::embedded_sim::SimSlot,
+    /// Where a reload reads the config from (set by `ferry serve`).
+    source: RwLock<Option<ConfigSource>>,
+    /// One reload at a time (`SIGHUP` and the admin API may ask together).
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Live {
@@ -44,7 +69,68 @@ impl Live {
         Arc::new(Self {
             current: RwLock::new(state),
             sim,
+            source: RwLock::new(None),
+            reloading: std::sync::Mutex::new(()),
         })
+    }
+
+    pub(crate) fn set_source(&self, source: ConfigSource) {
+        *self.source.write().unwrap_or_else(PoisonError::into_inner) = Some(source);
+    }
+
+    /// Reads the config from the source and makes it current when it is valid: the one
+    /// reload behind `SIGHUP` and `POST {admin}/api/reload`. Logs what it did.
+    pub(crate) fn reload_from_source(&self) -> ReloadReport {
+        let _one = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let source = self
+            .source
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(source) = source else {
+            return ReloadReport {
+                error: Some(
+                    "no config source: this server was not started by `ferry serve`".to_owned(),
+                ),
+                ..ReloadReport::default()
+            };
+        };
+        match source() {
+            Ok(config) => match self.reload(config) {
+                Ok(notes) => {
+                    let current = self.get();
+                    tracing::info!(target: "ferry::server", accounts = current.config.accounts.len(), client_keys = current.config.client_keys.len(), "config reloaded");
+                    for note in &notes {
+                        tracing::warn!(target: "ferry::server", "{note}");
+                    }
+                    ReloadReport {
+                        applied: true,
+                        notes,
+                        ..ReloadReport::default()
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(target: "ferry::server", error = %e, "config reload refused; keeping the running config");
+                    ReloadReport {
+                        error: Some(e.to_string()),
+                        ..ReloadReport::default()
+                    }
+                }
+            },
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(target: "ferry::server", problem = %p, "config problem");
+                }
+                tracing::error!(target: "ferry::server", problems = problems.len(), "config reload refused; keeping the running config");
+                ReloadReport {
+                    problems,
+                    ..ReloadReport::default()
+                }
+            }
+        }
     }
 
     /// The state a new request runs with.

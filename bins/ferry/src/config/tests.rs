@@ -120,6 +120,39 @@ fn embedded_defaults_match_the_server_defaults() {
         format!("{:?}", embedded.session),
         format!("{:?}", server.session)
     );
+    assert_eq!(
+        format!("{:?}", embedded.admin),
+        format!("{:?}", server.admin)
+    );
+}
+
+#[test]
+fn admin_keys_are_read_expanded_and_kept_out_of_problems() {
+    let loaded = load_text(
+        "[[client_keys]]\nname = \"alice\"\nkey = \"${KEY}\"\n[admin]\npath = \"/ops\"\n[[admin.keys]]\nname = \"ops\"\nkey = \"${ADMIN}\"\n",
+        &env(&[("KEY", "client-key-0123456789"), ("ADMIN", "admin-key-0123456789")]),
+    )
+    .unwrap();
+    let admin = &loaded.config.admin;
+    assert_eq!(
+        (
+            admin.path.as_str(),
+            admin.keys[0].name.as_str(),
+            admin.keys[0].key.expose()
+        ),
+        ("/ops", "ops", "admin-key-0123456789")
+    );
+    let problems = load_text(
+        "[[client_keys]]\nname = \"alice\"\nkey = \"${KEY}\"\n[[admin.keys]]\nname = \"ops\"\nkey = \"${KEY}\"\n",
+        &env(&[("KEY", "client-key-0123456789")]),
+    )
+    .unwrap_err();
+    let text = problems.to_string();
+    assert!(
+        text.contains("admin.keys[0].key: is also the key of client key \"alice\""),
+        "{text}"
+    );
+    assert!(!text.contains("client-key-0123456789"), "{text}");
 }
 
 #[test]

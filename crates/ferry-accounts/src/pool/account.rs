@@ -51,6 +51,8 @@ pub(super) struct Health {
     pub(super) usage: Option<UsageSnapshot>,
     /// 401s in a row (reset by a success): the API-key back-off exponent.
     pub(super) unauthorized_streak: u32,
+    /// The last [`LAST_ERRORS`](super::LAST_ERRORS) upstream errors, oldest first.
+    pub(super) errors: VecDeque<super::AccountError>,
 }
 
 impl Health {
@@ -119,5 +121,15 @@ impl Account {
 
     pub(super) fn disable(&self, reason: FailoverReason) {
         self.health().disabled = Some(reason);
+    }
+
+    /// Remembers an upstream error for the admin view, keeping the last
+    /// [`LAST_ERRORS`](super::LAST_ERRORS).
+    pub(super) fn note_error(&self, error: super::AccountError) {
+        let mut health = self.health();
+        if health.errors.len() >= super::LAST_ERRORS {
+            health.errors.pop_front();
+        }
+        health.errors.push_back(error);
     }
 }

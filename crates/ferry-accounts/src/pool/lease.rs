@@ -8,8 +8,8 @@ use std::time::Duration;
 use ferry_session::SlotToken;
 use tokio::time::Instant;
 
-use super::{Account, Inner, SharedSlots};
-use crate::classify::{CooldownKind, FailoverReason};
+use super::{Account, AccountError, Inner, SharedSlots};
+use crate::classify::{Cooldown, CooldownKind, Disposition, FailoverReason};
 use crate::config::{AccountConfig, AccountKind, Secret};
 use crate::error::AccountsError;
 
@@ -98,12 +98,31 @@ impl Lease {
                             }
                             | AccountsError::MissingCredential { .. } => {
                                 account.disable(FailoverReason::TokenRefresh);
+                                account.note_error(AccountError::now(
+                                    None,
+                                    Disposition::Failover {
+                                        cooldown: Cooldown::Disabled,
+                                        reason: FailoverReason::TokenRefresh,
+                                    },
+                                ));
                             }
-                            _ => account.set_cooldown(
-                                Instant::now() + REFRESH_FAILURE_COOLDOWN,
-                                CooldownKind::Error,
-                                FailoverReason::TokenRefresh,
-                            ),
+                            _ => {
+                                account.set_cooldown(
+                                    Instant::now() + REFRESH_FAILURE_COOLDOWN,
+                                    CooldownKind::Error,
+                                    FailoverReason::TokenRefresh,
+                                );
+                                account.note_error(AccountError::now(
+                                    None,
+                                    Disposition::Failover {
+                                        cooldown: Cooldown::For {
+                                            duration: REFRESH_FAILURE_COOLDOWN,
+                                            kind: CooldownKind::Error,
+                                        },
+                                        reason: FailoverReason::TokenRefresh,
+                                    },
+                                ));
+                            }
                         }
                         Err(err)
                     }

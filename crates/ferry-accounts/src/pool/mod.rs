@@ -8,7 +8,9 @@
 //! - `lease`: the [`Lease`] on a concurrency slot and its [`Credential`];
 //! - `outcome`: what an upstream error, stream failure or success does to an account
 //!   (classification applied, cooldowns, the 429 storm detector);
-//! - `status`: [`AccountStatus`] and the `/ready` and metrics views.
+//! - `status`: [`AccountStatus`] and the `/ready` and metrics views;
+//! - `snapshot`: [`AccountSnapshot`], everything the admin API shows of an account
+//!   (state, cooldown, in-flight, Codex usage, the last errors).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -26,6 +28,7 @@ mod lease;
 mod options;
 mod outcome;
 mod select;
+mod snapshot;
 mod status;
 
 use self::account::Health;
@@ -35,6 +38,7 @@ pub use self::{
     options::{DEFAULT_MAX_COOLDOWN, DEFAULT_SLOT_TTL, PoolOptions, SharedSlots},
     outcome::{STORM_THRESHOLD, STORM_WINDOW},
     select::Selection,
+    snapshot::{AccountError, AccountSnapshot, LAST_ERRORS},
     status::AccountStatus,
 };
 

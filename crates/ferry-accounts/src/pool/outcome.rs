@@ -11,9 +11,10 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
-use super::{Account, Lease, Pool, UsageSnapshot};
+use super::{Account, AccountError, Lease, Pool, UsageSnapshot};
 use crate::classify::{
-    ClassifyContext, Cooldown, Disposition, FORBIDDEN_WINDOW, classify_stream_failure, unix_now,
+    ClassifyContext, Cooldown, Disposition, FORBIDDEN_WINDOW, TransportFailure,
+    classify_stream_failure, unix_now,
 };
 use crate::config::AccountKind;
 use crate::oauth::OAuthTokens;
@@ -145,12 +146,22 @@ impl Pool {
         }
     }
 
+    /// Records a transport failure (no connection, no response headers) on `lease`'s
+    /// account: [`crate::classify_transport_error`], applied as any other outcome (it asks
+    /// for no cooldown; the account's last errors show it).
+    pub fn on_transport_failure(&self, lease: &Lease, failure: TransportFailure) -> Disposition {
+        let disposition = crate::classify::classify_transport_error(failure);
+        self.apply(lease, &disposition, None);
+        disposition
+    }
+
     fn apply(&self, lease: &Lease, disposition: &Disposition, status: Option<StatusCode>) {
         let account = &lease.account;
+        let status = status.map(|s| s.as_u16());
+        account.note_error(AccountError::now(status, *disposition));
         let Disposition::Failover { cooldown, reason } = *disposition else {
             return;
         };
-        let status = status.map(|s| s.as_u16());
         match cooldown {
             Cooldown::None => {
                 tracing::info!(account = %account.name(), ?status, reason = reason.as_str(), "failing over without account penalty");

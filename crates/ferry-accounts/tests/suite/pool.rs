@@ -705,3 +705,66 @@ async fn a_failing_store_falls_back_to_local_limits() {
     drop(held);
     assert_eq!(pick(&pool, &any).await.name(), "a");
 }
+
+/// The admin snapshot: a cooldown's cause and end, in-flight counts, and the last errors
+/// (bounded, oldest first), transport failures included.
+#[tokio::test(start_paused = true)]
+async fn snapshot_shows_cooldowns_in_flight_and_the_last_errors() {
+    let pool = pool(vec![key("a", 0, 2), key("b", 1, 3)]);
+    let any = Selection::default();
+    let lease = pick(&pool, &any).await;
+    let before = super::support::now_unix();
+    let d = error(&pool, &lease, 429, &[("retry-after", "30")], "");
+    drop(lease);
+    let held = pick(&pool, &any).await;
+    assert_eq!(held.name(), "b");
+    let [a, b] = <[_; 2]>::try_from(pool.snapshot()).unwrap();
+    assert_eq!(
+        (a.name.as_str(), a.priority, a.concurrency, a.in_flight),
+        ("a", 0, 2, 0)
+    );
+    assert_eq!(
+        a.state,
+        AccountState::CoolingDown {
+            kind: CooldownKind::RateLimited,
+            reason: FailoverReason::RateLimited,
+            remaining: Duration::from_secs(30)
+        }
+    );
+    let until = a.cooldown_until_unix.unwrap();
+    assert!(
+        (before + 30..=before + 32).contains(&until),
+        "{until} vs {before}"
+    );
+    assert_eq!(
+        a.last_errors
+            .iter()
+            .map(|e| (e.status, e.disposition))
+            .collect::<Vec<_>>(),
+        [(Some(429), d)]
+    );
+    assert!(a.last_errors[0].at_unix >= before);
+    assert_eq!(
+        (
+            b.in_flight,
+            b.state,
+            b.cooldown_until_unix,
+            b.last_errors.len()
+        ),
+        (1, AccountState::Ready, None, 0)
+    );
+    assert_eq!(b.codex_usage, None);
+
+    // Only the last few errors are kept; a transport failure is one of them.
+    for _ in 0..ferry_accounts::LAST_ERRORS {
+        error(&pool, &held, 500, &[], "");
+    }
+    let t = pool.on_transport_failure(&held, ferry_accounts::TransportFailure::Connect);
+    let b = &pool.snapshot()[1];
+    assert_eq!(b.last_errors.len(), ferry_accounts::LAST_ERRORS);
+    assert_eq!(
+        b.last_errors.last().map(|e| (e.status, e.disposition)),
+        Some((None, t))
+    );
+    assert_eq!(b.last_errors[0].status, Some(500));
+}

@@ -12,9 +12,10 @@
 //!
 //! One file per section, each holding the section as written (`Raw…`), as validated, and
 //! the check between them: `server`, `gateway`, `session`, `rate_limit`, `client_keys`,
-//! `prices`, `accounts`; `problems` holds the problem report and the checks they share.
+//! `prices`, `accounts`, `admin`; `problems` holds the problem report and the checks they share.
 
 mod accounts;
+mod admin;
 mod client_keys;
 mod gateway;
 mod prices;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::admin::{AdminConfig, AdminKey, DEFAULT_ADMIN_PATH, RawAdmin, RawAdminKey};
 pub use self::client_keys::{ClientKey, RawBudget, RawClientKey};
 pub use self::gateway::{GatewayConfig, RawGateway};
 pub use self::prices::RawPrice;
@@ -64,6 +66,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// The built-in prices with the `[prices]` rows applied.
     pub prices: crate::prices::PriceTable,
+    /// `[admin]`: the admin API and dashboard (off without `[[admin.keys]]`).
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -104,6 +108,7 @@ impl Config {
             client_keys: Vec::new(),
             accounts: vec![simulated_account("simulated")],
             prices: crate::prices::PriceTable::default(),
+            admin: AdminConfig::default(),
         }
     }
 
@@ -117,6 +122,7 @@ impl Config {
         let client_keys = validate_client_keys(raw.client_keys, &mut p);
         let accounts = validate_accounts(raw.accounts, gateway.oauth_state_dir.is_some(), &mut p);
         let prices = validate_prices(raw.prices, &mut p);
+        let admin = raw.admin.validate(&client_keys, &mut p);
         if p.0.is_empty() {
             Ok(Self {
                 server,
@@ -126,6 +132,7 @@ impl Config {
                 client_keys,
                 accounts,
                 prices,
+                admin,
             })
         } else {
             Err(p.0)
@@ -175,4 +182,6 @@ pub struct RawConfig {
     pub accounts: Vec<AccountConfig>,
     /// `[prices."MODEL"]`: USD per million tokens, replacing or adding to the built-in table
     pub prices: std::collections::BTreeMap<String, RawPrice>,
+    /// `[admin]`
+    pub admin: RawAdmin,
 }

@@ -123,7 +123,7 @@ pub(crate) async fn attempt(
                 tracing::warn!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, error = %e, "upstream request failed");
                 let failure = e.transport_failure();
                 return Attempt::from_disposition(
-                    ferry_accounts::classify_transport_error(failure),
+                    state.pool.on_transport_failure(&lease, failure),
                     lease,
                     e,
                 );

@@ -214,6 +214,7 @@ impl UsageRecord {
             m.cost_usd_total.add([&self.client, model], cost);
             crate::cost::record(state, &self.client, prompt + u.output_tokens, cost);
         }
+        crate::admin::usage::record(state, &self.client, status, &u, cost);
         let line = UsageLine {
             cost_usd: cost,
             status,

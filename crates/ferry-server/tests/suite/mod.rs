@@ -1,3 +1,4 @@
+mod admin;
 mod attacks;
 mod bad_day;
 mod bad_inputs;

@@ -412,6 +412,17 @@ impl Store for BreakerStore {
         })
     }
 
+    fn counters<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            if let Some(redis) = self.closed()
+                && let Some(result) = self.remote("counters", redis.counters(keys)).await
+            {
+                return result;
+            }
+            self.shared.local.counters(keys).await
+        })
+    }
+
     fn release_slot<'a>(
         &'a self,
         key: &'a str,

@@ -438,6 +438,22 @@ impl Store for MemoryStore {
         })
     }
 
+    fn counters<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            Ok(keys
+                .iter()
+                .map(|key| {
+                    let key = stored_key(key, self.limits.max_key_bytes);
+                    self.counters
+                        .get(key.as_ref())
+                        .filter(|c| c.1 > now)
+                        .map_or(0, |c| c.0)
+                })
+                .collect())
+        })
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }

@@ -114,6 +114,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         })
     }
 
+    /// The values of the counters `keys`, in order (0 for an absent or expired one): one
+    /// round trip on Redis, for a view that reads many counters at once (the admin API's
+    /// hourly usage).
+    ///
+    /// The default reads them one by one; the shipped stores override it.
+    fn counters<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.counter(key).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The backend's name (`memory` or `redis`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

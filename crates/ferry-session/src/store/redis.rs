@@ -313,6 +313,20 @@ impl Store for RedisStore {
         })
     }
 
+    fn counters<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut cmd = redis::cmd("MGET");
+            for key in keys {
+                cmd.arg(self.key(key));
+            }
+            let v: Vec<Option<u64>> = self.query("counters", &cmd).await?;
+            Ok(v.into_iter().map(Option::unwrap_or_default).collect())
+        })
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

@@ -25,6 +25,7 @@ crate::on_both_backends!(
     release_without_holders_is_harmless,
     counters_add_up_per_key,
     a_counter_window_ends_at_its_first_add_ttl,
+    counters_are_read_many_at_once,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -242,4 +243,24 @@ async fn a_counter_window_ends_at_its_first_add_ttl(store: Arc<dyn Store>) {
     let_time_pass(store.as_ref(), Duration::from_millis(300)).await;
     assert_eq!(store.counter("w").await.unwrap(), 0);
     assert_eq!(store.add("w", 2, HOUR).await.unwrap(), 2);
+}
+
+async fn counters_are_read_many_at_once(store: Arc<dyn Store>) {
+    assert_eq!(store.counters(&[]).await.unwrap(), Vec::<u64>::new());
+    let long = format!("usage:{}", "k".repeat(600));
+    store.add("usage:a", 3, HOUR).await.unwrap();
+    store.add("usage:a", 4, HOUR).await.unwrap();
+    store.add(&long, 9, HOUR).await.unwrap();
+    store
+        .add("usage:gone", 5, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let_time_pass(store.as_ref(), Duration::from_millis(250)).await;
+    let keys = [
+        "usage:a".to_owned(),
+        "usage:absent".to_owned(),
+        long.clone(),
+        "usage:gone".to_owned(),
+    ];
+    assert_eq!(store.counters(&keys).await.unwrap(), [7, 0, 9, 0]);
 }
