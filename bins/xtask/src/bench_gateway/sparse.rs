@@ -359,10 +359,7 @@ impl Sparse {
                 );
             }
         }
-        let _ = writeln!(
-            md,
-            "\n| ratio | JSON | stream | goal | met |"
-        );
+        let _ = writeln!(md, "\n| ratio | JSON | stream | goal | met |");
         let _ = writeln!(md, "|---|---|---|---|---|");
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),

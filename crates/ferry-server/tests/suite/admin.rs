@@ -34,7 +34,10 @@ fn admin_get(server: &TestServer, path: &str) -> reqwest::RequestBuilder {
 /// The client keys view once `n` requests of `key` were counted (the counters are
 /// written just after each response).
 async fn keys_after(server: &TestServer, key: &str, n: u64) -> Value {
-    for _ in 0..100 {
+    // A request's counters are several increments written after its response: wait until
+    // all `n` are counted and two reads in a row agree.
+    let mut last: Option<Value> = None;
+    for _ in 0..200 {
         let body = json_body(
             admin_get(server, "/admin/api/client_keys")
                 .send()
@@ -50,7 +53,10 @@ async fn keys_after(server: &TestServer, key: &str, n: u64) -> Value {
             .cloned()
             .unwrap();
         if entry["last_24h"]["requests"] == json!(n) && entry["windows"][0]["tokens"] != json!(0) {
-            return entry;
+            if last.as_ref() == Some(&entry) {
+                return entry;
+            }
+            last = Some(entry);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
