@@ -81,6 +81,14 @@ mod prices;
 mod redact;
 mod routes;
 mod server;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "served by the admin API's `/admin/api/sessions` routes, wired separately"
+    )
+)]
+mod session_view;
 mod state;
 mod tokens;
 mod upstream;

@@ -104,6 +104,7 @@
 mod continuation;
 mod economy;
 mod error;
+mod explain;
 pub mod family;
 mod fingerprint;
 pub mod keys;
@@ -120,11 +121,9 @@ pub use crate::{
         is_previous_response_not_found, is_previous_response_unsupported, trim_to_latest_turn,
         wants_todo_guard,
     },
-    economy::{
-        IDLE_EVICTION_SECS, MIN_CACHEABLE_TOKENS, MissExplanation, MissFacts, MissReason,
-        PreviousTurn, classify_miss, explain_miss, is_miss,
-    },
+    economy::{MIN_CACHEABLE_TOKENS, MissFacts, classify_miss, is_miss},
     error::StoreError,
+    explain::{IDLE_EVICTION_SECS, MissExplanation, MissReason, PreviousTurn, explain_miss},
     family::{GptModel, ModelFamily},
     fingerprint::{MAX_FINGERPRINT_MESSAGES, PrefixChange, PrefixFingerprint, compare},
     keys::{DigestChain, KeySource},

@@ -16,14 +16,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ResolvedKey;
 use super::Sessions;
 use super::records::{
     RecentEntry, RecentRecord, SessionLogRecord, TurnHead, VERSION, decode, recent_key, tuple_id,
     turns_key,
 };
-use crate::economy::{MissExplanation, MissReason, PreviousTurn, explain_miss};
+use crate::explain::{MissExplanation, MissReason, PreviousTurn, explain_miss};
 use crate::fingerprint::PrefixFingerprint;
-use crate::sessions::ResolvedKey;
 
 /// Turns kept per session.
 pub const MAX_TURNS: usize = 20;
