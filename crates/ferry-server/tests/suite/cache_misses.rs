@@ -220,3 +220,40 @@ async fn warm_turns_count_no_miss() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(misses(&server).await, counted(&["new_session"]));
 }
+
+#[tokio::test]
+async fn replicas_sharing_redis_explain_each_others_turns() {
+    // Turn 1 on replica a, turn 2 (another system prompt) on replica b: b finds a's turn
+    // in the shared turn log.
+    let redis = ferry_testkit::redis::RedisServer::start();
+    let upstream = cold_upstream().await;
+    let replica = || {
+        let mut c = config(&upstream.uri());
+        c.session.store = ferry_server::config::SessionStoreKind::Redis {
+            url: ferry_server::config::Secret::new(redis.url()),
+        };
+        c
+    };
+    let a = TestServer::start(replica()).await;
+    let b = TestServer::start(replica()).await;
+    send(&a, &turn(1, false)).await;
+    // a logs the turn after its response: wait until Redis has it.
+    let store = ferry_session::open(&ferry_session::StoreConfig::Redis(
+        ferry_session::RedisConfig::new(redis.url()),
+    ))
+    .await
+    .unwrap();
+    let sessions = ferry_session::Sessions::new(store, ferry_session::SessionConfig::default());
+    for _ in 0..200 {
+        if !sessions.recent_sessions(&["alice"], 1).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(sessions.recent_sessions(&["alice"], 1).await[0].turns, 1);
+    let mut second = turn(2, false);
+    second["system"] = json!("You are a coding agent. Today is 2026-12-03.");
+    send(&b, &second).await;
+    assert_eq!(misses(&a).await, counted(&["new_session"]));
+    assert_eq!(misses_after(&b, 1.0).await, counted(&["system_changed"]));
+}
