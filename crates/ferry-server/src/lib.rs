@@ -86,6 +86,7 @@ mod prices;
 mod redact;
 mod routes;
 mod server;
+mod session_view;
 mod state;
 mod tokens;
 mod upstream;

@@ -97,6 +97,12 @@ impl Server {
         self.addr
     }
 
+    /// The state requests run with now (for in-crate tests that look behind the HTTP API).
+    #[cfg(test)]
+    pub(crate) fn current_state(&self) -> Arc<crate::state::AppState> {
+        self.state.get()
+    }
+
     /// A handle that reloads this server's configuration while it runs.
     pub fn reloader(&self) -> Reloader {
         Reloader {

@@ -163,7 +163,10 @@ impl AppState {
 impl AppState {
     pub(crate) async fn new(config: Config) -> Result<Arc<Self>, StartError> {
         let metrics = Metrics::new();
-        for reason in ferry_session::MissReason::ALL {
+        for reason in ferry_session::MissReason::ALL
+            .into_iter()
+            .chain(ferry_session::MissReason::REFINED)
+        {
             metrics.cache_miss_total.inc_by([reason.as_str()], 0);
         }
         for result in ["created", "continued", "not_found", "too_large", "stored"] {

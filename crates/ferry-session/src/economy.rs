@@ -1,73 +1,12 @@
 //! Cache economy: why a request missed the upstream prompt cache.
 
-use std::fmt;
-
+use crate::explain::MissReason;
 use crate::keys::KeySource;
 use crate::sessions::{ResolvedKey, StickyBinding};
 
 /// Prompts shorter than this many tokens are never cached upstream (OpenAI caches from
 /// 1024 tokens on), so they count neither as a hit nor as a miss.
 pub const MIN_CACHEABLE_TOKENS: u64 = 1024;
-
-/// Why a request missed the prompt cache: the `reason` label of
-/// `ferry_cache_miss_total`. Each reason points at something to act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MissReason {
-    /// The first turn of a conversation: nothing could have been cached.
-    NewSession,
-    /// The conversation was bound, but this request does not extend what was sent last
-    /// (the client compacted or edited its history, or another conversation shares the
-    /// key).
-    PrefixChanged,
-    /// The conversation ran under another key before (the client changed its session id,
-    /// e.g. on resume).
-    KeyChanged,
-    /// The session was served by another account last time (failover, or the sticky
-    /// account was unavailable); upstream caches are per account.
-    AccountSwitched,
-    /// The conversation has history but ferry holds no binding for it any more (time to
-    /// live ran out, evicted, or the in-memory store restarted).
-    BindingExpired,
-    /// This is the full-history retry after the upstream rejected
-    /// `previous_response_id`.
-    ContinuationReset,
-    /// Everything on ferry's side was as before: the upstream dropped the cached prefix
-    /// (idle for too long, or routed elsewhere).
-    UpstreamEvicted,
-}
-
-impl MissReason {
-    /// Every reason, for pre-registering metric label values.
-    pub const ALL: [Self; 7] = [
-        Self::NewSession,
-        Self::PrefixChanged,
-        Self::KeyChanged,
-        Self::AccountSwitched,
-        Self::BindingExpired,
-        Self::ContinuationReset,
-        Self::UpstreamEvicted,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NewSession => "new_session",
-            Self::PrefixChanged => "prefix_changed",
-            Self::KeyChanged => "key_changed",
-            Self::AccountSwitched => "account_switched",
-            Self::BindingExpired => "binding_expired",
-            Self::ContinuationReset => "continuation_reset",
-            Self::UpstreamEvicted => "upstream_evicted",
-        }
-    }
-}
-
-impl fmt::Display for MissReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Whether a request counts as a cache miss: its prompt was long enough to be cached
 /// ([`MIN_CACHEABLE_TOKENS`]) and less than half of it was read from the cache. (A turn

@@ -224,15 +224,7 @@ pub fn cache_control_key(req: &anthropic::MessagesRequest) -> Option<String> {
         c.is_some_and(|c| c.kind == "ephemeral")
     }
     fn block_marked(block: &anthropic::ContentBlock) -> bool {
-        use anthropic::ContentBlock as B;
-        match block {
-            B::Text(b) => ephemeral(b.cache_control.as_ref()),
-            B::Image(b) => ephemeral(b.cache_control.as_ref()),
-            B::Document(b) => ephemeral(b.cache_control.as_ref()),
-            B::ToolUse(b) => ephemeral(b.cache_control.as_ref()),
-            B::ToolResult(b) => ephemeral(b.cache_control.as_ref()),
-            _ => false,
-        }
+        ephemeral(block_cache_control(block))
     }
     let mut parts = Vec::new();
     if let Some(anthropic::System::Blocks(blocks)) = &req.system {
@@ -269,6 +261,21 @@ pub fn cache_control_key(req: &anthropic::MessagesRequest) -> Option<String> {
     }
     let digest = Sha256::digest(format!("anthropic-cache:{}", parts.join("\n")).as_bytes());
     Some(format!("{CACHE_PREFIX}{}", hex(&digest[..16])))
+}
+
+/// The `cache_control` of a content block, for the blocks that can carry one.
+pub(crate) fn block_cache_control(
+    block: &anthropic::ContentBlock,
+) -> Option<&anthropic::CacheControl> {
+    use anthropic::ContentBlock as B;
+    match block {
+        B::Text(b) => b.cache_control.as_ref(),
+        B::Image(b) => b.cache_control.as_ref(),
+        B::Document(b) => b.cache_control.as_ref(),
+        B::ToolUse(b) => b.cache_control.as_ref(),
+        B::ToolResult(b) => b.cache_control.as_ref(),
+        _ => None,
+    }
 }
 
 /// The `prompt_cache_key` sent upstream for a session's cache key, isolated per client key
@@ -335,6 +342,22 @@ pub struct ChainPart {
     hash: [u8; 8],
 }
 
+impl ChainPart {
+    /// The first 4 bytes of the content hash (for the prefix fingerprint, which only
+    /// compares a conversation with its own earlier turns).
+    pub(crate) fn short_hash(&self) -> u32 {
+        u32::from_be_bytes([self.hash[0], self.hash[1], self.hash[2], self.hash[3]])
+    }
+}
+
+/// Whether a message is a part of the [`DigestChain`]: empty messages are not.
+pub(crate) fn in_chain(content: &anthropic::MessageContent) -> bool {
+    match content {
+        anthropic::MessageContent::Text(t) => !t.is_empty(),
+        anthropic::MessageContent::Blocks(b) => !b.is_empty(),
+    }
+}
+
 /// The conversation as a chain of content digests: `s:<system>` (when there is a
 /// system prompt), then `u:<content>` or `a:<content>` for each non-empty message.
 ///
@@ -398,10 +421,12 @@ impl DigestChain {
             }
         }
         for message in &req.messages {
+            if !in_chain(&message.content) {
+                continue;
+            }
             let value = match &message.content {
-                anthropic::MessageContent::Text(t) if !t.is_empty() => text_blocks(t),
-                anthropic::MessageContent::Blocks(b) if !b.is_empty() => blocks_value(b),
-                _ => continue,
+                anthropic::MessageContent::Text(t) => text_blocks(t),
+                anthropic::MessageContent::Blocks(b) => blocks_value(b),
             };
             let kind = match message.role {
                 anthropic::Role::Assistant => PartKind::Assistant,

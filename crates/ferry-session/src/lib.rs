@@ -26,7 +26,11 @@
 //!   provider prefix), behind every per-family decision.
 //! - Continuation helpers — [`trim_to_latest_turn`], [`classify_continuation_error`],
 //!   [`insert_todo_guard`].
-//! - Cache economy — [`classify_miss`] gives the [`MissReason`] of a cache miss.
+//! - Cache economy — [`classify_miss`] gives the [`MissReason`] of a cache miss;
+//!   [`PrefixFingerprint`] digests a request's prefix (tools, system prompt, messages,
+//!   `cache_control` markers) and [`explain_miss`] compares it with the session's previous
+//!   turn, which [`Sessions::record_turn`] keeps in a bounded turn log
+//!   ([`Sessions::recent_sessions`], [`Sessions::session_turns`]; docs/cache.md).
 //! - [`Threads`] — message threads (`message-threads-2026-08-12`): the conversation held
 //!   between turns under the id of its last reply, per client key, chunked, bounded by
 //!   [`ThreadConfig::max_thread_bytes`], living the session TTL.
@@ -100,7 +104,9 @@
 mod continuation;
 mod economy;
 mod error;
+mod explain;
 pub mod family;
+mod fingerprint;
 pub mod keys;
 mod sessions;
 mod store;
@@ -115,13 +121,16 @@ pub use crate::{
         is_previous_response_not_found, is_previous_response_unsupported, trim_to_latest_turn,
         wants_todo_guard,
     },
-    economy::{MIN_CACHEABLE_TOKENS, MissFacts, MissReason, classify_miss, is_miss},
+    economy::{MIN_CACHEABLE_TOKENS, MissFacts, classify_miss, is_miss},
     error::StoreError,
+    explain::{IDLE_EVICTION_SECS, MissExplanation, MissReason, PreviousTurn, explain_miss},
     family::{GptModel, ModelFamily},
+    fingerprint::{MAX_FINGERPRINT_MESSAGES, PrefixChange, PrefixFingerprint, compare},
     keys::{DigestChain, KeySource},
     sessions::{
-        ChainMatch, ResolvedKey, ResponseBinding, SessionConfig, SessionRef, Sessions,
-        StickyBinding,
+        ChainMatch, MAX_RECENT, MAX_TURNS, ResolvedKey, ResponseBinding, SessionConfig,
+        SessionDetail, SessionRef, SessionSummary, Sessions, StickyBinding, TurnEntry, TurnFacts,
+        session_id,
     },
     store::{
         BoxFuture, BreakerStats, MemoryLimits, MemoryStore, SlotToken, Store, StoreConfig, open,

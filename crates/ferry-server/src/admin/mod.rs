@@ -10,6 +10,7 @@
 //!
 //! Routes (under the prefix): `GET /` the dashboard (or the sign-in page), `POST /login`,
 //! `POST /logout`, `GET /api/accounts`, `GET /api/client_keys`, `GET /api/cache`,
+//! `GET /api/sessions[?client=NAME&limit=N]`, `GET /api/sessions/{id}`,
 //! `POST /api/reload` (what `SIGHUP` does, answered with what it did).
 
 mod auth;
@@ -50,6 +51,10 @@ enum Page {
     ClientKeys,
     Cache,
     Reload,
+    /// `GET /api/sessions[?client=NAME&limit=N]`
+    Sessions,
+    /// `GET /api/sessions/{id}`
+    Session,
 }
 
 impl Page {
@@ -62,6 +67,8 @@ impl Page {
             "/api/client_keys" => Self::ClientKeys,
             "/api/cache" => Self::Cache,
             "/api/reload" => Self::Reload,
+            "/api/sessions" => Self::Sessions,
+            other if session_id(other).is_some() => Self::Session,
             _ => return None,
         })
     }
@@ -141,9 +148,44 @@ pub(crate) async fn handle(
             "client_keys": view::client_keys(state).await,
         })),
         Page::Cache => json(&serde_json::json!(view::cache(state))),
+        Page::Sessions => {
+            let (client, limit) = sessions_query(req.uri().query());
+            json(&crate::session_view::sessions_json(state, client.as_deref(), limit).await)
+        }
+        Page::Session => {
+            let id = session_id(sub.trim_end_matches('/')).unwrap_or_default();
+            match crate::session_view::session_json(state, id).await {
+                Some(v) => json(&v),
+                None => return Err(Error::NotFound { path }),
+            }
+        }
         Page::Reload => reload(live, who).await?,
         Page::Login | Page::Logout => return Err(Error::NotFound { path }),
     })
+}
+
+/// The `{id}` of `/api/sessions/{id}`.
+fn session_id(sub: &str) -> Option<&str> {
+    sub.strip_prefix("/api/sessions/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// `client` and `limit` of the sessions list's query (`limit` clamped by the view).
+fn sessions_query(query: Option<&str>) -> (Option<String>, usize) {
+    let mut client = None;
+    let mut limit = crate::session_view::DEFAULT_LIMIT;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("client", v)) if !v.is_empty() => {
+                client = Some(crate::models::percent_decode(v));
+            }
+            Some(("limit", v)) => {
+                limit = v.parse().unwrap_or(limit);
+            }
+            _ => {}
+        }
+    }
+    (client, limit.min(crate::session_view::MAX_LIMIT))
 }
 
 fn json(value: &serde_json::Value) -> Response<ResponseBody> {

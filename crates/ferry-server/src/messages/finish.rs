@@ -28,6 +28,8 @@ pub(crate) struct SessionBinding {
     pub(crate) continuation: bool,
     pub(crate) sticky: Option<StickyBinding>,
     pub(crate) reset: bool,
+    /// For the turn log ([`super::turn_log`]).
+    pub(crate) turn: super::turn_log::TurnContext,
 }
 
 /// Holds the account lease and the usage record until the response is over, then writes
@@ -75,6 +77,7 @@ impl Finisher {
                 continuation: built.continuation,
                 sticky: ctx.sticky.clone(),
                 reset: replay.reset,
+                turn: super::turn_log::TurnContext::new(ctx, built),
             }),
             reasoning_retry: !replay.strip_reasoning
                 && (built.reasoning_items > 0 || built.continued),
@@ -136,6 +139,8 @@ impl Finisher {
         record.response_id = response_id.map(str::to_owned);
         let prompt =
             usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
+        let ok = *outcome == Outcome::Ok || *outcome == Outcome::ClientDisconnected;
+        let mut miss = None;
         if let Some(b) = &binding
             && ferry_session::is_miss(prompt, usage.cache_read_input_tokens)
         {
@@ -145,10 +150,14 @@ impl Finisher {
                 account: &account,
                 continuation_reset: b.reset,
             });
-            state.metrics.cache_miss_total.inc([reason.as_str()]);
+            // A reason the previous turn can refine is counted once the turn log has it.
+            if !(ok && reason.needs_history()) {
+                state.metrics.cache_miss_total.inc([reason.as_str()]);
+            }
+            miss = Some(reason);
         }
+        let turn = super::turn_log::Finished::new(&record, usage, miss);
         record.finish(state, status, outcome);
-        let ok = *outcome == Outcome::Ok || *outcome == Outcome::ClientDisconnected;
         let thread = thread.filter(|_| ok).map(|t| {
             let upstream =
                 response_id
@@ -180,13 +189,14 @@ impl Finisher {
                 .bind_sticky_account(&b.client_id, key, &account, &b.resolved.chain)
                 .await;
             if b.continuation
-                && let Some(id) = response_id
+                && let Some(id) = &response_id
             {
                 let session = SessionRef::new(&account, &b.client_id, key).with_agent(&b.agent_id);
                 sessions
-                    .bind_response_id(&session, &id, &b.resolved.chain)
+                    .bind_response_id(&session, id, &b.resolved.chain)
                     .await;
             }
+            super::turn_log::spawn_record(state, b, account, response_id, turn);
         }))
     }
 }

@@ -20,6 +20,7 @@ mod prepare;
 pub(crate) mod respond;
 mod send;
 pub(crate) mod threads;
+mod turn_log;
 pub(crate) mod usage;
 
 use std::future::Future;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferry_apicompat::anthropic;
 use ferry_apicompat::convert::ToolNames;
-use ferry_session::{ResolvedKey, StickyBinding, keys};
+use ferry_session::{PrefixFingerprint, ResolvedKey, StickyBinding, keys};
 use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 
@@ -28,6 +28,8 @@ pub(crate) struct Ctx {
     pub(crate) fast_mode: bool,
     pub(crate) tool_names: ToolNames,
     pub(crate) resolved: Option<ResolvedKey>,
+    /// The prefix fingerprint (for the turn log's miss explanations), with a resolved key.
+    pub(crate) fingerprint: Option<Arc<PrefixFingerprint>>,
     pub(crate) sticky: Option<StickyBinding>,
     /// The message thread this turn belongs to (its request already rebuilt).
     pub(crate) thread: Option<threads::ThreadTurn>,
@@ -98,6 +100,10 @@ pub(crate) async fn prepare(
         None => None,
     };
     record.prompt_cache_key_source = resolved.as_ref().map(|r| r.source.as_str());
+    // Once per request, from the chain just computed: only the tool list is hashed anew.
+    let fingerprint = resolved
+        .as_ref()
+        .map(|r| Arc::new(PrefixFingerprint::of(&parsed, &r.chain)));
     let fast_mode = super::plan::upstream::asks_fast_mode(&parsed);
     Ok(Ctx {
         state: state.clone(),
@@ -109,6 +115,7 @@ pub(crate) async fn prepare(
         tool_names: ToolNames::from_request(&parsed),
         req: parsed,
         resolved,
+        fingerprint,
         sticky,
         thread,
         dropped_counted: std::sync::atomic::AtomicBool::new(false),

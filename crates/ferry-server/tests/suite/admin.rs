@@ -650,3 +650,101 @@ async fn replicas_on_redis_share_the_hourly_usage() {
         seen["last_24h"]
     );
 }
+
+#[tokio::test]
+async fn sessions_show_each_turn_and_why_it_missed() {
+    // Two turns of one Claude Code session against an upstream that reads nothing from its
+    // cache; the second changes the system prompt.
+    let up = start().await;
+    ferry_testkit::upstream::mount_fn(&up, |_, n| {
+        ferry_testkit::upstream::sse_response(sse(text_events(
+            &format!("resp_{n}"),
+            &["ok"],
+            Usage::new(4000, 5),
+        )))
+    })
+    .await;
+    let server = TestServer::start(with_admin(config(&up.uri()))).await;
+    let session = "7a1c2b9e-0d3a-4c7b-8e21-9a6f4d3c2b11";
+    let turn = |system: &str, second: bool| {
+        let mut messages = vec![json!({"role": "user", "content": "question 0"})];
+        if second {
+            messages
+                .push(json!({"role": "assistant", "content": [{"type": "text", "text": "ok"}]}));
+            messages.push(json!({"role": "user", "content": "question 1"}));
+        }
+        json!({
+            "model": "claude-opus-4-8", "max_tokens": 1024, "system": system,
+            "metadata": {"user_id": format!("user_{}_account__session_{session}", "d".repeat(64))},
+            "messages": messages,
+        })
+    };
+    for body in [
+        turn("You are a coding agent.", false),
+        turn("You are a coding agent. Today is 2026-12-03.", true),
+    ] {
+        let resp = server.messages(&body).await;
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    // The turn log is written just after each response.
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        listed = json_body(
+            admin_get(&server, "/admin/api/sessions?client=alice&limit=5")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if listed["sessions"][0]["turns"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{listed}");
+    let summary = &sessions[0];
+    assert_eq!(
+        (
+            &summary["client"],
+            &summary["turns"],
+            &summary["misses"],
+            &summary["last_account"]
+        ),
+        (&json!("alice"), &json!(2), &json!(2), &json!("primary")),
+        "{summary}"
+    );
+    let id = summary["id"].as_str().unwrap();
+    let detail = json_body(
+        admin_get(&server, &format!("/admin/api/sessions/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let log = detail["turn_log"].as_array().unwrap();
+    assert_eq!(log.len(), 2, "{detail}");
+    assert_eq!(
+        log[1]["miss"]["reason"],
+        json!("system_changed"),
+        "{detail}"
+    );
+    // Unknown ids are 404; a client key may not look.
+    let resp = admin_get(
+        &server,
+        "/admin/api/sessions/0123456789abcdef0123456789abcdef",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = server
+        .client
+        .get(server.url("/admin/api/sessions"))
+        .header("x-api-key", TEST_CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}

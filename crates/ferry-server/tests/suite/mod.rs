@@ -2,6 +2,7 @@ mod admin;
 mod attacks;
 mod bad_day;
 mod bad_inputs;
+mod cache_misses;
 mod common;
 mod config;
 mod errors;

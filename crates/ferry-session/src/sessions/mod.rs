@@ -7,7 +7,9 @@
 //! - `sticky`: the account a session is bound to;
 //! - `previous_response`: the upstream response a session continues from, and when
 //!   continuation is off;
-//! - `turn_state`: the Codex `x-codex-turn-state` of a session.
+//! - `turn_state`: the Codex `x-codex-turn-state` of a session;
+//! - `turn_log`: each session's recent turns and miss explanations, and each client key's
+//!   recent sessions (the admin API's sessions view).
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,12 +27,16 @@ mod cache_key;
 mod previous_response;
 mod records;
 mod sticky;
+mod turn_log;
 mod turn_state;
 
 pub use self::{
     cache_key::{ChainMatch, ResolvedKey},
     previous_response::ResponseBinding,
     sticky::StickyBinding,
+    turn_log::{
+        MAX_RECENT, MAX_TURNS, SessionDetail, SessionSummary, TurnEntry, TurnFacts, session_id,
+    },
 };
 
 /// Settings of [`Sessions`].

@@ -48,6 +48,42 @@ pub(super) struct ChainRecord {
     pub(super) key: String,
 }
 
+/// A session's turn log (`turns:`): see `turn_log`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SessionLogRecord {
+    pub(super) v: u32,
+    pub(super) client: String,
+    pub(super) cache_key: String,
+    pub(super) source: String,
+    pub(super) started_at_ms: u64,
+    /// Turns recorded in the session's lifetime.
+    pub(super) count: u64,
+    pub(super) turns: Vec<super::turn_log::TurnEntry>,
+    /// The latest turn of each agent, newest first.
+    pub(super) heads: Vec<TurnHead>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct TurnHead {
+    pub(super) agent: String,
+    pub(super) at_ms: u64,
+    pub(super) account: String,
+    pub(super) fingerprint: crate::fingerprint::PrefixFingerprint,
+}
+
+/// A client key's recent sessions (`recent:`), newest first.
+#[derive(Serialize, Deserialize, Default)]
+pub(super) struct RecentRecord {
+    pub(super) v: u32,
+    pub(super) sessions: Vec<RecentEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct RecentEntry {
+    pub(super) id: String,
+    pub(super) at_ms: u64,
+}
+
 pub(super) trait Versioned {
     fn version(&self) -> u32;
 }
@@ -60,7 +96,9 @@ versioned!(
     TurnRecord,
     ContinuationRecord,
     StickyRecord,
-    ChainRecord
+    ChainRecord,
+    SessionLogRecord,
+    RecentRecord
 );
 
 pub(super) fn decode<T: DeserializeOwned + Versioned>(bytes: &[u8]) -> Option<T> {
@@ -102,4 +140,12 @@ pub(super) fn sticky_key(client_key_id: &str, cache_key: &str) -> String {
 
 pub(super) fn chain_key(client_key_id: &str, prefix_id: &str) -> String {
     format!("chain:{}", tuple_id(&[client_key_id, prefix_id]))
+}
+
+pub(super) fn turns_key(session_id: &str) -> String {
+    format!("turns:{session_id}")
+}
+
+pub(super) fn recent_key(client_key_id: &str) -> String {
+    format!("recent:{}", tuple_id(&[client_key_id]))
 }

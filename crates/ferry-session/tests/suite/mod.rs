@@ -1,5 +1,6 @@
 mod continuation;
 mod economy;
+mod fingerprint;
 mod keys;
 mod memory;
 mod redis;
@@ -7,3 +8,4 @@ mod sessions;
 mod store;
 mod support;
 mod threads;
+mod turn_log;
