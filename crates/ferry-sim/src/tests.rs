@@ -630,7 +630,7 @@ async fn a_paced_json_answer_takes_as_long_as_its_stream() {
             .body(body.to_string())
             .send()
     };
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let plain = post(json!({"input": [user("hi")]})).await.unwrap();
     assert_eq!(plain.status(), 200);
     let v: Value = serde_json::from_str(&plain.text().await.unwrap()).unwrap();
@@ -639,7 +639,7 @@ async fn a_paced_json_answer_takes_as_long_as_its_stream() {
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(70), "{took:?}");
     // An error is not generated: it comes at once.
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let limited = post(json!({"input": [user("[[status:429]]")]}))
         .await
         .unwrap();
