@@ -69,6 +69,7 @@
 
 mod auth;
 mod body;
+mod capture;
 pub mod config;
 pub mod cost;
 mod embedded_sim;
@@ -86,10 +87,15 @@ mod tokens;
 mod upstream;
 
 pub use crate::{
+    capture::{
+        CAPTURE_VERSION, CaptureFile, CapturedAttempt, CapturedFacts, CapturedRequest,
+        CapturedResponse,
+    },
     config::{Config, ConfigProblem, RawConfig, SIMULATED_BASE_URL, simulated_account},
     error::{Error, StartError, ThreadErrorCode},
     messages::plan::upstream::{
         Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
     },
+    messages::replay::replay_answer,
     server::{Reloader, Server, bind, serve},
 };

@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub(crate) http: Arc<HttpClients>,
     /// Cuts every known secret out of upstream text (see [`crate::redact`]).
     pub(crate) redactor: crate::redact::Redactor,
+    /// Writes captures (`[capture]`); `None` when capture is off.
+    pub(crate) capturer: Option<crate::capture::Capturer>,
 }
 
 /// The current [`AppState`], swapped whole by a reload (`std` `RwLock<Arc<…>>`: readers
@@ -123,6 +125,7 @@ impl AppState {
             config.gateway.upstream_header_timeout,
         ));
         let redactor = crate::redact::Redactor::from_config(&config);
+        let capturer = crate::capture::Capturer::new(&config.capture);
         let state = Arc::new(Self {
             config,
             metrics: Arc::new(metrics),
@@ -133,6 +136,7 @@ impl AppState {
             threads,
             http,
             redactor,
+            capturer,
         });
         state.refresh_account_gauges();
         Ok(state)
@@ -176,6 +180,7 @@ impl AppState {
             ))
         };
         let redactor = crate::redact::Redactor::from_config(&config);
+        let capturer = crate::capture::Capturer::new(&config.capture);
         let state = Arc::new(Self {
             config,
             metrics: Arc::clone(&self.metrics),
@@ -186,6 +191,7 @@ impl AppState {
             threads: Arc::clone(&self.threads),
             http,
             redactor,
+            capturer,
         });
         // Accounts that were removed stop being reported as available.
         for old in self.pool.statuses() {

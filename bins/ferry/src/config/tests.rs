@@ -120,6 +120,14 @@ fn embedded_defaults_match_the_server_defaults() {
         format!("{:?}", embedded.session),
         format!("{:?}", server.session)
     );
+    assert_eq!(
+        format!("{:?}", embedded.capture),
+        format!("{:?}", server.capture)
+    );
+    assert_eq!(
+        format!("{:?}", embedded.rate_limit),
+        format!("{:?}", server.rate_limit)
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 mod attacks;
 mod bad_day;
 mod bad_inputs;
+mod captures;
 mod common;
 mod config;
 mod errors;
