@@ -7,6 +7,7 @@
 //! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
 //! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
 //! | `ferry convert request [--account api\|codex] [--prompt-cache-key KEY] [--previous-response-id ID]\|stream\|response` | stdin → stdout conversions; `request` prints the exact upstream body (see `convert.rs`) |
+//! | `ferry replay FILE [--config FILE] [--send [--account NAME]]` | a capture through the converters again, diffed against the recording; exit 0 identical, 1 different, 2 trouble (`replay.rs`) |
 //! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
@@ -17,6 +18,7 @@
 mod config;
 mod convert;
 mod login;
+mod replay;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -120,6 +122,23 @@ enum Command {
     Convert {
         #[command(subcommand)]
         what: ConvertCommand,
+    },
+    /// Run a capture (docs/captures.md) through this ferry's converters again and print a
+    /// diff against what was recorded. Exit status: 0 identical, 1 different, 2 trouble.
+    Replay {
+        /// The capture file (a `[capture]` directory's `*.json`).
+        file: PathBuf,
+        /// The gateway's config: the recorded accounts' settings (model mapping, request
+        /// shape); without it, a default account of the recorded kind is used.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Send the request to a configured api_key account and print its answer as the
+        /// client would get it, instead of comparing (needs --config).
+        #[arg(long)]
+        send: bool,
+        /// With --send: the account to send to (default: the capture's last account).
+        #[arg(long, value_name = "NAME", requires = "send")]
+        account: Option<String>,
     },
     /// Run the simulated OpenAI Responses upstream alone (POST /v1/responses).
     SimUpstream {
@@ -283,6 +302,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }),
         },
+        Command::Replay {
+            file,
+            config,
+            send,
+            account,
+        } => Ok(replay(
+            &file,
+            config.as_deref(),
+            send,
+            account.as_deref(),
+            &env,
+        )),
         Command::SimUpstream {
             listen,
             paced,
@@ -441,6 +472,54 @@ async fn reload_on_hangup(
                 tracing::error!(target: "ferry", problems = problems.0.len(), "config reload refused; keeping the running config");
             }
         }
+    }
+}
+
+/// `ferry replay`: the report on stdout; exit 0 identical, 1 different, 2 when the
+/// capture (or the config) cannot be used.
+fn replay(
+    file: &std::path::Path,
+    config: Option<&std::path::Path>,
+    send: bool,
+    account: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> ExitCode {
+    let trouble = |e: &dyn std::fmt::Display| {
+        let _ = writeln!(std::io::stderr().lock(), "ferry: {e}");
+        ExitCode::from(2)
+    };
+    let loaded = match config {
+        Some(path) => match config::load_file(Some(path), None, env) {
+            Ok(l) => Some(l.config),
+            Err(problems) => return trouble(&format!("{}: {problems}", path.display())),
+        },
+        None => None,
+    };
+    let recorded_account = || -> Option<String> {
+        let text = std::fs::read(file).ok()?;
+        let capture: ferry_server::CaptureFile = serde_json::from_slice(&text).ok()?;
+        capture.attempts.last().map(|a| a.account.clone())
+    };
+    let send_to = match (send, account) {
+        (false, _) => None,
+        (true, Some(a)) => Some(a.to_owned()),
+        (true, None) => match recorded_account() {
+            Some(a) => Some(a),
+            None => return trouble(&"--send: the capture names no account; give --account"),
+        },
+    };
+    let args = replay::Args {
+        file,
+        config: loaded.as_ref(),
+        send: send_to.as_deref(),
+    };
+    let mut out = String::new();
+    let result = replay::run(&args, &mut out);
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => trouble(&format!("{e:#}")),
     }
 }
 
