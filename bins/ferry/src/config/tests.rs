@@ -144,6 +144,35 @@ fn file_values_override_defaults_and_keep_the_rest() {
 }
 
 #[test]
+fn the_capture_section_is_read_and_checked() {
+    let c = load_text(
+        "[capture]\nmode = \"errors\"\ndir = \"/var/lib/ferry/captures\"\nmax_bytes = 1048576\n",
+        &env(&[]),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.capture.mode, ferry_server::config::CaptureMode::Errors);
+    assert_eq!(
+        c.capture.dir,
+        std::path::Path::new("/var/lib/ferry/captures")
+    );
+    assert_eq!(c.capture.max_bytes, 1024 * 1024);
+    assert_eq!(c.capture.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(
+        problems(
+            "[capture]\nmode = \"sometimes\"\ndir = \"\"\nmax_bytes = 10\nmax_body_bytes = 1\n",
+            &env(&[])
+        ),
+        [
+            "capture.mode: must be \"off\", \"errors\" or \"all\", got \"sometimes\"",
+            "capture.dir: must not be empty",
+            "capture.max_bytes: must be between 1048576 and 1099511627776, got 10",
+            "capture.max_body_bytes: must be between 1024 and 1073741824, got 1",
+        ]
+    );
+}
+
+#[test]
 fn env_references_are_expanded_from_the_passed_environment() {
     let text = r#"
 [[client_keys]]

@@ -326,11 +326,63 @@ async fn capture_off_writes_nothing() {
     let upstream = start().await;
     let _mock = mount_sequence(&upstream, vec![ok_stream("resp_x", "x")]).await;
     let mut c = capture_config(&upstream.uri(), &dir, CaptureMode::Off);
-    c.capture.mode = CaptureMode::Off;
     let server = TestServer::start(c).await;
     let resp = server.messages(&request("hello", true)).await;
     assert_eq!(resp.status(), 200);
     let _ = resp.text().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn errors_mode_captures_a_stream_that_ends_in_an_error_event() {
+    let dir = capture_dir("stream-error");
+    let upstream = start().await;
+    let events = vec![
+        ev_created("resp_f"),
+        ev_message_added(0, "msg_1"),
+        ev_content_part_added(0, "msg_1"),
+        ev_text_delta(0, "msg_1", "partial answer"),
+        ev_failed("resp_f", "server_error", "the model broke down"),
+    ];
+    let _mock = mount_sequence(&upstream, vec![sse_response(sse(events.clone()))]).await;
+    let server =
+        TestServer::start(capture_config(&upstream.uri(), &dir, CaptureMode::Errors)).await;
+    let resp = server.messages(&request("hello", true)).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("event: error"), "{body}");
+    let found = wait_for_captures(&dir, 1).await;
+    let file = &found[0].2;
+    assert_eq!(file.outcome, "error");
+    assert_eq!(file.client_response.status, 200);
+    assert_eq!(file.client_response.body, body);
+    let a = &file.attempts[0];
+    assert_eq!((a.status, a.outcome.as_str()), (Some(200), "answered"));
+    assert_eq!(a.response, sse(events));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn long_bodies_are_cut_at_max_body_bytes_and_marked() {
+    let dir = capture_dir("truncate");
+    let upstream = start().await;
+    let long = "word ".repeat(1000);
+    let _mock = mount_sequence(&upstream, vec![ok_stream("resp_l", &long)]).await;
+    let mut c = capture_config(&upstream.uri(), &dir, CaptureMode::All);
+    c.capture.max_body_bytes = 1024;
+    let server = TestServer::start(c).await;
+    let resp = server.messages(&request("hello", true)).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    let found = wait_for_captures(&dir, 1).await;
+    let file = &found[0].2;
+    let a = &file.attempts[0];
+    assert_eq!((a.response.len(), a.response_truncated), (1024, true));
+    assert!(!a.body_truncated, "the upstream request is short");
+    let client = &file.client_response;
+    assert_eq!((client.body.len(), client.body_truncated), (1024, true));
+    assert_eq!(client.body, body[..1024]);
+    assert!(client.complete);
+    let _ = std::fs::remove_dir_all(&dir);
 }
