@@ -175,6 +175,8 @@ fn compare_answer(
         Some("the client's answer was cut at capture.max_body_bytes".to_owned())
     } else if answered.is_some_and(|a| a.response_truncated) {
         Some("the upstream's answer was cut at capture.max_body_bytes".to_owned())
+    } else if let Some(e) = answered.and_then(|a| a.response_error.as_deref()) {
+        Some(format!("the upstream's answer broke off: {e}"))
     } else {
         None
     };

@@ -91,6 +91,9 @@ pub struct CapturedAttempt {
     /// The transport error, when the request failed without a response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The read error that cut the response body short (the connection broke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_error: Option<String>,
     /// What ferry did with the attempt: `answered`, `retry`, `failover`,
     /// `continuation_reset`, `reasoning_reset` or `fatal`.
     pub outcome: String,
@@ -162,6 +165,7 @@ impl CaptureFile {
             a.body = f(&a.body);
             a.response = f(&a.response);
             a.error = a.error.as_deref().map(f);
+            a.response_error = a.response_error.as_deref().map(f);
             headers(&mut a.headers);
             headers(&mut a.response_headers);
         }

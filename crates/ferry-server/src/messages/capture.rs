@@ -179,14 +179,19 @@ impl Recorder {
         };
         let rec = Arc::clone(self);
         body.inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                let cap = rec.cap;
-                rec.with(|i| {
+            let cap = rec.cap;
+            rec.with(|i| match chunk {
+                Ok(chunk) => {
                     if let Some((buf, cut)) = i.responses.get_mut(index) {
                         append_capped(buf, cut, chunk, cap);
                     }
-                });
-            }
+                }
+                Err(e) => {
+                    if let Some(a) = i.file.attempts.get_mut(index) {
+                        a.response_error = Some(e.clone());
+                    }
+                }
+            });
         })
         .boxed()
     }

@@ -386,3 +386,29 @@ async fn long_bodies_are_cut_at_max_body_bytes_and_marked() {
     assert!(client.complete);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_connection_cut_mid_stream_is_recorded_as_the_attempts_response_error() {
+    use ferry_testkit::scripted::{Script, ScriptedUpstream, Step};
+    let dir = capture_dir("cut");
+    let sent = sse(vec![
+        ev_created("resp_c"),
+        ev_message_added(0, "m"),
+        ev_text_delta(0, "m", "so far"),
+    ]);
+    let upstream =
+        ScriptedUpstream::start(vec![Script::sse(vec![Step::Send(sent.clone()), Step::Cut])]).await;
+    let server =
+        TestServer::start(capture_config(&upstream.uri(), &dir, CaptureMode::Errors)).await;
+    let resp = server.messages(&request("hi", true)).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("event: error"), "{body}");
+    let found = wait_for_captures(&dir, 1).await;
+    let file = &found[0].2;
+    assert_eq!(file.outcome, "error");
+    let a = &file.attempts[0];
+    assert_eq!(a.response, sent);
+    assert!(a.response_error.is_some(), "{a:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
