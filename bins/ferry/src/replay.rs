@@ -175,10 +175,10 @@ fn compare_answer(
         Some("the client's answer was cut at capture.max_body_bytes".to_owned())
     } else if answered.is_some_and(|a| a.response_truncated) {
         Some("the upstream's answer was cut at capture.max_body_bytes".to_owned())
-    } else if let Some(e) = answered.and_then(|a| a.response_error.as_deref()) {
-        Some(format!("the upstream's answer broke off: {e}"))
     } else {
-        None
+        answered
+            .and_then(|a| a.response_error.as_deref())
+            .map(|e| format!("the upstream's answer broke off: {e}"))
     };
     let (Some(attempt), None) = (answered, skip.as_ref()) else {
         let why = skip.unwrap_or_else(|| "no attempt got an upstream answer".to_owned());

@@ -177,11 +177,23 @@ pub(crate) fn headers_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
-/// `bytes` as text, at most `cap` bytes of it; true when cut.
+/// `bytes` as text, at most `cap` bytes of it (a character the cut splits is left out);
+/// true when cut.
 pub(crate) fn capped_text(bytes: &[u8], cap: usize) -> (String, bool) {
     let cut = bytes.len() > cap;
-    let kept = &bytes[..bytes.len().min(cap)];
-    (String::from_utf8_lossy(kept).into_owned(), cut)
+    (text_of(&bytes[..bytes.len().min(cap)]), cut)
+}
+
+/// `bytes` as text: invalid UTF-8 replaced, an incomplete character at the end (where a
+/// cap cut it) left out.
+pub(crate) fn text_of(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, zero-padded so that file names sort by time.
@@ -241,6 +253,8 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m["anthropic-version"], "2023-06-01");
         assert_eq!(capped_text(b"abcdef", 4), ("abcd".to_owned(), true));
+        // "é" is two bytes: a cut after the first leaves it out.
+        assert_eq!(capped_text("abé".as_bytes(), 3), ("ab".to_owned(), true));
     }
 
     #[test]

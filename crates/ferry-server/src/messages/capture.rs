@@ -19,7 +19,7 @@ use crate::SessionFacts;
 use crate::body::{LiveBody, ResponseBody};
 use crate::capture::{
     CAPTURE_VERSION, CaptureFile, CapturedAttempt, CapturedFacts, CapturedRequest, capped_text,
-    headers_map, rfc3339_now,
+    headers_map, rfc3339_now, text_of,
 };
 use crate::config::CaptureMode;
 use crate::state::AppState;
@@ -254,24 +254,22 @@ impl Recorder {
         else {
             return;
         };
-        let Some(capturer) = self.state.capturer.as_ref() else {
-            return;
-        };
-        let file = inner.into_file(complete);
-        if capturer.mode() == CaptureMode::Errors && file.outcome == "ok" {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(target: "ferry::capture", "no runtime to write a capture");
             return;
         };
         let state = Arc::clone(&self.state);
-        // A blocking thread: redaction, serialisation and the file system stay off the
-        // runtime's workers and off the client's answer. It ends when the file is written.
+        // A blocking thread: assembling the document, redaction, serialisation and the file
+        // system stay off the runtime's workers and off the client's answer. It ends when
+        // the file is written (or, in `errors` mode, when the request turns out OK).
         drop(runtime.spawn_blocking(move || {
             let Some(capturer) = state.capturer.as_ref() else {
                 return;
             };
+            let file = inner.into_file(complete);
+            if capturer.mode() == CaptureMode::Errors && file.outcome == "ok" {
+                return;
+            }
             let request_id = file.request_id.clone();
             match capturer.write(file, &state.redactor) {
                 Ok(path) => {
@@ -296,14 +294,14 @@ impl Inner {
             ..
         } = self;
         for (a, (raw, cut)) in file.attempts.iter_mut().zip(responses) {
-            a.response = String::from_utf8_lossy(&raw).into_owned();
+            a.response = text_of(&raw);
             a.response_truncated = cut;
             if a.outcome.is_empty() {
                 // Still open when the answer ended (cannot happen: every attempt ends).
                 a.outcome = "unknown".to_owned();
             }
         }
-        file.client_response.body = String::from_utf8_lossy(&client_body).into_owned();
+        file.client_response.body = text_of(&client_body);
         file.client_response.body_truncated = client_truncated;
         file.client_response.complete = complete;
         let attempt_failed = file.attempts.iter().any(|a| {

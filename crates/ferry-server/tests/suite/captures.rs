@@ -325,7 +325,7 @@ async fn capture_off_writes_nothing() {
     let dir = capture_dir("off");
     let upstream = start().await;
     let _mock = mount_sequence(&upstream, vec![ok_stream("resp_x", "x")]).await;
-    let mut c = capture_config(&upstream.uri(), &dir, CaptureMode::Off);
+    let c = capture_config(&upstream.uri(), &dir, CaptureMode::Off);
     let server = TestServer::start(c).await;
     let resp = server.messages(&request("hello", true)).await;
     assert_eq!(resp.status(), 200);
