@@ -412,3 +412,72 @@ async fn a_connection_cut_mid_stream_is_recorded_as_the_attempts_response_error(
     assert!(a.response_error.is_some(), "{a:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_thread_continue_records_the_request_ferry_rebuilt() {
+    let dir = capture_dir("thread");
+    let upstream = start().await;
+    let mut evs = vec![ev_created("resp_t1")];
+    evs.extend(function_call_events(
+        0,
+        "fc_1",
+        "call_1",
+        "Bash",
+        &[r#"{"command":"ls"}"#],
+    ));
+    evs.push(ev_completed_with_output(
+        "resp_t1",
+        vec![function_call_item(
+            "fc_1",
+            "call_1",
+            "Bash",
+            r#"{"command":"ls"}"#,
+            "completed",
+        )],
+        Usage::new(40, 8),
+    ));
+    let _mock = mount_sequence(
+        &upstream,
+        vec![sse_response(sse(evs)), ok_stream("resp_t2", "done")],
+    )
+    .await;
+    let server = TestServer::start(capture_config(&upstream.uri(), &dir, CaptureMode::All)).await;
+    let mut create = request_with_tools("list the files", false);
+    create["system"] = serde_json::json!("be careful");
+    create["thread"] = serde_json::json!({"type": "create"});
+    let first = json_body(server.messages(&create).await).await;
+    let tool_use = first["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap()["id"]
+        .clone();
+    let next = serde_json::json!({
+        "model": "claude-opus-4-8",
+        "max_tokens": 1024,
+        "thread": {"type": "continue", "previous_message_id": first["id"]},
+        "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": tool_use, "content": "a.txt"}
+        ]}],
+    });
+    let resp = server.messages(&next).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await.unwrap();
+    let found = wait_for_captures(&dir, 2).await;
+    let (created, continued) = (&found[0].2, &found[1].2);
+    // A create is the client's request without its `thread` field.
+    let mut without_thread = create.clone();
+    without_thread.as_object_mut().unwrap().remove("thread");
+    assert_eq!(
+        created.client_request.planned.as_ref(),
+        Some(&without_thread)
+    );
+    let planned = continued.client_request.planned.as_ref().unwrap();
+    assert_eq!(planned["system"], "be careful");
+    assert_eq!(planned["tools"][0]["name"], "Bash");
+    assert_eq!(planned["messages"].as_array().unwrap().len(), 3);
+    let sent: serde_json::Value = serde_json::from_str(&continued.client_request.body).unwrap();
+    assert_eq!(sent, next);
+    let _ = std::fs::remove_dir_all(&dir);
+}
