@@ -27,27 +27,45 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs the gateway (built-in simulated upstream) with `[capture] mode = "all"` into `dir`,
-/// sends `requests`, and returns the capture files, in the order of the requests.
-async fn record(dir: &Path, requests: &[Value]) -> Vec<PathBuf> {
-    let mut c = ferry_server::Config::for_tests();
-    c.capture.mode = CaptureMode::All;
-    c.capture.dir = dir.join("captures");
-    let server = ferry_server::bind(c).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the gateway runs for the whole test"
-    )]
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut ids = Vec::new();
-    for body in requests {
-        let resp = client
-            .post(format!("{base}/v1/messages"))
+/// The gateway on the built-in simulated upstream, with `[capture] mode = "all"`.
+struct Gateway {
+    base: String,
+    client: reqwest::Client,
+    captures: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<Result<(), ferry_server::StartError>>,
+}
+
+impl Gateway {
+    async fn start(dir: &Path) -> Self {
+        let mut c = ferry_server::Config::for_tests();
+        c.capture.mode = CaptureMode::All;
+        c.capture.dir = dir.join("captures");
+        let server = ferry_server::bind(c).await.unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the gateway runs for the whole test"
+        )]
+        let running = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        Self {
+            base,
+            client,
+            captures: dir.join("captures"),
+            stop,
+            running,
+        }
+    }
+
+    /// Sends `body`; returns the request id and the answer's text.
+    async fn post(&self, body: &Value) -> (String, String) {
+        let resp = self
+            .client
+            .post(format!("{}/v1/messages", self.base))
             .header("anthropic-version", "2023-06-01")
             .header("content-type", "application/json")
             .body(serde_json::to_vec(body).unwrap())
@@ -55,28 +73,41 @@ async fn record(dir: &Path, requests: &[Value]) -> Vec<PathBuf> {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        ids.push(resp.headers()["request-id"].to_str().unwrap().to_owned());
-        let _ = resp.bytes().await.unwrap();
+        let id = resp.headers()["request-id"].to_str().unwrap().to_owned();
+        (id, resp.text().await.unwrap())
     }
-    let captures = dir.join("captures");
-    let mut files = Vec::new();
-    for id in &ids {
-        let mut found = None;
+
+    /// The capture file of request `id`, once written.
+    async fn capture_of(&self, id: &str) -> PathBuf {
         for _ in 0..200 {
-            found = std::fs::read_dir(&captures).ok().and_then(|entries| {
+            let found = std::fs::read_dir(&self.captures).ok().and_then(|entries| {
                 entries
                     .map(|e| e.unwrap().path())
                     .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
             });
-            if found.is_some() {
-                break;
+            if let Some(p) = found {
+                return p;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        files.push(found.unwrap_or_else(|| panic!("no capture of {id}")));
+        panic!("no capture of {id}");
     }
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+/// Sends `requests` through a capturing gateway; returns their capture files, in order.
+async fn record(dir: &Path, requests: &[Value]) -> Vec<PathBuf> {
+    let gateway = Gateway::start(dir).await;
+    let mut files = Vec::new();
+    for body in requests {
+        let (id, _) = gateway.post(body).await;
+        files.push(gateway.capture_of(&id).await);
+    }
+    gateway.stop().await;
     files
 }
 
@@ -261,5 +292,53 @@ async fn send_replays_the_request_to_a_configured_upstream() {
     );
     let _ = stop.send(());
     sim.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thread_continue_replays_from_the_request_ferry_rebuilt() {
+    let dir = temp_dir("thread");
+    let gateway = Gateway::start(&dir).await;
+    let tools = json!([{
+        "name": "Bash",
+        "description": "run a command",
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+    }]);
+    let create = json!({
+        "model": "claude-opus-4-8",
+        "max_tokens": 512,
+        "system": "be careful",
+        "tools": tools,
+        "thread": {"type": "create"},
+        "messages": [{"role": "user", "content": "run [[tool:Bash:ls]]"}],
+    });
+    let (_, first) = gateway.post(&create).await;
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let tool_use = first["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap_or_else(|| panic!("no tool call: {first}"))["id"]
+        .clone();
+    let next = json!({
+        "model": "claude-opus-4-8",
+        "max_tokens": 512,
+        "thread": {"type": "continue", "previous_message_id": first["id"]},
+        "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": tool_use, "content": "a.txt"}
+        ]}],
+    });
+    let (id, _) = gateway.post(&next).await;
+    let file = gateway.capture_of(&id).await;
+    gateway.stop().await;
+    let capture: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(capture["client_request"]["planned"]["tools"].is_array());
+    let out = replay(vec![arg(&file)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "request of attempt 1 (account simulated): identical\nanswer: identical\n",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
