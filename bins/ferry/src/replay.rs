@@ -167,10 +167,10 @@ fn compare_answer(
         .attempts
         .iter()
         .rfind(|a| a.outcome == "answered" && a.status.is_some_and(|s| (200..300).contains(&s)));
-    let skip = if client.status != 200 {
-        Some(format!("the client got status {}", client.status))
-    } else if !client.complete {
+    let skip = if !client.complete {
         Some("the client left before the end".to_owned())
+    } else if client.status != 200 {
+        Some(format!("the client got status {}", client.status))
     } else if client.body_truncated {
         Some("the client's answer was cut at capture.max_body_bytes".to_owned())
     } else if answered.is_some_and(|a| a.response_truncated) {

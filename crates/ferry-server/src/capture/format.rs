@@ -95,7 +95,8 @@ pub struct CapturedAttempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_error: Option<String>,
     /// What ferry did with the attempt: `answered`, `retry`, `failover`,
-    /// `continuation_reset`, `reasoning_reset` or `fatal`.
+    /// `continuation_reset`, `reasoning_reset`, `fatal`, or `client_left` (the client left
+    /// while it was under way).
     pub outcome: String,
 }
 
@@ -121,7 +122,7 @@ pub struct CapturedFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CapturedResponse {
-    /// The status.
+    /// The status; 0 when the client left before ferry answered.
     pub status: u16,
     /// The headers.
     pub headers: BTreeMap<String, String>,

@@ -25,6 +25,9 @@ use crate::config::CaptureMode;
 use crate::state::AppState;
 use crate::upstream::ByteStream;
 
+/// The outcome of an attempt whose client left while it was under way.
+const CLIENT_LEFT: &str = "client_left";
+
 /// The SSE frame that starts an Anthropic `error` event (ferry's encoder writes it so).
 const ERROR_EVENT: &[u8] = b"event: error\n";
 
@@ -283,6 +286,15 @@ impl Recorder {
     }
 }
 
+impl Drop for Recorder {
+    /// The client left before ferry answered (hyper dropped the request's future): the
+    /// capture is written once the last attempt is done with the recorder (a reader task
+    /// reads the upstream's answer to its end), with client status 0.
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
 impl Inner {
     fn into_file(self, complete: bool) -> CaptureFile {
         let Self {
@@ -297,19 +309,23 @@ impl Inner {
             a.response = text_of(&raw);
             a.response_truncated = cut;
             if a.outcome.is_empty() {
-                // Still open when the answer ended (cannot happen: every attempt ends).
-                a.outcome = "unknown".to_owned();
+                // Still open: the client left and hyper dropped the attempt loop, while a
+                // reader task read this attempt's answer on.
+                a.outcome = CLIENT_LEFT.to_owned();
             }
         }
         file.client_response.body = text_of(&client_body);
         file.client_response.body_truncated = client_truncated;
         file.client_response.complete = complete;
         let attempt_failed = file.attempts.iter().any(|a| {
-            a.outcome != "answered"
+            !matches!(a.outcome.as_str(), "answered" | CLIENT_LEFT)
                 || a.error.is_some()
+                || a.response_error.is_some()
                 || !a.status.is_some_and(|s| (200..300).contains(&s))
         });
-        let ok = file.client_response.status == 200 && !saw_error_event && !attempt_failed;
+        // Status 0: the client left before ferry answered, not by itself an error.
+        let status_ok = matches!(file.client_response.status, 0 | 200);
+        let ok = status_ok && !saw_error_event && !attempt_failed;
         file.outcome = if ok { "ok" } else { "error" }.to_owned();
         file
     }

@@ -481,3 +481,36 @@ async fn a_thread_continue_records_the_request_ferry_rebuilt() {
     assert_eq!(sent, next);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_still_gets_a_capture() {
+    use ferry_testkit::scripted::{Script, ScriptedUpstream, Step};
+    let dir = capture_dir("left");
+    let answer = sse(text_events("resp_late", &["late"], Usage::new(4, 1)));
+    let upstream = ScriptedUpstream::start(vec![Script::sse(vec![
+        Step::Sleep(Duration::from_millis(400)),
+        Step::Send(answer.clone()),
+    ])])
+    .await;
+    let server = TestServer::start(capture_config(&upstream.uri(), &dir, CaptureMode::All)).await;
+    let gone = server
+        .post("/v1/messages")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&request("hello", false)).unwrap())
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up first");
+    let found = wait_for_captures(&dir, 1).await;
+    let file = &found[0].2;
+    assert_eq!(file.client_response.status, 0);
+    assert!(!file.client_response.complete);
+    assert_eq!(
+        file.outcome, "ok",
+        "a client that left is no error by itself"
+    );
+    let a = &file.attempts[0];
+    assert_eq!((a.status, a.outcome.as_str()), (Some(200), "client_left"));
+    assert_eq!(a.response, answer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
