@@ -125,7 +125,7 @@ impl AppState {
             config.gateway.upstream_header_timeout,
         ));
         let redactor = crate::redact::Redactor::from_config(&config);
-        let capturer = crate::capture::Capturer::new(&config.capture);
+        let capturer = crate::capture::Capturer::start(&config.capture)?;
         let state = Arc::new(Self {
             config,
             metrics: Arc::new(metrics),
@@ -180,7 +180,7 @@ impl AppState {
             ))
         };
         let redactor = crate::redact::Redactor::from_config(&config);
-        let capturer = crate::capture::Capturer::new(&config.capture);
+        let capturer = crate::capture::Capturer::start(&config.capture)?;
         let state = Arc::new(Self {
             config,
             metrics: Arc::clone(&self.metrics),

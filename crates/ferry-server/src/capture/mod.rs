@@ -20,6 +20,7 @@ pub use self::format::{
     CAPTURE_VERSION, CaptureFile, CapturedAttempt, CapturedFacts, CapturedRequest, CapturedResponse,
 };
 use crate::config::{CaptureConfig, CaptureMode};
+use crate::error::StartError;
 use crate::redact::Redactor;
 
 /// Headers left out of a capture whatever their value: they carry credentials.
@@ -51,6 +52,21 @@ impl Capturer {
             config: config.clone(),
             write_lock: Mutex::new(()),
         })
+    }
+
+    /// The writer for `config`, its directory created now so that a directory ferry cannot
+    /// write keeps it from starting (or a reload from taking effect); `None` when off.
+    pub(crate) fn start(config: &CaptureConfig) -> Result<Option<Self>, StartError> {
+        let Some(capturer) = Self::new(config) else {
+            return Ok(None);
+        };
+        create_private_dir(&config.dir).map_err(|e| {
+            StartError::Startup(format!(
+                "cannot create capture.dir {}: {e}",
+                config.dir.display()
+            ))
+        })?;
+        Ok(Some(capturer))
     }
 
     pub(crate) fn mode(&self) -> CaptureMode {

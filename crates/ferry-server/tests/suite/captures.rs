@@ -514,3 +514,18 @@ async fn a_client_that_leaves_before_the_answer_still_gets_a_capture() {
     assert_eq!(a.response, answer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_capture_dir_ferry_cannot_create_keeps_it_from_starting() {
+    let dir = capture_dir("blocked");
+    std::fs::write(&dir, b"a file, not a directory").unwrap();
+    let mut c = capture_config(
+        "http://127.0.0.1:9",
+        &dir.join("captures"),
+        CaptureMode::All,
+    );
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    let e = ferry_server::bind(c).await.err().expect("bind refuses");
+    assert!(e.to_string().contains("cannot create capture.dir"), "{e}");
+    let _ = std::fs::remove_file(&dir);
+}
