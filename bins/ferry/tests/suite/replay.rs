@@ -38,7 +38,10 @@ struct Gateway {
 
 impl Gateway {
     async fn start(dir: &Path) -> Self {
-        let mut c = ferry_server::Config::for_tests();
+        Self::start_with(dir, ferry_server::Config::for_tests()).await
+    }
+
+    async fn start_with(dir: &Path, mut c: ferry_server::Config) -> Self {
         c.capture.mode = CaptureMode::All;
         c.capture.dir = dir.join("captures");
         let server = ferry_server::bind(c).await.unwrap();
@@ -340,5 +343,58 @@ async fn a_thread_continue_replays_from_the_request_ferry_rebuilt() {
         String::from_utf8_lossy(&out.stdout),
         "request of attempt 1 (account simulated): identical\nanswer: identical\n",
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth_capture_replays_identical_for_the_codex_backend() {
+    use ferry_testkit::upstream::{mount_sequence, sse_response, start};
+    let dir = temp_dir("oauth");
+    let upstream = start().await;
+    let answer = ferry_testkit::sse(ferry_testkit::text_events(
+        "resp_o",
+        &["from ", "codex"],
+        ferry_testkit::Usage::new(9, 2),
+    ));
+    let _mock = mount_sequence(
+        &upstream,
+        vec![sse_response(answer.clone()), sse_response(answer)],
+    )
+    .await;
+    let mut c = ferry_server::Config::for_tests();
+    let mut account = ferry_accounts::AccountConfig::oauth(
+        "codex",
+        ferry_accounts::Secret::new("oauth-token-for-replay-0123456789"),
+        None,
+    );
+    account.base_url = Some(upstream.uri());
+    account.chatgpt_account_id = Some("acct_1".to_owned());
+    account.default_model = Some("gpt-5.1-codex".to_owned());
+    c.accounts = vec![account];
+    let gateway = Gateway::start_with(&dir, c).await;
+    let mut files = Vec::new();
+    for stream in [true, false] {
+        let (id, _) = gateway
+            .post(&json!({
+                "model": "claude-opus-4-8",
+                "max_tokens": 256,
+                "stream": stream,
+                "system": "be brief",
+                "messages": [{ "role": "user", "content": "hello" }],
+            }))
+            .await;
+        files.push(gateway.capture_of(&id).await);
+    }
+    gateway.stop().await;
+    for file in &files {
+        let capture: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(capture["attempts"][0]["account_kind"], "oauth");
+        let out = replay(vec![arg(file)]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "request of attempt 1 (account codex): identical\nanswer: identical\n",
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
