@@ -307,7 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             send,
             account,
-        } => Ok(replay(
+        } => Ok(replay::command(
             &file,
             config.as_deref(),
             send,
@@ -472,54 +472,6 @@ async fn reload_on_hangup(
                 tracing::error!(target: "ferry", problems = problems.0.len(), "config reload refused; keeping the running config");
             }
         }
-    }
-}
-
-/// `ferry replay`: the report on stdout; exit 0 identical, 1 different, 2 when the
-/// capture (or the config) cannot be used.
-fn replay(
-    file: &std::path::Path,
-    config: Option<&std::path::Path>,
-    send: bool,
-    account: Option<&str>,
-    env: &BTreeMap<String, String>,
-) -> ExitCode {
-    let trouble = |e: &dyn std::fmt::Display| {
-        let _ = writeln!(std::io::stderr().lock(), "ferry: {e}");
-        ExitCode::from(2)
-    };
-    let loaded = match config {
-        Some(path) => match config::load_file(Some(path), None, env) {
-            Ok(l) => Some(l.config),
-            Err(problems) => return trouble(&format!("{}: {problems}", path.display())),
-        },
-        None => None,
-    };
-    let recorded_account = || -> Option<String> {
-        let text = std::fs::read(file).ok()?;
-        let capture: ferry_server::CaptureFile = serde_json::from_slice(&text).ok()?;
-        capture.attempts.last().map(|a| a.account.clone())
-    };
-    let send_to = match (send, account) {
-        (false, _) => None,
-        (true, Some(a)) => Some(a.to_owned()),
-        (true, None) => match recorded_account() {
-            Some(a) => Some(a),
-            None => return trouble(&"--send: the capture names no account; give --account"),
-        },
-    };
-    let args = replay::Args {
-        file,
-        config: loaded.as_ref(),
-        send: send_to.as_deref(),
-    };
-    let mut out = String::new();
-    let result = replay::run(&args, &mut out);
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => trouble(&format!("{e:#}")),
     }
 }
 

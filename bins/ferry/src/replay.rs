@@ -19,7 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use ferry_accounts::{AccountConfig, AccountKind, ModelMapping, OPENAI_BASE_URL, Secret};
@@ -37,6 +39,54 @@ pub(crate) struct Args<'a> {
     pub(crate) config: Option<&'a ferry_server::Config>,
     /// Send the request to this configured account instead of comparing.
     pub(crate) send: Option<&'a str>,
+}
+
+/// `ferry replay`: the report on stdout; exit 0 identical, 1 different, 2 when the
+/// capture (or the config) cannot be used.
+pub(crate) fn command(
+    file: &std::path::Path,
+    config: Option<&std::path::Path>,
+    send: bool,
+    account: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> ExitCode {
+    let trouble = |e: &dyn std::fmt::Display| {
+        let _ = writeln!(std::io::stderr().lock(), "ferry: {e}");
+        ExitCode::from(2)
+    };
+    let loaded = match config {
+        Some(path) => match crate::config::load_file(Some(path), None, env) {
+            Ok(l) => Some(l.config),
+            Err(problems) => return trouble(&format!("{}: {problems}", path.display())),
+        },
+        None => None,
+    };
+    let recorded_account = || -> Option<String> {
+        let text = std::fs::read(file).ok()?;
+        let capture: ferry_server::CaptureFile = serde_json::from_slice(&text).ok()?;
+        capture.attempts.last().map(|a| a.account.clone())
+    };
+    let send_to = match (send, account) {
+        (false, _) => None,
+        (true, Some(a)) => Some(a.to_owned()),
+        (true, None) => match recorded_account() {
+            Some(a) => Some(a),
+            None => return trouble(&"--send: the capture names no account; give --account"),
+        },
+    };
+    let args = Args {
+        file,
+        config: loaded.as_ref(),
+        send: send_to.as_deref(),
+    };
+    let mut out = String::new();
+    let result = run(&args, &mut out);
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => trouble(&format!("{e:#}")),
+    }
 }
 
 /// Runs the replay; the report goes to `out`. `Ok(true)`: identical (or, with `--send`, a
