@@ -44,8 +44,8 @@ pub(crate) struct Args<'a> {
 /// `ferry replay`: the report on stdout; exit 0 identical, 1 different, 2 when the
 /// capture (or the config) cannot be used.
 pub(crate) fn command(
-    file: &std::path::Path,
-    config: Option<&std::path::Path>,
+    file: &Path,
+    config: Option<&Path>,
     send: bool,
     account: Option<&str>,
     env: &BTreeMap<String, String>,
@@ -63,7 +63,7 @@ pub(crate) fn command(
     };
     let recorded_account = || -> Option<String> {
         let text = std::fs::read(file).ok()?;
-        let capture: ferry_server::CaptureFile = serde_json::from_slice(&text).ok()?;
+        let capture: CaptureFile = serde_json::from_slice(&text).ok()?;
         capture.attempts.last().map(|a| a.account.clone())
     };
     let send_to = match (send, account) {
