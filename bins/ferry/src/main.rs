@@ -7,6 +7,7 @@
 //! | `ferry login ACCOUNT --config FILE [--device-code]` | signs an OAuth account in (Codex CLI flow), tokens to the OAuth state dir (`login.rs`) |
 //! | `ferry import-codex-auth PATH --config FILE [--account NAME]` | the same from a Codex CLI `auth.json` |
 //! | `ferry convert request [--account api\|codex] [--prompt-cache-key KEY] [--previous-response-id ID]\|stream\|response` | stdin → stdout conversions; `request` prints the exact upstream body (see `convert.rs`) |
+//! | `ferry replay FILE [--config FILE] [--send [--account NAME]]` | a capture through the converters again, diffed against the recording; exit 0 identical, 1 different, 2 trouble (`replay.rs`) |
 //! | `ferry sim-upstream [--listen ADDR] [--paced] …` | the simulated OpenAI Responses upstream alone |
 //!
 //! Logs go to stderr through `tracing` (`RUST_LOG`-style filter, default `info`): a human
@@ -17,6 +18,7 @@
 mod config;
 mod convert;
 mod login;
+mod replay;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -120,6 +122,23 @@ enum Command {
     Convert {
         #[command(subcommand)]
         what: ConvertCommand,
+    },
+    /// Run a capture (docs/captures.md) through this ferry's converters again and print a
+    /// diff against what was recorded. Exit status: 0 identical, 1 different, 2 trouble.
+    Replay {
+        /// The capture file (a `[capture]` directory's `*.json`).
+        file: PathBuf,
+        /// The gateway's config: the recorded accounts' settings (model mapping, request
+        /// shape); without it, a default account of the recorded kind is used.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Send the request to a configured api_key account and print its answer as the
+        /// client would get it, instead of comparing (needs --config).
+        #[arg(long)]
+        send: bool,
+        /// With --send: the account to send to (default: the capture's last account).
+        #[arg(long, value_name = "NAME", requires = "send")]
+        account: Option<String>,
     },
     /// Run the simulated OpenAI Responses upstream alone (POST /v1/responses).
     SimUpstream {
@@ -283,6 +302,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }),
         },
+        Command::Replay {
+            file,
+            config,
+            send,
+            account,
+        } => Ok(replay::command(
+            &file,
+            config.as_deref(),
+            send,
+            account.as_deref(),
+            &env,
+        )),
         Command::SimUpstream {
             listen,
             paced,

@@ -74,6 +74,7 @@
 mod admin;
 mod auth;
 mod body;
+mod capture;
 pub mod config;
 pub mod cost;
 mod embedded_sim;
@@ -92,11 +93,16 @@ mod tokens;
 mod upstream;
 
 pub use crate::{
+    capture::{
+        CAPTURE_VERSION, CaptureFile, CapturedAttempt, CapturedFacts, CapturedRequest,
+        CapturedResponse,
+    },
     config::{Config, ConfigProblem, RawConfig, SIMULATED_BASE_URL, simulated_account},
     error::{Error, StartError, ThreadErrorCode},
     messages::plan::upstream::{
         Conversion, SessionFacts, Upstream, asks_fast_mode, convert_for, upstream_request,
     },
+    messages::replay::replay_answer,
     server::{Reloader, Server, bind, serve},
     state::{ConfigSource, ReloadReport},
 };

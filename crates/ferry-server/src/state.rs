@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub(crate) http: Arc<HttpClients>,
     /// Cuts every known secret out of upstream text (see [`crate::redact`]).
     pub(crate) redactor: crate::redact::Redactor,
+    /// Writes captures (`[capture]`); `None` when capture is off.
+    pub(crate) capturer: Option<crate::capture::Capturer>,
 }
 
 /// Reads the configuration again, as at start-up (`ferry serve`: the file, `FERRY_*` and
@@ -212,6 +214,7 @@ impl AppState {
             config.gateway.upstream_header_timeout,
         ));
         let redactor = crate::redact::Redactor::from_config(&config);
+        let capturer = crate::capture::Capturer::start(&config.capture)?;
         let state = Arc::new(Self {
             config,
             metrics: Arc::new(metrics),
@@ -222,6 +225,7 @@ impl AppState {
             threads,
             http,
             redactor,
+            capturer,
         });
         state.refresh_account_gauges();
         Ok(state)
@@ -265,6 +269,7 @@ impl AppState {
             ))
         };
         let redactor = crate::redact::Redactor::from_config(&config);
+        let capturer = crate::capture::Capturer::start(&config.capture)?;
         let state = Arc::new(Self {
             config,
             metrics: Arc::clone(&self.metrics),
@@ -275,6 +280,7 @@ impl AppState {
             threads: Arc::clone(&self.threads),
             http,
             redactor,
+            capturer,
         });
         // Accounts that were removed stop being reported as available.
         for old in self.pool.statuses() {

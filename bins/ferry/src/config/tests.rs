@@ -124,6 +124,14 @@ fn embedded_defaults_match_the_server_defaults() {
         format!("{:?}", embedded.admin),
         format!("{:?}", server.admin)
     );
+    assert_eq!(
+        format!("{:?}", embedded.capture),
+        format!("{:?}", server.capture)
+    );
+    assert_eq!(
+        format!("{:?}", embedded.rate_limit),
+        format!("{:?}", server.rate_limit)
+    );
 }
 
 #[test]
@@ -166,6 +174,35 @@ fn file_values_override_defaults_and_keep_the_rest() {
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:9000");
     assert_eq!(c.server.max_body_bytes, 32 * 1024 * 1024);
     assert_eq!(c.gateway.max_account_switches, 5);
+}
+
+#[test]
+fn the_capture_section_is_read_and_checked() {
+    let c = load_text(
+        "[capture]\nmode = \"errors\"\ndir = \"/var/lib/ferry/captures\"\nmax_bytes = 1048576\n",
+        &env(&[]),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.capture.mode, ferry_server::config::CaptureMode::Errors);
+    assert_eq!(
+        c.capture.dir,
+        std::path::Path::new("/var/lib/ferry/captures")
+    );
+    assert_eq!(c.capture.max_bytes, 1024 * 1024);
+    assert_eq!(c.capture.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(
+        problems(
+            "[capture]\nmode = \"sometimes\"\ndir = \"\"\nmax_bytes = 10\nmax_body_bytes = 1\n",
+            &env(&[])
+        ),
+        [
+            "capture.mode: must be \"off\", \"errors\" or \"all\", got \"sometimes\"",
+            "capture.dir: must not be empty",
+            "capture.max_bytes: must be between 1048576 and 1099511627776, got 10",
+            "capture.max_body_bytes: must be between 1024 and 1073741824, got 1",
+        ]
+    );
 }
 
 #[test]

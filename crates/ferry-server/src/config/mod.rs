@@ -11,11 +11,12 @@
 //! durations that the file format does not allow.
 //!
 //! One file per section, each holding the section as written (`Raw…`), as validated, and
-//! the check between them: `server`, `gateway`, `session`, `rate_limit`, `client_keys`,
+//! the check between them: `server`, `gateway`, `session`, `rate_limit`, `capture`, `client_keys`,
 //! `prices`, `accounts`, `admin`; `problems` holds the problem report and the checks they share.
 
 mod accounts;
 mod admin;
+mod capture;
 mod client_keys;
 mod gateway;
 mod prices;
@@ -30,6 +31,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use self::admin::{AdminConfig, AdminKey, DEFAULT_ADMIN_PATH, RawAdmin, RawAdminKey};
+pub use self::capture::{
+    CaptureConfig, CaptureMode, DEFAULT_CAPTURE_DIR, DEFAULT_CAPTURE_MAX_BODY_BYTES,
+    DEFAULT_CAPTURE_MAX_BYTES, RawCapture,
+};
 pub use self::client_keys::{ClientKey, RawBudget, RawClientKey};
 pub use self::gateway::{GatewayConfig, RawGateway};
 pub use self::prices::RawPrice;
@@ -60,6 +65,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// `[rate_limit]`
     pub rate_limit: RateLimitConfig,
+    /// `[capture]`
+    pub capture: CaptureConfig,
     /// `[[client_keys]]`; empty means an open gateway (warned at start-up).
     pub client_keys: Vec<ClientKey>,
     /// `[[accounts]]`, in file order (validated).
@@ -105,6 +112,7 @@ impl Config {
                 max_thread_bytes: DEFAULT_MAX_THREAD_BYTES,
             },
             rate_limit: RateLimitConfig::default(),
+            capture: CaptureConfig::default(),
             client_keys: Vec::new(),
             accounts: vec![simulated_account("simulated")],
             prices: crate::prices::PriceTable::default(),
@@ -119,6 +127,7 @@ impl Config {
         let gateway = raw.gateway.validate(&mut p);
         let session = raw.session.validate(&mut p);
         let rate_limit = raw.rate_limit.validate(&mut p);
+        let capture = raw.capture.validate(&mut p);
         let client_keys = validate_client_keys(raw.client_keys, &mut p);
         let accounts = validate_accounts(raw.accounts, gateway.oauth_state_dir.is_some(), &mut p);
         let prices = validate_prices(raw.prices, &mut p);
@@ -129,6 +138,7 @@ impl Config {
                 gateway,
                 session,
                 rate_limit,
+                capture,
                 client_keys,
                 accounts,
                 prices,
@@ -176,6 +186,8 @@ pub struct RawConfig {
     pub session: RawSession,
     /// `[rate_limit]`
     pub rate_limit: RawRateLimit,
+    /// `[capture]`
+    pub capture: RawCapture,
     /// `[[client_keys]]`
     pub client_keys: Vec<RawClientKey>,
     /// `[[accounts]]`

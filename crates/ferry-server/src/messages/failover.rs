@@ -45,6 +45,19 @@ pub(crate) enum Attempt {
 }
 
 impl Attempt {
+    /// How a capture names the outcome (docs/captures.md).
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Done(_) => "answered",
+            Self::Retry { .. } => "retry",
+            Self::ContinuationReset { .. } => "continuation_reset",
+            Self::ReasoningReset { .. } => "reasoning_reset",
+            Self::Failover { .. } => "failover",
+            Self::Skip => "skip",
+            Self::Fatal(_) => "fatal",
+        }
+    }
+
     /// The one mapping from the classifier's decision to an attempt's outcome: `error` is
     /// what the client gets when no account is left, or at once when the decision is fatal.
     pub(crate) fn from_disposition(disposition: Disposition, lease: Lease, error: Error) -> Self {
@@ -255,6 +268,9 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, mut record: UsageRecord) -> Response<Res
             let replay = attempts.replay();
             let retries = attempts.same_account_retries();
             let outcome = attempt(ctx, lease, &mut record, replay, retries).await;
+            if let Some(c) = &ctx.capture {
+                c.end_attempt(outcome.label());
+            }
             match attempts.next(outcome, &account, pool.in_rate_limit_storm()) {
                 Next::Again {
                     lease: same,

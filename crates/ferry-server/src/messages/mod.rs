@@ -11,12 +11,14 @@
 //! are sent only once the first content (or a keep-alive ping, or the whole answer) is
 //! ready, so everything before that can still become a clean JSON error or another attempt.
 
+mod capture;
 pub(crate) mod events;
 mod failover;
 mod finish;
 pub(crate) mod headers;
 pub(crate) mod plan;
 mod prepare;
+pub(crate) mod replay;
 pub(crate) mod respond;
 mod send;
 pub(crate) mod threads;
@@ -52,7 +54,14 @@ pub(crate) async fn handle(
     // future because the client left (see `UsageRecord`).
     record.arm(&state);
     match prepare::prepare(&state, req, &mut record).await {
-        Ok(ctx) => Ok(failover::run(&Arc::new(ctx), record).await),
+        Ok(ctx) => {
+            let ctx = Arc::new(ctx);
+            let resp = failover::run(&ctx, record).await;
+            Ok(match &ctx.capture {
+                Some(c) => c.tee_response(resp),
+                None => resp,
+            })
+        }
         Err(e) => {
             record.fail(&state, &e);
             Err(e)

@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     /// Set once the conversion's drops are counted in `ferry_dropped_fields_total`: every
     /// attempt converts again, the request is counted once.
     pub(crate) dropped_counted: std::sync::atomic::AtomicBool,
+    /// The capture of this request (`[capture]` on), else `None`.
+    pub(crate) capture: Option<Arc<super::capture::Recorder>>,
 }
 
 impl Ctx {
@@ -65,6 +67,10 @@ pub(crate) async fn prepare(
     // A copy that owns its values: a clone would keep hyper's 8 KiB read buffer (which the
     // values are slices of) alive for the whole request.
     let headers = upstream::owned_headers(req.headers());
+    let target = state.capturer.is_some().then(|| {
+        let path = req.uri().path_and_query().map_or("", |p| p.as_str());
+        (req.method().to_string(), path.to_owned())
+    });
     let body = read_body(
         req,
         state.config.server.max_body_bytes,
@@ -91,6 +97,13 @@ pub(crate) async fn prepare(
     let client_id = client.name.clone().unwrap_or_default();
     // A thread continue becomes the whole conversation before anything looks at it.
     let thread = threads::apply(state, &client_id, &mut parsed).await?;
+    let capture = target.and_then(|target| {
+        let name = client.name.as_deref();
+        super::capture::Recorder::new(state, &record.request_id, name, target, &headers, &body)
+    });
+    if let (Some(c), Some(_)) = (&capture, &thread) {
+        c.set_planned(&parsed);
+    }
     let resolved = state
         .sessions
         .resolve_cache_key(&parsed, &client_headers, &client_id)
@@ -119,5 +132,6 @@ pub(crate) async fn prepare(
         sticky,
         thread,
         dropped_counted: std::sync::atomic::AtomicBool::new(false),
+        capture,
     })
 }

@@ -10,6 +10,7 @@ use ferry_session::{SessionRef, keys};
 use http::{HeaderValue, StatusCode, header};
 use tokio::time::Instant;
 
+use super::capture::SentRequest;
 use super::failover::Attempt;
 use super::finish::Finisher;
 use super::plan::{Replay, build};
@@ -101,13 +102,25 @@ pub(crate) async fn attempt(
     }
     let sent_at = Instant::now();
     let reply = {
-        let body = std::mem::take(&mut built.body);
+        let body: bytes::Bytes = std::mem::take(&mut built.body).into();
+        let url = ferry_accounts::responses_url(cfg);
+        if let Some(c) = &ctx.capture {
+            c.begin_attempt(&SentRequest {
+                account: &account,
+                kind: cfg.kind,
+                upstream_model: &built.upstream_model,
+                facts: &built.facts,
+                url: &url,
+                headers: &upstream_headers,
+                body: &body,
+            });
+        }
         let sent = state
             .http
             .send(HttpRequest {
-                url: ferry_accounts::responses_url(cfg),
+                url,
                 headers: upstream_headers,
-                body: body.into(),
+                body,
                 proxy: cfg.proxy_url().map(str::to_owned),
                 header_timeout: (!built.upstream_stream)
                     .then_some(state.config.gateway.upstream_json_timeout),
@@ -121,6 +134,9 @@ pub(crate) async fn attempt(
                     .upstream_requests_total
                     .inc([&account, "error"]);
                 tracing::warn!(target: "ferry::upstream", request_id = %ctx.request_id, account = %account, error = %e, "upstream request failed");
+                if let Some(c) = &ctx.capture {
+                    c.attempt_error(&e.to_string());
+                }
                 let failure = e.transport_failure();
                 return Attempt::from_disposition(
                     state.pool.on_transport_failure(&lease, failure),
@@ -139,11 +155,17 @@ pub(crate) async fn attempt(
         headers: reply_headers,
         mut body,
     } = reply;
+    if let Some(c) = &ctx.capture {
+        c.attempt_reply(status, &reply_headers);
+    }
 
     // Redirects are not followed: a 3xx is a misconfigured base URL, an error like a 4xx.
     if !(200..300).contains(&status) {
         let err_body = upstream::read_error_body(&mut body, ERROR_BODY_TIMEOUT).await;
         drop(body);
+        if let Some(c) = &ctx.capture {
+            c.attempt_body(&err_body);
+        }
         // Read once; every rule below looks at this.
         let reply = convert::ErrorReply::parse(&err_body);
         // What the client gets for this status if it is not retried or failed over.
@@ -243,6 +265,10 @@ pub(crate) async fn attempt(
     }
     state.pool.on_success(&lease, &reply_headers);
 
+    let body = match &ctx.capture {
+        Some(c) => c.tee(body),
+        None => body,
+    };
     let reader = Reader::new(ctx, built.upstream_stream, &reply_headers, body, sent_at);
     let finisher = Finisher::new(ctx, lease, &built, record, replay);
     let client_headers = respond::client_headers(&reply_headers, &built.dropped);

@@ -3,6 +3,7 @@ mod attacks;
 mod bad_day;
 mod bad_inputs;
 mod cache_misses;
+mod captures;
 mod common;
 mod config;
 mod errors;

@@ -46,6 +46,8 @@ pub(crate) struct Built {
     pub(crate) reasoning_items: usize,
     /// The upstream was asked to stream (else: one JSON body).
     pub(crate) upstream_stream: bool,
+    /// What the session knew when the request was planned (a capture records it).
+    pub(crate) facts: SessionFacts,
 }
 
 /// Model mapping and conversion, the session's facts (the only wait), then the pure
@@ -151,5 +153,6 @@ pub(crate) async fn build(ctx: &Ctx, lease: &Lease, replay: Replay) -> Result<Bu
         continuation,
         dropped,
         reasoning_items: planned.reasoning_items,
+        facts,
     })
 }

@@ -8,7 +8,7 @@ use ferry_apicompat::{anthropic, responses};
 use http::{HeaderMap, StatusCode, header};
 use tokio::time::Instant;
 
-use super::{JsonBody, Responder, client_message_id, pre_output_failure, pre_output_fault};
+use super::{JsonBody, Responder, pre_output_failure, pre_output_fault};
 use crate::error::Error;
 use crate::http_util::json_bytes_response;
 use crate::messages::events::{EventSource, Fault, Pulled};
@@ -180,10 +180,7 @@ pub(crate) async fn answer_json(
                 .usage
                 .as_ref()
                 .is_some_and(|u| convert::response::checked_usage(u).1);
-            let opts =
-                convert::response::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
-                    .with_message_id(client_message_id(&ctx.request_id))
-                    .with_stop_sequences(ctx.req.stop_sequences.clone().unwrap_or_default());
+            let opts = super::response_options(&ctx.req, &ctx.tool_names, &ctx.request_id);
             convert::response::convert(&resp, &opts).map_err(|f| {
                 let usage = resp
                     .usage

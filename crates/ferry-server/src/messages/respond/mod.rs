@@ -135,6 +135,29 @@ pub(crate) fn client_message_id(request_id: &str) -> String {
     format!("msg_{}", request_id.trim_start_matches("req_"))
 }
 
+/// The stream converter's options for a request: the client's model, its tool names, the
+/// message id of `request_id` and its stop sequences (the server and `ferry replay`).
+pub(crate) fn stream_options(
+    req: &anthropic::MessagesRequest,
+    tool_names: &convert::ToolNames,
+    request_id: &str,
+) -> convert::stream::Options {
+    convert::stream::Options::new(req.model.clone(), tool_names.clone())
+        .with_message_id(client_message_id(request_id))
+        .with_stop_sequences(req.stop_sequences.clone().unwrap_or_default())
+}
+
+/// The response converter's options, as [`stream_options`].
+pub(crate) fn response_options(
+    req: &anthropic::MessagesRequest,
+    tool_names: &convert::ToolNames,
+    request_id: &str,
+) -> convert::response::Options {
+    convert::response::Options::new(req.model.clone(), tool_names.clone())
+        .with_message_id(client_message_id(request_id))
+        .with_stop_sequences(req.stop_sequences.clone().unwrap_or_default())
+}
+
 /// How the upstream answer is read.
 #[expect(
     clippy::large_enum_variant,

@@ -11,7 +11,7 @@ use ferry_apicompat::anthropic;
 use ferry_apicompat::convert::stream::StreamConverter;
 use http_body::{Body, Frame};
 
-use super::{Responder, client_message_id, pre_output_failure, pre_output_fault};
+use super::{Responder, pre_output_failure, pre_output_fault};
 use crate::body::ResponseBody;
 use crate::error::Error;
 use crate::messages::Bookkeeping;
@@ -321,9 +321,7 @@ pub(crate) async fn respond_stream(r: Responder, mut source: EventSource) -> Att
         same_account_retries,
     } = r;
     let ctx = &*ctx;
-    let opts = convert::stream::Options::new(ctx.req.model.clone(), ctx.tool_names.clone())
-        .with_message_id(client_message_id(&ctx.request_id))
-        .with_stop_sequences(ctx.req.stop_sequences.clone().unwrap_or_default());
+    let opts = super::stream_options(&ctx.req, &ctx.tool_names, &ctx.request_id);
     let mut conv = convert::stream::StreamConverter::new(opts);
     let mut evs = Vec::new();
     let mut prelude = Vec::new();
