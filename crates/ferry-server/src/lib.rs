@@ -75,6 +75,7 @@ mod admin;
 mod auth;
 mod body;
 mod capture;
+mod civil;
 pub mod config;
 pub mod cost;
 mod embedded_sim;
