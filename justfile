@@ -28,6 +28,10 @@ bench:
 e2e:
     cargo xtask e2e
 
+# the profile-guided release build: target/pgo/release/ferry
+pgo:
+    cargo xtask pgo
+
 # ferry vs LiteLLM vs the upstream alone (writes the Gateway section of docs/BENCHMARKS.md); --quick for a smoke run
 bench-gateway *ARGS:
     cargo xtask bench-gateway {{ARGS}}

@@ -10,7 +10,8 @@
 //! | `cargo xtask e2e` | the end-to-end suites and the dashboard's browser test only (installs the venv and Chromium if missing) |
 //! | `cargo xtask dashboard` | the admin dashboard's browser test only (installs Chromium if missing) |
 //! | `cargo xtask bench` | `cargo bench -p ferry-apicompat` |
-//! | `cargo xtask bench-gateway [--quick \| --sparse]` | ferry against LiteLLM and the upstream alone (`--sparse`: only the sparse, paced scenario, short); writes the Gateway section of `docs/BENCHMARKS.md` |
+//! | `cargo xtask bench-gateway [--quick \| --sparse] [--pgo]` | ferry against LiteLLM and the upstream alone (`--sparse`: only the sparse, paced scenario, short; `--pgo`: measure the profile-guided build); writes the Gateway section of `docs/BENCHMARKS.md` |
+//! | `cargo xtask pgo` | the profile-guided release build, `target/pgo/release/ferry` (instrumented build, a training run on the benchmark's requests and the Claude Code fixtures, the build with the profile; adds the `llvm-tools` component if missing) |
 #![forbid(unsafe_code)]
 
 #[macro_use]
@@ -58,6 +59,7 @@ fn try_main() -> anyhow::Result<()> {
         }
         "bench" => run::status(cargo().args(["bench", "-p", "ferry-apicompat"])),
         "bench-gateway" => bench_gateway::run(&root, &rest),
+        "pgo" => pgo(&root),
         "" | "help" | "-h" | "--help" => {
             say!("{USAGE}");
             Ok(())
@@ -72,7 +74,27 @@ const USAGE: &str = "usage: cargo xtask <task>
   e2e    the end-to-end suites (Python SDK, Claude Code) against `ferry serve`, and the dashboard in Chromium
   dashboard  the admin dashboard in headless Chromium only
   bench  cargo bench -p ferry-apicompat
-  bench-gateway [--quick | --sparse]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)";
+  bench-gateway [--quick | --sparse] [--pgo]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)
+  pgo    the profile-guided release build of ferry: target/pgo/release/ferry";
+
+/// `cargo xtask pgo`: the plain release build (its simulator and load client drive the
+/// training run), then [`bench_gateway::pgo::build`].
+fn pgo(root: &Path) -> anyhow::Result<()> {
+    run::status(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "ferry",
+        "-p",
+        "ferry-bench",
+        "--bin",
+        "ferry",
+        "--bin",
+        "ferry-load",
+    ]))?;
+    let bin = root.join("target").join("release");
+    bench_gateway::pgo::build(root, &bin.join("ferry"), &bin.join("ferry-load")).map(drop)
+}
 
 /// The workspace root: two levels above this crate's manifest (`bins/xtask`).
 fn project_root() -> anyhow::Result<PathBuf> {

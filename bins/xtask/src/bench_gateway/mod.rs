@@ -1,5 +1,7 @@
-//! `cargo xtask bench-gateway [--quick | --sparse]`: ferry against LiteLLM and against the upstream
-//! alone, measured in one run, written into the "Gateway" section of `docs/BENCHMARKS.md`.
+//! `cargo xtask bench-gateway [--quick | --sparse] [--pgo]`: ferry against LiteLLM and against the
+//! upstream alone, measured in one run, written into the "Gateway" section of
+//! `docs/BENCHMARKS.md`. With `--pgo` the ferry measured is the profile-guided build of
+//! [`pgo`] (`cargo xtask pgo`); the simulated upstreams stay the plain release build.
 //!
 //! What it starts, all on 127.0.0.1 (ports picked by the OS):
 //! - two `ferry sim-upstream`s: zero-delay (50 text deltas) and paced (`--paced`: 200 ms to the
@@ -38,6 +40,7 @@ use serde_json::{Value, json};
 
 use crate::run::{self, cargo, on_path};
 
+pub(crate) mod pgo;
 mod procs;
 mod report;
 mod scenarios;
@@ -124,15 +127,20 @@ impl Plan {
     }
 }
 
-/// `cargo xtask bench-gateway [--quick | --sparse]` (`--sparse`: only the sparse, paced
-/// scenario of [`sparse`], short).
+/// `cargo xtask bench-gateway [--quick | --sparse] [--pgo]` (`--sparse`: only the sparse,
+/// paced scenario of [`sparse`], short; `--pgo`: measure the profile-guided build).
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let (quick, sparse_only) = match args {
-        [] => (false, false),
-        [q] if q == "--quick" => (true, false),
-        [q] if q == "--sparse" => (true, true),
-        other => bail!("usage: cargo xtask bench-gateway [--quick | --sparse], got {other:?}"),
-    };
+    let (mut quick, mut sparse_only, mut use_pgo) = (false, false, false);
+    for a in args {
+        match a.as_str() {
+            "--quick" if !sparse_only => quick = true,
+            "--sparse" if !quick => (quick, sparse_only) = (true, true),
+            "--pgo" => use_pgo = true,
+            _ => {
+                bail!("usage: cargo xtask bench-gateway [--quick | --sparse] [--pgo], got {args:?}")
+            }
+        }
+    }
     let plan = Plan::new(quick);
     let started = SystemTime::now();
     for tool in ["taskset", "python3"] {
@@ -157,8 +165,19 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let dir = root.join("target").join("bench-gateway");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let bin = root.join("target").join("release");
+    let ferry = if use_pgo {
+        pgo::build(root, &bin.join("ferry"), &bin.join("ferry-load"))?
+    } else {
+        bin.join("ferry")
+    };
     let env = Env {
-        ferry: bin.join("ferry"),
+        ferry,
+        sim: bin.join("ferry"),
+        build: if use_pgo {
+            "profile-guided release build (`cargo xtask pgo`)"
+        } else {
+            "release build"
+        },
         load: bin.join("ferry-load"),
         relay: bin.join("ferry-relay"),
         dir: dir.clone(),
@@ -209,6 +228,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 
     let mut machine = machine();
     machine.insert("busy_before".into(), busy_text(&busy));
+    machine.insert("ferry_build".into(), env.build.to_owned());
     let mut results = Results {
         machine,
         ..Results::default()

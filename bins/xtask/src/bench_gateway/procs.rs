@@ -3,7 +3,13 @@
 use super::*;
 
 pub(super) struct Env {
+    /// The `ferry` measured (`serve`, `convert request`).
     pub(super) ferry: PathBuf,
+    /// The `ferry` whose `sim-upstream` plays the upstream: the plain release build, so that
+    /// a profile-guided build's training run profiles the gateway, not the simulator.
+    pub(super) sim: PathBuf,
+    /// Which build `ferry` is, for the reports ("release build", or the profile-guided one).
+    pub(super) build: &'static str,
     pub(super) load: PathBuf,
     /// `ferry-relay`: the byte-level floor of any process in the middle.
     pub(super) relay: PathBuf,
@@ -121,7 +127,7 @@ impl Env {
         self.start_printing(
             name,
             1,
-            &self.ferry,
+            &self.sim,
             &all,
             "ferry sim-upstream listening on http://",
         )

@@ -294,7 +294,7 @@ pub(super) fn measure(root: &Path, env: &Env, quick: bool) -> anyhow::Result<Str
     drop(ferry);
     drop(relay);
     drop(sim);
-    let md = s.markdown(rounds, fast, slow, traced);
+    let md = s.markdown(env.build, rounds, fast, slow, traced);
     fs::write(env.dir.join("sparse.md"), &md)?;
     Ok(md)
 }
@@ -307,12 +307,12 @@ impl Sparse {
             .map(|c| c.0 as f64 / c.2 as f64 / 1000.0)
     }
 
-    fn markdown(&self, rounds: usize, fast: u64, slow: u64, traced: u64) -> String {
+    fn markdown(&self, build: &str, rounds: usize, fast: u64, slow: u64, traced: u64) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "### Sparse, paced requests\n");
         let _ = writeln!(
             md,
-            "Method: requests one at a time, each connection pausing 20–50 ms between requests (`ferry-load --pause-ms 20-50`), so every request meets an idle process; the upstream (`ferry sim-upstream --paced --deltas 20 --ttft-ms 2 --event-interval-ms 2`) writes each of the 25 SSE events of a stream in its own write, 2 ms apart, and a JSON answer whole after the time its stream would take (2 ms + 20 × 2 ms). {rounds} interleaved rounds of direct, relay, ferry and LiteLLM ({fast} requests per round and target, {slow} for LiteLLM), JSON then stream. CPU is the nanoseconds on the CPU of every thread of the process in the middle (`/proc/PID/task/*/schedstat`), context switches (voluntary + involuntary) from `/proc/PID/task/*/status`, both read around each run and divided by its requests; syscalls are counted in a separate run of {traced} requests under `strace -c -f` (which slows the process, so that run's CPU is not counted). Latency is the client's, pooled over the rounds.\n"
+            "Method: requests one at a time, each connection pausing 20–50 ms between requests (`ferry-load --pause-ms 20-50`), so every request meets an idle process; the upstream (`ferry sim-upstream --paced --deltas 20 --ttft-ms 2 --event-interval-ms 2`) writes each of the 25 SSE events of a stream in its own write, 2 ms apart, and a JSON answer whole after the time its stream would take (2 ms + 20 × 2 ms). {rounds} interleaved rounds of direct, relay, ferry and LiteLLM ({fast} requests per round and target, {slow} for LiteLLM), JSON then stream. CPU is the nanoseconds on the CPU of every thread of the process in the middle (`/proc/PID/task/*/schedstat`), context switches (voluntary + involuntary) from `/proc/PID/task/*/status`, both read around each run and divided by its requests; syscalls are counted in a separate run of {traced} requests under `strace -c -f` (which slows the process, so that run's CPU is not counted). Latency is the client's, pooled over the rounds. ferry is the {build}.\n"
         );
         if let Some(why) = &self.litellm {
             let _ = writeln!(
