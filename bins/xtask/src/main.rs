@@ -77,22 +77,10 @@ const USAGE: &str = "usage: cargo xtask <task>
   bench-gateway [--quick | --sparse] [--pgo]  ferry vs LiteLLM vs direct (docs/BENCHMARKS.md, Gateway section)
   pgo    the profile-guided release build of ferry: target/pgo/release/ferry";
 
-/// `cargo xtask pgo`: the plain release build (its simulator and load client drive the
+/// `cargo xtask pgo`: the plain release builds (their simulator and load client drive the
 /// training run), then [`bench_gateway::pgo::build`].
 fn pgo(root: &Path) -> anyhow::Result<()> {
-    run::status(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "ferry",
-        "-p",
-        "ferry-bench",
-        "--bin",
-        "ferry",
-        "--bin",
-        "ferry-load",
-    ]))?;
-    let bin = root.join("target").join("release");
+    let bin = bench_gateway::release_build(root)?;
     bench_gateway::pgo::build(root, &bin.join("ferry"), &bin.join("ferry-load")).map(drop)
 }
 

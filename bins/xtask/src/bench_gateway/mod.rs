@@ -148,23 +148,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             bail!("{tool} is needed (apt-get install util-linux python3 python3-venv)");
         }
     }
-    run::status(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "ferry",
-        "-p",
-        "ferry-bench",
-        "--bin",
-        "ferry",
-        "--bin",
-        "ferry-load",
-        "--bin",
-        "ferry-relay",
-    ]))?;
+    let bin = release_build(root)?;
     let dir = root.join("target").join("bench-gateway");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let bin = root.join("target").join("release");
     let ferry = if use_pgo {
         pgo::build(root, &bin.join("ferry"), &bin.join("ferry-load"))?
     } else {
@@ -277,6 +263,25 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         say!("{report}\nbench-gateway: written into docs/BENCHMARKS.md");
     }
     Ok(())
+}
+
+/// The release builds of `ferry`, `ferry-load` and `ferry-relay`; returns their directory.
+pub(crate) fn release_build(root: &Path) -> anyhow::Result<PathBuf> {
+    run::status(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "ferry",
+        "-p",
+        "ferry-bench",
+        "--bin",
+        "ferry",
+        "--bin",
+        "ferry-load",
+        "--bin",
+        "ferry-relay",
+    ]))?;
+    Ok(root.join("target").join("release"))
 }
 
 // ---------------------------------------------------------------------------------------

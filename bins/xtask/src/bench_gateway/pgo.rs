@@ -194,18 +194,7 @@ fn train(root: &Path, instrumented: &Path, plain: &Path, load: &Path) -> anyhow:
         gateways: std::cell::RefCell::new(Vec::new()),
     };
     let zero = env.sim("sim-zero", &["--deltas", "50"])?;
-    let paced = env.sim(
-        "sim-paced",
-        &[
-            "--paced",
-            "--deltas",
-            "20",
-            "--ttft-ms",
-            "2",
-            "--event-interval-ms",
-            "2",
-        ],
-    )?;
+    let paced = env.sim("sim-paced", sparse::SPARSE_SIM)?;
     let bodies = Bodies::write(root, &env)?;
     let mut fixtures = Vec::new();
     let fixture_dir = root.join("fixtures").join("requests").join("claude-code");

@@ -149,6 +149,18 @@ fn strace_calls(
     Ok(total.map(|t| t as f64 / ok as f64))
 }
 
+/// The sparse scenario's upstream: 20 deltas, each of the 25 events in its own write, 2 ms
+/// to the first and 2 ms apart.
+pub(super) const SPARSE_SIM: &[&str] = &[
+    "--paced",
+    "--deltas",
+    "20",
+    "--ttft-ms",
+    "2",
+    "--event-interval-ms",
+    "2",
+];
+
 /// Runs the sparse scenario with its own upstream, ferry, relay and (if it can be installed)
 /// LiteLLM, and returns its Markdown subsection.
 pub(super) fn measure(root: &Path, env: &Env, quick: bool) -> anyhow::Result<String> {
@@ -158,18 +170,7 @@ pub(super) fn measure(root: &Path, env: &Env, quick: bool) -> anyhow::Result<Str
         (4, 100, 30, 20)
     };
     say!("bench-gateway: sparse, paced scenario");
-    let sim = env.sim(
-        "sim-sparse",
-        &[
-            "--paced",
-            "--deltas",
-            "20",
-            "--ttft-ms",
-            "2",
-            "--event-interval-ms",
-            "2",
-        ],
-    )?;
+    let sim = env.sim("sim-sparse", SPARSE_SIM)?;
     let ferry = env.ferry("ferry-sparse", &sim.addr, &sim.addr)?;
     let relay = env.relay("relay-sparse", &sim.addr)?;
     let mut s = Sparse::default();
