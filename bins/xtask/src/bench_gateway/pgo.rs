@@ -24,14 +24,6 @@
 
 use super::*;
 
-/// How the training run drives the gateway: (body, requests, pause between requests).
-const TRAINING: &[(&str, u64, Option<&str>)] = &[
-    ("zero_json", 3000, None),
-    ("zero_stream", 3000, None),
-    ("zero_json", 200, Some("20-50")),
-    ("paced_stream", 200, Some("20-50")),
-    ("claude_code", 500, None),
-];
 /// Requests of each Claude Code fixture in the training run.
 const FIXTURE_REQUESTS: u64 = 100;
 
@@ -62,7 +54,7 @@ pub(crate) fn build(root: &Path, plain: &Path, load: &Path) -> anyhow::Result<Pa
         }
         None => {
             say!("pgo: the training run");
-            train(root, &instrumented, plain, load)?;
+            train(root, &raw, &instrumented, plain, load)?;
             merge(root, &profdata, &raw)?
         }
     };
@@ -175,12 +167,17 @@ fn llvm_profdata() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Drives the instrumented `ferry` through [`TRAINING`] and the Claude Code fixtures, then
-/// stops it gracefully so that it writes its profile.
-fn train(root: &Path, instrumented: &Path, plain: &Path, load: &Path) -> anyhow::Result<()> {
-    let raw = root.join("target").join("pgo-gen").join("profiles");
+/// Drives the instrumented `ferry` through the benchmark's requests and the Claude Code
+/// fixtures, then stops it gracefully so that it writes its profile into `raw`.
+fn train(
+    root: &Path,
+    raw: &Path,
+    instrumented: &Path,
+    plain: &Path,
+    load: &Path,
+) -> anyhow::Result<()> {
     if raw.exists() {
-        fs::remove_dir_all(&raw).with_context(|| format!("cannot clear {}", raw.display()))?;
+        fs::remove_dir_all(raw).with_context(|| format!("cannot clear {}", raw.display()))?;
     }
     let dir = root.join("target").join("pgo").join("train");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -218,13 +215,15 @@ fn train(root: &Path, instrumented: &Path, plain: &Path, load: &Path) -> anyhow:
     let ferry = env.ferry("ferry-pgo-train", &zero.addr, &paced.addr)?;
     let target = Target::gateway("ferry", &ferry.addr);
     let mut sent = 0;
-    for (name, requests, pause) in TRAINING {
-        let body = match *name {
-            "zero_json" => &bodies.zero_json,
-            "zero_stream" => &bodies.zero_stream,
-            "paced_stream" => &bodies.paced_stream,
-            _ => &bodies.claude_code,
-        };
+    // (body, requests, pause between requests): back to back, and spaced out like a user.
+    let runs = [
+        (&bodies.zero_json, "zero_json", 3000, None),
+        (&bodies.zero_stream, "zero_stream", 3000, None),
+        (&bodies.zero_json, "zero_json", 200, Some("20-50")),
+        (&bodies.paced_stream, "paced_stream", 200, Some("20-50")),
+        (&bodies.claude_code, "claude_code", 500, None),
+    ];
+    for (body, name, requests, pause) in runs {
         let n = requests.to_string();
         let mut args = vec!["--requests", n.as_str()];
         if let Some(p) = pause {
@@ -250,7 +249,7 @@ fn train(root: &Path, instrumented: &Path, plain: &Path, load: &Path) -> anyhow:
         sent += FIXTURE_REQUESTS;
     }
     drop(ferry);
-    let written = fs::read_dir(&raw).map_or(0, Iterator::count);
+    let written = fs::read_dir(raw).map_or(0, Iterator::count);
     if written == 0 {
         bail!(
             "the instrumented ferry wrote no profile into {}",
